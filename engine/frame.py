@@ -1,0 +1,75 @@
+"""The Frame: one computed heatmap, the engine's output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.types import Float32Array, Float64Array, Int64Array
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCandles:
+    """One candle per heatmap column, shape (columns,) each; NaN where no data."""
+
+    ts_ms: Int64Array
+    open: Float64Array
+    high: Float64Array
+    low: Float64Array
+    close: Float64Array
+    volume_usd: Float64Array
+
+
+@dataclass(frozen=True, slots=True)
+class FrameStats:
+    """Summary numbers of a frame, USD."""
+
+    total_long_usd: float
+    total_short_usd: float
+    max_long_usd: float
+    max_short_usd: float
+    max_cell_usd: float
+    percentiles: dict[str, float]  # "p50", "p90", "p99" of non-zero cells, both sides together
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A heatmap over one range of one market under one model version.
+
+    Attributes
+    ----------
+    x_ms : Int64Array, shape (columns,)
+        Column start times, epoch ms UTC, oldest first.
+    y : Float64Array, shape (rows,)
+        Price row centres, ascending, USD.
+    long_usd, short_usd : Float32Array, shape (columns, rows)
+        Outstanding liquidation notional of long / short positions whose
+        estimated liquidation price falls in each row, as it stood at the end
+        of each column, USD.
+    coverage_start_ms : int
+        First input bar the frame rests on (later than ``x_ms[0]`` when the
+        data is shorter than the range).
+    data_until_ms : int
+        End (exclusive) of the last input bar used.
+    """
+
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    params_hash: str
+    range: str
+    generated_at_ms: int
+    data_until_ms: int
+    coverage_start_ms: int
+    x_ms: Int64Array
+    y: Float64Array
+    long_usd: Float32Array
+    short_usd: Float32Array
+    candles: FrameCandles
+    stats: FrameStats
+    clusters: list[dict[str, float | str]] = field(default_factory=list)
+
+    @property
+    def frame_id(self) -> str:
+        """Stable id: the same inputs and model version give the same id."""
+        return f"{self.model}-{self.params_hash[:8]}-{self.range}-{self.data_until_ms}"

@@ -1,0 +1,1 @@
+"""liqmap service: everything that touches the world (store, sources, scheduler, API, CLI)."""

@@ -1,0 +1,45 @@
+"""Canonical rows every source produces and the store keeps.
+
+Rows are numpy structured arrays with fixed little-endian layouts, so a batch
+converts to and from bytes without per-row Python work.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CANDLE_DTYPE = np.dtype(
+    [
+        ("ts_ms", "<i8"),  # bar open time, epoch ms UTC
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("volume_usd", "<f8"),  # traded notional in the bar
+        ("taker_buy_usd", "<f8"),  # taker-buy part of volume_usd; NaN where unknown
+    ]
+)
+
+OPEN_INTEREST_DTYPE = np.dtype(
+    [
+        ("ts_ms", "<i8"),  # observation time (bar open time for history rows)
+        ("open_interest_usd", "<f8"),  # USD notional of one side
+    ]
+)
+
+LIQUIDATION_DTYPE = np.dtype(
+    [
+        ("ts_ms", "<i8"),  # event time, epoch ms UTC
+        ("side", "i1"),  # +1: a long was liquidated, -1: a short was liquidated
+        ("price", "<f8"),
+        ("quantity", "<f8"),  # base units
+        ("usd", "<f8"),  # notional, USD
+    ]
+)
+
+SIDE_LONG = 1
+SIDE_SHORT = -1
+
+
+def empty(dtype: np.dtype) -> np.ndarray:
+    return np.zeros(0, dtype=dtype)

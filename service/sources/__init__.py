@@ -1,0 +1,1 @@
+"""Market data sources: the synthetic market and (later) exchange collectors."""
