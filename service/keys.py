@@ -1,0 +1,71 @@
+"""Every Redis key name liqmap uses, built here and nowhere else.
+
+All keys of one market share the hash tag ``{exchange:SYMBOL}`` so that a
+market lives in one Redis Cluster slot and its multi-key writes can be atomic.
+"""
+
+from __future__ import annotations
+
+PREFIX = "lm"
+
+SCHEMA_VERSION = f"{PREFIX}:schema_version"
+MIGRATION_LOCK = f"{PREFIX}:migration_lock"
+MARKETS = f"{PREFIX}:markets"  # set of "exchange:SYMBOL"
+
+
+def market_id(exchange: str, symbol: str) -> str:
+    return f"{exchange}:{symbol}"
+
+
+def split_market_id(market: str) -> tuple[str, str]:
+    exchange, _, symbol = market.partition(":")
+    return exchange, symbol
+
+
+def _market(exchange: str, symbol: str) -> str:
+    return f"{PREFIX}:{{{exchange}:{symbol}}}"
+
+
+def candles(exchange: str, symbol: str) -> str:
+    """Sorted set: score = bar open time (ms), member = packed candle row."""
+    return f"{_market(exchange, symbol)}:candles"
+
+
+def open_interest(exchange: str, symbol: str) -> str:
+    """Sorted set: score = observation time (ms), member = packed open-interest row."""
+    return f"{_market(exchange, symbol)}:oi"
+
+
+def liquidations(exchange: str, symbol: str) -> str:
+    """Sorted set: score = event time (ms), member = packed event row (identical events collapse)."""
+    return f"{_market(exchange, symbol)}:liq"
+
+
+def market_meta(exchange: str, symbol: str) -> str:
+    """Hash: last_update_ms, first_candle_ms, ..."""
+    return f"{_market(exchange, symbol)}:meta"
+
+
+def frame_prefix(exchange: str, symbol: str) -> str:
+    """Prefix of frame blob keys; a blob is ``frame_prefix + frame_id``."""
+    return f"{_market(exchange, symbol)}:frame:"
+
+
+def frame_blob(exchange: str, symbol: str, frame_id: str) -> str:
+    """Hash: one encoded frame per field (``v1``, ``cg``, ``meta``)."""
+    return frame_prefix(exchange, symbol) + frame_id
+
+
+def frame_history(exchange: str, symbol: str, model: str, range_name: str) -> str:
+    """Sorted set: score = data_until_ms, member = frame id."""
+    return f"{_market(exchange, symbol)}:frames:{model}:{range_name}"
+
+
+def frame_latest(exchange: str, symbol: str, model: str, range_name: str) -> str:
+    """Hash: a copy of the newest frame's fields, served in one read."""
+    return f"{_market(exchange, symbol)}:latest:{model}:{range_name}"
+
+
+def frame_channel(exchange: str, symbol: str) -> str:
+    """Pub/sub channel announcing every new frame of a market."""
+    return f"{_market(exchange, symbol)}:frames:events"

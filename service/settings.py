@@ -1,0 +1,82 @@
+"""Typed settings, read from the environment once.
+
+Every variable is ``LIQMAP_<FIELD>`` in upper case, except ``REDIS_URL``,
+which is read as is. Nothing else in the code base reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+ENV_PREFIX = "LIQMAP_"
+
+Mode = Literal["demo", "serve", "api"]
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything configurable about one liqmap process."""
+
+    mode: Mode = "serve"
+    # Redis-protocol server to use; unset: start an embedded Valkey under data_dir.
+    redis_url: str | None = None
+    # Where the embedded store keeps its append-only file.
+    data_dir: Path = Path(".liqmap")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # How often collectors poll their sources, seconds.
+    collect_interval_s: float = 60.0
+    # History fetched on first start so the first frame has something to show, days.
+    backfill_days: float = 3.0
+    # Seed of the synthetic market (demo).
+    synthetic_seed: int = 7
+    # Models and ranges computed for every market.
+    models: tuple[str, ...] = ("model1",)
+    ranges: tuple[str, ...] = ("12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y")
+    # Price rows of every frame.
+    frame_rows: int = 400
+    # Frames kept per (market, model, range).
+    frame_history: int = 500
+    # Retention of raw inputs, days.
+    candle_retention_days: float = 35.0
+    liquidation_retention_days: float = 7.0
+    # Upper bound on one scheduled job, seconds.
+    job_timeout_s: float = 120.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``environ`` (default: the process environment) plus overrides.
+
+        Raises ``ValueError`` naming the variable when a value has the wrong type.
+        """
+        environ = os.environ if environ is None else environ
+        raw: dict[str, object] = {}
+        for name in cls.__struct_fields__:
+            env_name = "REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()
+            if env_name in environ:
+                value: object = environ[env_name]
+                if name in ("models", "ranges"):
+                    value = [part.strip() for part in str(value).split(",") if part.strip()]
+                raw[name] = value
+        if raw.get("redis_url") == "":
+            raw["redis_url"] = None
+        raw.update({key: value for key, value in overrides.items() if value is not None})
+        try:
+            return msgspec.convert(raw, cls, strict=False, dec_hook=_decode_path)
+        except msgspec.ValidationError as exc:
+            match = re.search(r"\$\.(\w+)", str(exc))
+            field = match.group(1) if match else "?"
+            env_name = "REDIS_URL" if field == "redis_url" else ENV_PREFIX + field.upper()
+            raise ValueError(f"invalid setting {env_name}: {exc}") from exc
+
+
+def _decode_path(type_: type, value: object) -> object:
+    if type_ is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
