@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     collect_interval_s: float = 60.0
     # History fetched on first start so the first frame has something to show, days.
     backfill_days: float = 3.0
+    # Market sources the collecting process runs.
+    sources: tuple[str, ...] = ("synthetic",)
     # Seed of the synthetic market (demo).
     synthetic_seed: int = 7
     # Models and ranges computed for every market.
@@ -50,18 +52,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_level: str = "info"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Build settings from ``environ`` (default: the process environment) plus overrides.
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        defaults: Mapping[str, object] | None = None,
+        **overrides: object,
+    ) -> Settings:
+        """Build settings: ``defaults`` (a role's own), then ``environ``, then non-None ``overrides``.
 
+        ``environ`` defaults to the process environment.
         Raises ``ValueError`` naming the variable when a value has the wrong type.
         """
         environ = os.environ if environ is None else environ
-        raw: dict[str, object] = {}
+        raw: dict[str, object] = dict(defaults or {})
         for name in cls.__struct_fields__:
             env_name = "REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()
             if env_name in environ:
                 value: object = environ[env_name]
-                if name in ("models", "ranges"):
+                if name in ("models", "ranges", "sources"):
                     value = [part.strip() for part in str(value).split(",") if part.strip()]
                 raw[name] = value
         if raw.get("redis_url") == "":

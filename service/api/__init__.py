@@ -1,0 +1,1 @@
+"""The HTTP API (Litestar): native v1 routes and the Coinglass-compatible surface."""

@@ -1,0 +1,16 @@
+"""Liveness."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from service.migrate import current_version
+from service.schemas import Health
+from service.store import Store
+
+
+@get("/health", operation_id="health", tags=["operations"])
+async def health(store: Store) -> Health:
+    """The process is up and can reach its store."""
+    await store.ping()
+    return Health(status="ok", store="reachable", schema_version=await current_version(store.redis))

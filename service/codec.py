@@ -1,0 +1,132 @@
+"""Encoding a Frame once, when computed, into every form the API serves."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+
+from engine.frame import Frame
+from engine.ranges import RANGES
+from service.schemas import CoinglassHeatmap, Envelope, FrameEvent, FrameOut, FrameStatsOut
+
+_json = msgspec.json.Encoder()
+
+# Field names of the encoded forms in a stored frame.
+FIELD_V1_JSON = "v1"
+FIELD_COINGLASS_JSON = "cg"
+
+
+def _number_text(value: float) -> str:
+    """A number the way Coinglass writes it in strings: no exponent, no trailing .0."""
+    text = repr(round(float(value), 8))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _opt(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def to_native(frame: Frame) -> FrameOut:
+    candles = frame.candles
+    candle_rows = [
+        [int(ts), _opt(o), _opt(h), _opt(lo), _opt(c), _opt(v)]
+        for ts, o, h, lo, c, v in zip(
+            candles.ts_ms.tolist(),
+            candles.open.tolist(),
+            candles.high.tolist(),
+            candles.low.tolist(),
+            candles.close.tolist(),
+            candles.volume_usd.tolist(),
+        )
+    ]
+    stats = frame.stats
+    return FrameOut(
+        id=frame.frame_id,
+        exchange=frame.exchange,
+        symbol=frame.symbol,
+        model=frame.model,
+        model_version=frame.model_version,
+        params_hash=frame.params_hash,
+        range=frame.range,
+        column_ms=RANGES[frame.range].column_ms,
+        generated_at=frame.generated_at_ms,
+        data_until=frame.data_until_ms,
+        coverage_start=frame.coverage_start_ms,
+        x=frame.x_ms.tolist(),
+        y=np.round(frame.y, 8).tolist(),
+        long=np.rint(frame.long_usd).astype(np.int64).tolist(),
+        short=np.rint(frame.short_usd).astype(np.int64).tolist(),
+        candles=candle_rows,
+        stats=FrameStatsOut(
+            total_long_usd=float(stats.total_long_usd),
+            total_short_usd=float(stats.total_short_usd),
+            max_long_usd=float(stats.max_long_usd),
+            max_short_usd=float(stats.max_short_usd),
+            max_cell_usd=float(stats.max_cell_usd),
+            percentiles={k: float(v) for k, v in stats.percentiles.items()},
+        ),
+        clusters=list(frame.clusters),
+    )
+
+
+def to_coinglass(frame: Frame) -> CoinglassHeatmap:
+    """Coinglass's heatmap shape: columns start at the first one with data.
+
+    ``liquidation_leverage_data`` is sparse ``[x, y, usd]`` over long + short
+    intensity; ``x`` indexes ``price_candlesticks``, ``y`` indexes ``y_axis``.
+    """
+    has_bar = ~np.isnan(frame.candles.close)
+    first = int(np.argmax(has_bar)) if has_bar.any() else len(has_bar)
+    total = (frame.long_usd[first:].astype(np.float64) + frame.short_usd[first:]).round(2)
+    xs, ys = np.nonzero(total > 0)
+    values = total[xs, ys]
+    data = [[x, y, v] for x, y, v in zip(xs.tolist(), ys.tolist(), values.tolist())]
+    candles = frame.candles
+    sticks: list[list[int | str]] = []
+    last_close = ""
+    for i in range(first, len(candles.ts_ms)):
+        ts_s = int(candles.ts_ms[i]) // 1000
+        if not has_bar[i]:
+            # Coinglass candles are never empty: a column without bars is flat at the last close.
+            sticks.append([ts_s, last_close, last_close, last_close, last_close, "0"])
+            continue
+        last_close = _number_text(candles.close[i])
+        sticks.append(
+            [
+                ts_s,
+                _number_text(candles.open[i]),
+                _number_text(candles.high[i]),
+                _number_text(candles.low[i]),
+                last_close,
+                _number_text(candles.volume_usd[i]),
+            ]
+        )
+    return CoinglassHeatmap(
+        y_axis=np.round(frame.y, 8).tolist(),
+        liquidation_leverage_data=data,
+        price_candlesticks=sticks,
+    )
+
+
+def encode_frame(frame: Frame) -> dict[str, bytes]:
+    """Every stored form of a frame, keyed by field name."""
+    return {
+        FIELD_V1_JSON: _json.encode(to_native(frame)),
+        FIELD_COINGLASS_JSON: _json.encode(Envelope(code="0", msg="success", data=to_coinglass(frame))),
+    }
+
+
+def encode_event(frame: Frame) -> bytes:
+    return _json.encode(
+        FrameEvent(
+            id=frame.frame_id,
+            exchange=frame.exchange,
+            symbol=frame.symbol,
+            model=frame.model,
+            model_version=frame.model_version,
+            range=frame.range,
+            data_until=frame.data_until_ms,
+        )
+    )

@@ -1,0 +1,168 @@
+"""From sources to stored frames: collect, store, recompute changed markets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.build import build_frame
+from engine.frame import Frame
+from engine.ranges import DAY_MS, RANGES
+from engine.resample import align_open_interest
+from engine.series import MarketSeries
+from service.codec import encode_event, encode_frame
+from service.settings import Settings
+from service.sources.base import Batch, MarketSource
+from service.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def series_from_rows(candles: np.ndarray, open_interest: np.ndarray, step_ms: int) -> MarketSeries:
+    """Canonical rows → engine input columns (open interest as of each bar's close)."""
+    ts = candles["ts_ms"].astype(np.int64)
+    oi = align_open_interest(ts + step_ms, open_interest["ts_ms"].astype(np.int64), open_interest["open_interest_usd"].astype(np.float64))
+    return MarketSeries(
+        step_ms=step_ms,
+        ts_ms=ts,
+        open=candles["open"].astype(np.float64),
+        high=candles["high"].astype(np.float64),
+        low=candles["low"].astype(np.float64),
+        close=candles["close"].astype(np.float64),
+        volume_usd=candles["volume_usd"].astype(np.float64),
+        taker_buy_usd=candles["taker_buy_usd"].astype(np.float64),
+        open_interest_usd=oi,
+    )
+
+
+@dataclass(slots=True)
+class EncodedFrame:
+    frame: Frame
+    fields: dict[str, bytes]
+    event: bytes
+
+
+def compute_frames(
+    series: MarketSeries,
+    *,
+    exchange: str,
+    symbol: str,
+    models: tuple[str, ...],
+    ranges: tuple[str, ...],
+    rows: int,
+    generated_at_ms: int,
+) -> list[EncodedFrame]:
+    """CPU work of one market's refresh: every model × range, built and encoded. Runs in a thread."""
+    out: list[EncodedFrame] = []
+    for model in models:
+        for range_name in ranges:
+            frame = build_frame(
+                series,
+                model=model,
+                range_name=range_name,
+                exchange=exchange,
+                symbol=symbol,
+                generated_at_ms=generated_at_ms,
+                rows=rows,
+            )
+            out.append(EncodedFrame(frame, encode_frame(frame), encode_event(frame)))
+    return out
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """Collects from every source into the store and keeps every market's frames current."""
+
+    store: Store
+    settings: Settings
+    sources: list[MarketSource]
+    _bootstrapped: set[tuple[str, str]] = field(default_factory=set)
+
+    async def bootstrap(self, source: MarketSource, symbol: str, now: int) -> Batch:
+        """Register the market and backfill what the store lacks (from its last bar, or backfill_days)."""
+        await self.store.add_market(source.exchange, symbol)
+        last = await self.store.last_candle_ts(source.exchange, symbol)
+        start = now - int(self.settings.backfill_days * DAY_MS)
+        if last is not None:
+            start = max(start, last)
+        start -= start % source.step_ms
+        return await source.backfill(symbol, start, now)
+
+    async def store_batch(self, exchange: str, symbol: str, batch: Batch) -> None:
+        await self.store.upsert_candles(exchange, symbol, batch.candles)
+        await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
+        await self.store.add_liquidations(exchange, symbol, batch.liquidations)
+
+    async def collect_once(self, now: int | None = None) -> list[tuple[str, str]]:
+        """One round over every source and symbol; returns the markets whose frames were refreshed."""
+        now = now_ms() if now is None else now
+        changed: list[tuple[str, str]] = []
+        for source in self.sources:
+            for symbol in source.symbols():
+                market = (source.exchange, symbol)
+                try:
+                    if market not in self._bootstrapped:
+                        batch = await self.bootstrap(source, symbol, now)
+                    else:
+                        batch = await source.poll(symbol, now)
+                    await self.store_batch(source.exchange, symbol, batch)
+                    fresh = market not in self._bootstrapped
+                    self._bootstrapped.add(market)
+                    if batch.candles.size or fresh:
+                        await self.recompute(source.exchange, symbol, source.step_ms, now)
+                        changed.append(market)
+                except Exception:
+                    # One market's failure must not stop the others or the scheduler.
+                    log.exception("collecting %s:%s failed", source.exchange, symbol)
+        return changed
+
+    async def recompute(self, exchange: str, symbol: str, step_ms: int, now: int) -> list[str]:
+        """Rebuild and store every configured frame of one market; returns the frame ids."""
+        span = max(RANGES[name].span_ms for name in self.settings.ranges)
+        last = await self.store.last_candle_ts(exchange, symbol)
+        if last is None:
+            return []
+        start = last - span
+        candles = await self.store.read_candles(exchange, symbol, start)
+        open_interest = await self.store.read_open_interest(exchange, symbol, start - DAY_MS)
+        series = series_from_rows(candles, open_interest, step_ms)
+        encoded = await asyncio.to_thread(
+            compute_frames,
+            series,
+            exchange=exchange,
+            symbol=symbol,
+            models=self.settings.models,
+            ranges=self.settings.ranges,
+            rows=self.settings.frame_rows,
+            generated_at_ms=now,
+        )
+        for item in encoded:
+            frame = item.frame
+            await self.store.put_frame(
+                exchange,
+                symbol,
+                frame.model,
+                frame.range,
+                frame_id=frame.frame_id,
+                data_until_ms=frame.data_until_ms,
+                fields=item.fields,
+                event=item.event,
+                keep=self.settings.frame_history,
+            )
+        await self.store.set_market_meta(exchange, symbol, last_update_ms=now, data_until_ms=last + step_ms)
+        await self.store.trim(
+            exchange,
+            symbol,
+            candles_before_ms=now - int(self.settings.candle_retention_days * DAY_MS),
+            liquidations_before_ms=now - int(self.settings.liquidation_retention_days * DAY_MS),
+        )
+        log.info("%s:%s: %d frames up to %d", exchange, symbol, len(encoded), last + step_ms)
+        return [item.frame.frame_id for item in encoded]

@@ -1,0 +1,95 @@
+"""Wire shapes (msgspec Structs): what the API sends and the store keeps encoded."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+class Base(msgspec.Struct, kw_only=True, frozen=True):
+    pass
+
+
+class FrameStatsOut(Base):
+    total_long_usd: float
+    total_short_usd: float
+    max_long_usd: float
+    max_short_usd: float
+    max_cell_usd: float
+    percentiles: dict[str, float]
+
+
+class FrameOut(Base):
+    """A heatmap frame as the native API sends it.
+
+    ``long``/``short`` are ``[column][row]`` USD, rounded to whole dollars;
+    ``candles`` rows are ``[ts_ms, open, high, low, close, volume_usd]``, with
+    ``null`` prices where a column has no bar.
+    """
+
+    id: str
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    params_hash: str
+    range: str
+    column_ms: int
+    generated_at: int
+    data_until: int
+    coverage_start: int
+    x: list[int]
+    y: list[float]
+    long: list[list[int]]
+    short: list[list[int]]
+    candles: list[list[float | None]]
+    stats: FrameStatsOut
+    clusters: list[dict[str, Any]]
+
+
+class FrameEvent(Base):
+    """Announcement of a new frame (pub/sub and SSE)."""
+
+    id: str
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    range: str
+    data_until: int
+
+
+class CoinglassHeatmap(Base):
+    y_axis: list[float]
+    liquidation_leverage_data: list[list[float]]
+    price_candlesticks: list[list[int | str]]
+
+
+class Envelope(Base, Generic[T]):
+    """Coinglass's response envelope; ``code`` is a string, "0" on success."""
+
+    code: str
+    msg: str
+    data: T | None = None
+
+
+class ErrorBody(Base):
+    status: int
+    error: str
+    message: str
+    allowed: list[str] | None = None
+
+
+class ErrorOut(Base):
+    """The one error shape of the native API."""
+
+    error: ErrorBody
+
+
+class Health(Base):
+    status: str
+    store: str
+    schema_version: int
