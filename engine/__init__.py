@@ -3,3 +3,27 @@
 No IO, no Redis, no asyncio, no logging configuration. Importable with numpy
 (and optionally numba, which accelerates the hot kernels) alone.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MODELS", "RANGES", "build_frame"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing a light module such as engine.frame does not
+    # pull in numba and the models.
+    if name == "build_frame":
+        from engine.build import build_frame
+
+        return build_frame
+    if name == "MODELS":
+        from engine.models import MODELS
+
+        return MODELS
+    if name == "RANGES":
+        from engine.ranges import RANGES
+
+        return RANGES
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

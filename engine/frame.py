@@ -21,14 +21,32 @@ class FrameCandles:
 
 @dataclass(frozen=True, slots=True)
 class FrameStats:
-    """Summary numbers of a frame, USD."""
+    """Summary numbers of a frame, USD.
+
+    Attributes
+    ----------
+    total_long_usd, total_short_usd : float
+        Outstanding notional of one side summed over rows in the last column
+        (the book as it stands at ``data_until_ms``).
+    max_long_usd, max_short_usd : float
+        Largest single cell of one side over the whole frame.
+    max_cell_usd : float
+        Largest ``long + short`` cell over the whole frame (the scale of a
+        single-layer picture).
+    percentiles : dict
+        ``"p50"``, ``"p90"``, ``"p99"`` of the non-zero ``long + short`` cells
+        (0 when there are none).
+    out_of_grid_usd : float
+        Notional of levels opened off the price grid and so left out.
+    """
 
     total_long_usd: float
     total_short_usd: float
     max_long_usd: float
     max_short_usd: float
     max_cell_usd: float
-    percentiles: dict[str, float]  # "p50", "p90", "p99" of non-zero cells, both sides together
+    percentiles: dict[str, float]
+    out_of_grid_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
