@@ -69,7 +69,8 @@ def _doc(filename: str) -> str:
     return resources.files(__name__).joinpath(filename).read_text(encoding="utf-8")
 
 
-def _model1(params: model1.Model1Params) -> ModelSpec:
+def model1_spec(params: model1.Model1Params) -> ModelSpec:
+    """model1 with the given parameters (the registry holds the defaults)."""
     as_json = params.to_json()
     return ModelSpec(
         name=model1.NAME,
@@ -91,7 +92,7 @@ class UnknownModelError(KeyError, ValueError):
         return str(self.args[0])
 
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (_model1(model1.Model1Params()),)}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (model1_spec(model1.Model1Params()),)}
 
 
 def get_model(name: str) -> ModelSpec:

@@ -1,0 +1,295 @@
+"""model1 and the level kernel against the slow reference, plus invariants."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import kernels
+from engine.build import run_model
+from engine.grid import price_grid
+from engine.models import MODELS, get_model, model1_spec
+from engine.models.model1 import Model1Params, prepare
+from engine.series import MarketSeries
+from reference_models import reference_model1
+
+STEP_MS = 60_000
+EXAMPLES = settings(max_examples=60, deadline=None)
+
+
+def make_series(ts_ms, open_, high, low, close, open_interest) -> MarketSeries:
+    n = len(ts_ms)
+    return MarketSeries(
+        step_ms=STEP_MS,
+        ts_ms=np.asarray(ts_ms, dtype=np.int64),
+        open=np.asarray(open_, dtype=np.float64),
+        high=np.asarray(high, dtype=np.float64),
+        low=np.asarray(low, dtype=np.float64),
+        close=np.asarray(close, dtype=np.float64),
+        volume_usd=np.ones(n),
+        taker_buy_usd=np.full(n, np.nan),
+        open_interest_usd=np.asarray(open_interest, dtype=np.float64),
+    )
+
+
+@st.composite
+def markets(draw, min_bars: int = 1, max_bars: int = 40, oi_moves=None) -> MarketSeries:
+    """Random-walk bars with gaps, wicks, and open interest that rises, falls and has holes."""
+    n = draw(st.integers(min_bars, max_bars))
+    gaps = draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
+    ts = (draw(st.integers(0, 10_000)) + np.cumsum(gaps)) * STEP_MS
+    returns = draw(st.lists(st.floats(-0.05, 0.05), min_size=n, max_size=n))
+    close = 100.0 * np.exp(np.cumsum(returns))
+    open_ = np.concatenate(([close[0] / np.exp(returns[0])], close[:-1]))
+    wick_up = np.asarray(draw(st.lists(st.floats(0.0, 0.03), min_size=n, max_size=n)))
+    wick_down = np.asarray(draw(st.lists(st.floats(0.0, 0.03), min_size=n, max_size=n)))
+    high = np.maximum(open_, close) * (1.0 + wick_up)
+    low = np.minimum(open_, close) * (1.0 - wick_down)
+    if oi_moves is None:
+        oi_moves = st.floats(-0.3, 0.3)
+    moves = draw(st.lists(oi_moves, min_size=n, max_size=n))
+    oi = draw(st.floats(1e3, 1e9)) * np.cumprod(1.0 + np.asarray(moves))
+    holes = np.asarray(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    if draw(st.booleans()):
+        oi = np.where(holes & (np.arange(n) % 4 == 1), np.nan, oi)
+    return make_series(ts, open_, high, low, close, oi)
+
+
+@st.composite
+def model_params(draw) -> Model1Params:
+    k = draw(st.integers(1, 5))
+    leverages = tuple(draw(st.lists(st.sampled_from([2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 100.0]), min_size=k, max_size=k)))
+    raw = np.asarray(draw(st.lists(st.floats(0.01, 1.0), min_size=k, max_size=k)))
+    weights = raw / raw.sum()
+    weights[-1] = 1.0 - weights[:-1].sum()
+    mmr = draw(st.floats(0.0, 0.9 / max(leverages)))
+    return Model1Params(
+        leverages=leverages,
+        weights=tuple(float(w) for w in weights),
+        mmr=mmr,
+        long_share=draw(st.floats(0.0, 1.0)),
+    )
+
+
+def window_grid(series: MarketSeries, params: Model1Params, rows: int):
+    return price_grid(float(series.low.min()), float(series.high.max()), rows=rows, reach=params.reach())
+
+
+def per_step_run(series: MarketSeries, params: Model1Params, rows: int, use_numba: bool | None = None):
+    """The book after every single step (snapshot column t = state after step t)."""
+    grid = window_grid(series, params, rows)
+    run = kernels.run_levels(prepare(series, grid, params), np.arange(len(series)), rows, use_numba=use_numba)
+    return grid, run
+
+
+def new_open_interest(series: MarketSeries) -> np.ndarray:
+    """max(ΔOI, 0) per bar, computed plainly."""
+    oi = series.open_interest_usd
+    out = np.zeros(len(series))
+    for t in range(1, len(series)):
+        change = oi[t] - oi[t - 1]
+        if np.isfinite(change) and change > 0:
+            out[t] = change
+    return out
+
+
+def assert_close_usd(actual, expected, scale: float) -> None:
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-9 * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("use_numba", [True, False] if kernels.HAVE_NUMBA else [False])
+@EXAMPLES
+@given(
+    series=markets(),
+    params=model_params(),
+    rows=st.integers(5, 80),
+    column_steps=st.integers(1, 5),
+    extra_columns=st.integers(0, 3),
+    narrow_grid=st.booleans(),
+)
+def test_kernel_matches_reference(series, params, rows, column_steps, extra_columns, narrow_grid, use_numba):
+    column_ms = column_steps * STEP_MS
+    first = (int(series.ts_ms[0]) // column_ms - extra_columns) * column_ms
+    last = (int(series.ts_ms[-1]) // column_ms) * column_ms
+    column_starts = np.arange(first, last + column_ms, column_ms, dtype=np.int64)
+    if narrow_grid:
+        # Only the traded range: most levels fall off the grid and are dropped.
+        grid = price_grid(float(series.low.min()), float(series.high.max()), rows=rows)
+    else:
+        grid = window_grid(series, params, rows)
+
+    fast = run_model(series, model1_spec(params), grid, column_starts, column_ms, use_numba=use_numba)
+    slow = reference_model1(
+        series,
+        grid,
+        column_starts,
+        column_ms,
+        leverages=params.leverages,
+        weights=params.weights,
+        mmr=params.mmr,
+        long_share=params.long_share,
+    )
+
+    scale = float(np.nansum(new_open_interest(series)))
+    assert fast.long_usd.dtype == np.float32 and fast.long_usd.shape == (len(column_starts), rows)
+    assert_close_usd(fast.long_usd, slow.long_usd, scale)
+    assert_close_usd(fast.short_usd, slow.short_usd, scale)
+    assert_close_usd(fast.consumed_long_usd, slow.consumed_long_usd, scale)
+    assert_close_usd(fast.consumed_short_usd, slow.consumed_short_usd, scale)
+    assert fast.out_of_grid_usd == pytest.approx(slow.out_of_grid_usd, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+@EXAMPLES
+@given(series=markets(), params=model_params(), rows=st.integers(2, 60))
+def test_numba_and_numpy_kernels_agree(series, params, rows):
+    _, compiled = per_step_run(series, params, rows, use_numba=True)
+    _, interpreted = per_step_run(series, params, rows, use_numba=False)
+    scale = float(np.nansum(new_open_interest(series)))
+    assert_close_usd(compiled.long_usd, interpreted.long_usd, scale)
+    assert_close_usd(compiled.short_usd, interpreted.short_usd, scale)
+    assert_close_usd(compiled.consumed_long_usd, interpreted.consumed_long_usd, scale)
+    assert_close_usd(compiled.consumed_short_usd, interpreted.consumed_short_usd, scale)
+
+
+@EXAMPLES
+@given(series=markets(min_bars=2), params=model_params(), rows=st.integers(5, 80))
+def test_no_level_survives_a_bar_that_trades_through_it(series, params, rows):
+    grid, run = per_step_run(series, params, rows)
+    new = new_open_interest(series)
+    for t in range(len(series)):
+        crossed_long = grid.centres >= series.low[t]
+        crossed_short = grid.centres <= series.high[t]
+        left_long = run.long_usd[t][crossed_long].sum(dtype=np.float64)
+        left_short = run.short_usd[t][crossed_short].sum(dtype=np.float64)
+        # Only levels opened in this very bar may sit there (they are checked from the next bar on).
+        assert left_long <= new[t] * params.long_share * (1 + 1e-6) + 1e-9
+        assert left_short <= new[t] * (1 - params.long_share) * (1 + 1e-6) + 1e-9
+        if new[t] == 0:
+            assert left_long == 0 and left_short == 0
+
+
+@EXAMPLES
+@given(
+    n=st.integers(1, 40),
+    price=st.floats(1e-2, 1e6),
+    start_oi=st.floats(0.0, 1e9),
+    increments=st.lists(st.floats(0.0, 1e7), min_size=40, max_size=40),
+    rows=st.integers(100, 400),
+)
+def test_rising_oi_without_crossings_conserves_notional(n, price, start_oi, increments, rows):
+    # Flat price: with >= 100 rows a row is ~0.4 % of price, less than the
+    # distance of the nearest (100x) level, so nothing is ever crossed.
+    oi = start_oi + np.cumsum(increments[:n])
+    series = make_series(np.arange(n) * STEP_MS, [price] * n, [price] * n, [price] * n, [price] * n, oi)
+    params = Model1Params()
+    _, run = per_step_run(series, params, rows)
+    added = oi - oi[0]
+    totals = run.long_usd.sum(axis=1, dtype=np.float64) + run.short_usd.sum(axis=1, dtype=np.float64)
+    assert_close_usd(totals, added, float(added[-1]))
+    assert_close_usd(run.long_usd.sum(axis=1, dtype=np.float64), added * params.long_share, float(added[-1]))
+    assert not run.consumed_long_usd.any() and not run.consumed_short_usd.any()
+
+
+@EXAMPLES
+@given(series=markets(oi_moves=st.floats(-0.3, 0.0)), params=model_params(), rows=st.integers(2, 80))
+def test_no_new_open_interest_adds_nothing(series, params, rows):
+    _, run = per_step_run(series, params, rows)
+    assert not run.long_usd.any() and not run.short_usd.any()
+    assert not run.consumed_long_usd.any() and not run.consumed_short_usd.any()
+
+
+@EXAMPLES
+@given(
+    n=st.integers(2, 40),
+    price=st.floats(1.0, 1e5),
+    moves=st.lists(st.floats(-0.5, 0.5), min_size=40, max_size=40),
+    rows=st.integers(100, 300),
+)
+def test_falling_open_interest_scales_the_book(n, price, moves, rows):
+    oi = 1e6 * np.cumprod(1.0 + np.asarray(moves[:n]))
+    series = make_series(np.arange(n) * STEP_MS, [price] * n, [price] * n, [price] * n, [price] * n, oi)
+    _, run = per_step_run(series, Model1Params(), rows)
+    book = 0.0
+    for t in range(1, n):
+        if oi[t] < oi[t - 1]:
+            ratio = oi[t] / oi[t - 1]
+            book *= ratio
+            # Every row shrinks by the same ratio (flat price: nothing is crossed).
+            np.testing.assert_allclose(run.long_usd[t], run.long_usd[t - 1] * ratio, rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(run.short_usd[t], run.short_usd[t - 1] * ratio, rtol=1e-6, atol=1e-6)
+        else:
+            book += oi[t] - oi[t - 1]
+        total = run.long_usd[t].sum(dtype=np.float64) + run.short_usd[t].sum(dtype=np.float64)
+        assert total == pytest.approx(book, rel=1e-6, abs=1e-6)
+
+
+def test_level_survives_its_own_bar_and_goes_with_the_next():
+    # Bar 1 adds 1,000 USD at entry (110 + 90 + 100) / 3 = 100 with one 10x tier:
+    # long level 100 * (1 - 0.1) = 90, short 110. Bar 1's own range (90..110)
+    # touches both, yet they stand after it. Bar 2 dips to 80 (longs go, 500 USD)
+    # but stays below 110 (shorts stay).
+    params = Model1Params(leverages=(10.0,), weights=(1.0,), mmr=0.0, long_share=0.5)
+    series = make_series(
+        [0, STEP_MS, 2 * STEP_MS],
+        [100, 100, 100],
+        [100, 110, 100],
+        [100, 90, 80],
+        [100, 100, 90],
+        [5_000, 6_000, 6_000],
+    )
+    _, run = per_step_run(series, params, rows=400)
+    assert run.long_usd[1].sum() == pytest.approx(500)
+    assert run.short_usd[1].sum() == pytest.approx(500)
+    assert run.consumed_long_usd.tolist() == pytest.approx([0, 0, 500])
+    assert run.consumed_short_usd.tolist() == pytest.approx([0, 0, 0])
+    assert run.long_usd[2].sum() == 0
+    assert run.short_usd[2].sum() == pytest.approx(500)
+
+
+def test_registry_metadata():
+    spec = get_model("model1")
+    assert MODELS == {"model1": spec}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", spec.version)
+    canonical = json.dumps(spec.params, sort_keys=True, separators=(",", ":"))
+    assert spec.params_hash == hashlib.sha256(canonical.encode()).hexdigest()
+    assert [tier["leverage"] for tier in spec.params["tiers"]] == [5, 10, 25, 50, 100]
+    assert sum(tier["weight"] for tier in spec.params["tiers"]) == pytest.approx(1.0)
+    assert spec.params["mmr"] == 0.004 and spec.params["long_share"] == 0.5
+    assert spec.reach == pytest.approx((1 - 1 / 5 + 0.004, 1 + 1 / 5 - 0.004))
+    assert "Known weaknesses" in spec.doc and spec.description
+
+
+def test_params_hash_follows_params():
+    changed = model1_spec(Model1Params(mmr=0.005))
+    assert changed.params_hash != get_model("model1").params_hash
+    assert model1_spec(Model1Params()).params_hash == get_model("model1").params_hash
+
+
+@pytest.mark.parametrize("name", ["model9", "", "MODEL1"])
+def test_unknown_model_names_the_allowed_ones(name):
+    with pytest.raises(KeyError, match="model1"):
+        get_model(name)
+    with pytest.raises(ValueError, match="model1"):
+        get_model(name)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"weights": (0.5, 0.5, 0.5, 0.5, 0.5)},
+        {"leverages": (1.0, 10.0, 25.0, 50.0, 100.0)},
+        {"mmr": 0.02},
+        {"long_share": 1.5},
+        {"leverages": (5.0,), "weights": (0.5, 0.5)},
+    ],
+)
+def test_bad_params_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        Model1Params(**kwargs)
