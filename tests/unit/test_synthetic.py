@@ -192,6 +192,17 @@ async def test_poll_continues_backfill_without_gap_or_duplicate() -> None:
     assert_same(collected, synthetic_batch(DAY0 - DAY_MS, later, "ETHUSDT", seed=9))
 
 
+async def test_backfilling_older_history_does_not_rewind_polls() -> None:
+    market = SyntheticMarket()
+    await market.backfill("SOLUSDT", DAY0 - DAY_MS, DAY0)
+    await market.poll("SOLUSDT", DAY0 + 10 * MINUTE_MS)
+    older = await market.backfill("SOLUSDT", DAY0 - 3 * DAY_MS, DAY0 - 2 * DAY_MS)
+    assert len(older.candles) == 1440
+    assert not await market.poll("SOLUSDT", DAY0 + 10 * MINUTE_MS)
+    next_bar = await market.poll("SOLUSDT", DAY0 + 11 * MINUTE_MS)
+    assert next_bar.candles["ts_ms"].tolist() == [DAY0 + 10 * MINUTE_MS]
+
+
 async def test_first_poll_without_backfill_returns_the_last_closed_bar() -> None:
     market = SyntheticMarket()
     batch = await market.poll("BTCUSDT", DAY0 + 90_000)
