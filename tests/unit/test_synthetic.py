@@ -16,6 +16,7 @@ from service.sources.synthetic import (
     MINUTE_MS,
     MarketProfile,
     SyntheticMarket,
+    _Simulator,
     ar1,
     synthetic_batch,
     synthetic_series,
@@ -242,6 +243,17 @@ def test_volatility_clusters(month: Batch) -> None:
     # Directions stay close to unpredictable (cascades aside, whose bars all go one way).
     sign = np.sign(r)
     assert abs(np.corrcoef(sign[:-1], sign[1:])[0, 1]) < 0.05
+
+
+def test_short_term_volatility_carries_over_midnight() -> None:
+    # Internal, but the one place where days meet: each day rebuilds its volatility state
+    # from the previous day's shocks, so it must pick up where that day left off.
+    simulator = _Simulator(7, "BTCUSDT", DEFAULT_PROFILES["BTCUSDT"])
+    first_day = (WEEK_START - EPOCH_MS) // DAY_MS
+    paths = [simulator._log_vol(day, simulator._cascades(day)) for day in range(first_day, first_day + 15)]
+    at_midnight = np.array([later[0] - earlier[-1] for earlier, later in zip(paths, paths[1:], strict=False)])
+    within_day = np.concatenate([np.diff(path) for path in paths])
+    assert np.abs(at_midnight).mean() < 2 * np.abs(within_day).mean()
 
 
 def test_returns_have_fat_tails(month: Batch) -> None:
