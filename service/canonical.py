@@ -22,7 +22,7 @@ CANDLE_DTYPE = np.dtype(
 
 OPEN_INTEREST_DTYPE = np.dtype(
     [
-        ("ts_ms", "<i8"),  # observation time (bar open time for history rows)
+        ("ts_ms", "<i8"),  # when the value was observed (a bar's close for per-bar history)
         ("open_interest_usd", "<f8"),  # USD notional of one side
     ]
 )

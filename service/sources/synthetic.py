@@ -388,7 +388,8 @@ class _Simulator:
         candles["volume_usd"] = volume
         candles["taker_buy_usd"] = volume * buy_share
         oi_rows = np.empty(BARS_PER_DAY, dtype=OPEN_INTEREST_DTYPE)
-        oi_rows["ts_ms"] = ts_ms
+        # Open interest is stamped when it was observed: at the bar's close.
+        oi_rows["ts_ms"] = ts_ms + MINUTE_MS
         oi_rows["open_interest_usd"] = open_interest
 
         liquidations = self._liquidations(

@@ -97,7 +97,7 @@ def test_scales_match_the_profile(week: dict[str, Batch], symbol: str) -> None:
 
 def test_open_interest_has_one_row_per_bar(week: dict[str, Batch]) -> None:
     for batch in week.values():
-        assert np.array_equal(batch.open_interest["ts_ms"], batch.candles["ts_ms"])
+        assert np.array_equal(batch.open_interest["ts_ms"], batch.candles["ts_ms"] + 60_000)
 
 
 def test_liquidations_lie_inside_their_bar(week: dict[str, Batch]) -> None:
@@ -208,7 +208,7 @@ async def test_first_poll_without_backfill_returns_the_last_closed_bar() -> None
     market = SyntheticMarket()
     batch = await market.poll("BTCUSDT", DAY0 + 90_000)
     assert batch.candles["ts_ms"].tolist() == [DAY0]
-    assert batch.open_interest["ts_ms"].tolist() == [DAY0]
+    assert batch.open_interest["ts_ms"].tolist() == [DAY0 + 60_000]
 
 
 async def test_backfill_is_the_same_rows_as_the_pure_helpers() -> None:
