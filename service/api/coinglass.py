@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from service.api.errors import Unavailable
 from service.api.params import check_market, check_model, check_range, require
@@ -29,12 +32,12 @@ class CoinglassController(Controller):
     )
     async def heatmap(
         self,
-        store: Store,
-        settings: Settings,
-        model: str,
-        exchange: str | None = Parameter(default=None, description="Exchange, e.g. Binance (case-insensitive)"),
-        symbol: str | None = Parameter(default=None, description="Trading pair, e.g. BTCUSDT"),
-        range_: str | None = Parameter(query="range", default=None, description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y"),
+        store: NamedDependency[Store],
+        settings: NamedDependency[Settings],
+        model: FromPath[str],
+        exchange: Annotated[str | None, QueryParameter(description="Exchange, e.g. Binance (case-insensitive)")] = None,
+        symbol: Annotated[str | None, QueryParameter(description="Trading pair, e.g. BTCUSDT")] = None,
+        range_: Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y")] = None,
     ) -> Response[bytes]:
         """Pair liquidation heatmap (``model1``..``model3``), as Coinglass serves it."""
         check_model(settings, model)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, get
+from typing import Annotated
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, QueryParameter
 
 from service.api.errors import Unavailable
 from service.api.params import check_market, check_model, check_range
@@ -29,19 +33,18 @@ class HeatmapController(Controller):
     )
     async def latest(
         self,
-        request: Request,
-        store: Store,
-        settings: Settings,
-        exchange: str,
-        symbol: str,
-        model: str = "model1",
-        range: str = "24h",  # noqa: A002 - the public parameter name
+        store: NamedDependency[Store],
+        settings: NamedDependency[Settings],
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        model: Annotated[str, QueryParameter(description="Model name: model1")] = "model1",
+        range_name: Annotated[str, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y")] = "24h",
     ) -> Response[bytes]:
         """The newest heatmap frame of a market for one model and range."""
         check_model(settings, model)
-        check_range(settings, range)
+        check_range(settings, range_name)
         exchange, symbol = await check_market(store, exchange, symbol)
-        body = await store.latest_frame_field(exchange, symbol, model, range, FIELD_V1_JSON)
+        body = await store.latest_frame_field(exchange, symbol, model, range_name, FIELD_V1_JSON)
         if body is None:
-            raise Unavailable(f"no {model} {range} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
+            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
         return Response(content=body, media_type="application/json")
