@@ -41,7 +41,11 @@ def _serve(settings: Settings, with_sources: bool) -> None:
     app = create_app(settings, sources)
     log.info("liqmap %s on http://%s:%d (API schema at /schema)", settings.mode, settings.host, settings.port)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on")
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C after its own clean shutdown; nothing is left to do.
+        pass
 
 
 def _migrate(settings: Settings) -> None:

@@ -58,7 +58,8 @@ def test_demo_serves_heatmaps_and_stops_cleanly(tmp_path: Path) -> None:
     log_path = tmp_path / "demo.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "demo", "--port", str(port), "--data-dir", str(data_dir)],
+            [str(Path(sys.executable).parent / "liqmap"), "demo", "--port", str(port), "--data-dir", str(data_dir)],
+            cwd=tmp_path,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
