@@ -30,6 +30,8 @@ def build_sources(settings: Settings) -> list[MarketSource]:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per job run every few seconds drowns what matters.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _serve(settings: Settings, with_sources: bool) -> None:
