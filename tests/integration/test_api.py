@@ -137,3 +137,11 @@ async def test_frames_are_served_as_the_stored_bytes(client: AsyncTestClient, re
     response = await client.get("/v1/heatmaps/synthetic/BTCUSDT/latest", params={"range": "3d"})
     assert response.content == stored
     assert msgspec.json.decode(stored)["range"] == "3d"
+
+
+async def test_a_known_market_without_frames_is_503_with_retry_after(client: AsyncTestClient, redis: Redis) -> None:
+    await Store(redis).add_market("synthetic", "XRPUSDT")
+    response = await client.get("/v1/heatmaps/synthetic/XRPUSDT/latest")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "being computed" in response.json()["error"]["message"]
