@@ -158,7 +158,8 @@ def frame_stats(long_usd: Float32Array, short_usd: Float32Array, out_of_grid_usd
     long_usd, short_usd : Float32Array, shape (columns, rows)
     out_of_grid_usd : float
     """
-    combined = long_usd.astype(np.float64) + short_usd.astype(np.float64)
+    # float32 like the cells themselves: a float64 copy of the frame costs more than the rest.
+    combined = long_usd + short_usd
     non_zero = combined[combined > 0]
     if non_zero.size:
         values = np.percentile(non_zero, PERCENTILES)

@@ -98,14 +98,18 @@ def _levels_loop(
     """Scalar-loop recurrence, written for numba (far too slow interpreted)."""
     n, k = long_rows.shape
     columns = snapshot_step.shape[0]
+    # The state holds notional divided by ``book_scale``, the product of all
+    # scale factors so far: scaling the whole book is then one multiplication
+    # instead of a pass over the rows (with time decay that is every step).
     long_state = np.zeros(rows, dtype=np.float64)
     short_state = np.zeros(rows, dtype=np.float64)
+    book_scale = 1.0
     long_out = np.zeros((columns, rows), dtype=np.float32)
     short_out = np.zeros((columns, rows), dtype=np.float32)
     consumed_long = np.zeros(n, dtype=np.float64)
     consumed_short = np.zeros(n, dtype=np.float64)
-    # Occupied band [lo, hi) per side: consumption and scaling only touch rows
-    # that can hold anything, so a step costs little when the book is narrow.
+    # Occupied band [lo, hi) per side: rows outside it are zero, so
+    # consumption and snapshots only touch rows that can hold anything.
     long_lo, long_hi = rows, 0
     short_lo, short_hi = rows, 0
     column = 0
@@ -118,7 +122,7 @@ def _levels_loop(
             for r in range(max(cut, long_lo), long_hi):
                 total += long_state[r]
                 long_state[r] = 0.0
-            consumed_long[t] = total
+            consumed_long[t] = total * book_scale
             long_hi = max(cut, long_lo)
             if long_hi <= long_lo:
                 long_lo, long_hi = rows, 0
@@ -128,31 +132,42 @@ def _levels_loop(
             for r in range(short_lo, min(cut, short_hi)):
                 total += short_state[r]
                 short_state[r] = 0.0
-            consumed_short[t] = total
+            consumed_short[t] = total * book_scale
             short_lo = min(cut, short_hi)
             if short_hi <= short_lo:
                 short_lo, short_hi = rows, 0
         factor = scale[t]
-        if factor != 1.0:
-            for r in range(long_lo, long_hi):
-                long_state[r] *= factor
-            for r in range(short_lo, short_hi):
-                short_state[r] *= factor
+        if factor == 0.0:
+            long_state[:] = 0.0
+            short_state[:] = 0.0
+            long_lo, long_hi = rows, 0
+            short_lo, short_hi = rows, 0
+            book_scale = 1.0
+        elif factor != 1.0:
+            book_scale *= factor
+            if book_scale < 1e-100:
+                # Fold the factor into the rows before 1/book_scale overflows.
+                for r in range(long_lo, long_hi):
+                    long_state[r] *= book_scale
+                for r in range(short_lo, short_hi):
+                    short_state[r] *= book_scale
+                book_scale = 1.0
         for j in range(k):
             r = long_rows[t, j]
             if r >= 0:
-                long_state[r] += long_add_usd[t, j]
+                long_state[r] += long_add_usd[t, j] / book_scale
                 long_lo = min(long_lo, r)
                 long_hi = max(long_hi, r + 1)
             r = short_rows[t, j]
             if r >= 0:
-                short_state[r] += short_add_usd[t, j]
+                short_state[r] += short_add_usd[t, j] / book_scale
                 short_lo = min(short_lo, r)
                 short_hi = max(short_hi, r + 1)
         while column < columns and snapshot_step[column] == t:
-            for r in range(rows):
-                long_out[column, r] = long_state[r]
-                short_out[column, r] = short_state[r]
+            for r in range(long_lo, long_hi):
+                long_out[column, r] = long_state[r] * book_scale
+            for r in range(short_lo, short_hi):
+                short_out[column, r] = short_state[r] * book_scale
             column += 1
     return long_out, short_out, consumed_long, consumed_short
 

@@ -293,3 +293,68 @@ def test_unknown_model_names_the_allowed_ones(name):
 def test_bad_params_are_refused(kwargs):
     with pytest.raises(ValueError):
         Model1Params(**kwargs)
+
+
+@st.composite
+def step_inputs(draw):
+    """Arbitrary kernel inputs: any cuts, scale factors down to 0, off-grid rows."""
+    n = draw(st.integers(1, 30))
+    rows = draw(st.integers(1, 20))
+    k = draw(st.integers(1, 4))
+
+    def ints(low, high, shape):
+        return np.asarray(draw(st.lists(st.integers(low, high), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))).reshape(shape)
+
+    def usd(shape):
+        values = draw(st.lists(st.floats(0.0, 1e9), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+        return np.asarray(values, dtype=np.float64).reshape(shape)
+
+    scale = draw(st.lists(st.one_of(st.sampled_from([0.0, 1e-60, 1.0]), st.floats(0.0, 1.0)), min_size=n, max_size=n))
+    inputs = kernels.StepInputs(
+        long_clear_from=ints(0, rows, (n,)),
+        short_clear_below=ints(0, rows, (n,)),
+        scale=np.asarray(scale, dtype=np.float64),
+        long_rows=ints(-1, rows - 1, (n, k)),
+        long_add_usd=usd((n, k)),
+        short_rows=ints(-1, rows - 1, (n, k)),
+        short_add_usd=usd((n, k)),
+    )
+    snapshot_step = np.sort(ints(-1, n - 1, (draw(st.integers(0, 8)),)))
+    return inputs, snapshot_step, rows
+
+
+@pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+@EXAMPLES
+@given(case=step_inputs())
+def test_kernels_agree_on_arbitrary_inputs(case):
+    inputs, snapshot_step, rows = case
+    compiled = kernels.run_levels(inputs, snapshot_step, rows, use_numba=True)
+    interpreted = kernels.run_levels(inputs, snapshot_step, rows, use_numba=False)
+    scale = float(inputs.long_add_usd.sum() + inputs.short_add_usd.sum())
+    assert compiled.long_usd.shape == (len(snapshot_step), rows)
+    assert_close_usd(compiled.long_usd, interpreted.long_usd, scale)
+    assert_close_usd(compiled.short_usd, interpreted.short_usd, scale)
+    assert_close_usd(compiled.consumed_long_usd, interpreted.consumed_long_usd, scale)
+    assert_close_usd(compiled.consumed_short_usd, interpreted.consumed_short_usd, scale)
+
+
+@pytest.mark.parametrize("use_numba", [True, False] if kernels.HAVE_NUMBA else [False])
+def test_open_interest_vanishing_or_collapsing_matches_reference(use_numba):
+    # OI drops to zero (the book empties), then to a vanishing fraction many
+    # times over (scale factors far below 1e-100 in product), rising in between.
+    oi = [1e9, 2e9, 0.0, 0.0, 5e8, 6e8, 1e-200, 7e8, 1e-150, 8e8, 1e-120, 1e9, 9e8]
+    n = len(oi)
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    high, low = close * 1.001, close * 0.999
+    series = make_series(np.arange(n) * STEP_MS, close, high, low, close, oi)
+    params = Model1Params()
+    grid = window_grid(series, params, 200)
+    starts = np.arange(n, dtype=np.int64) * STEP_MS
+    fast = run_model(series, model1_spec(params), grid, starts, STEP_MS, use_numba=use_numba)
+    slow = reference_model1(series, grid, starts, STEP_MS)
+    assert_close_usd(fast.long_usd, slow.long_usd, 1e9)
+    assert_close_usd(fast.short_usd, slow.short_usd, 1e9)
+    assert_close_usd(fast.consumed_long_usd, slow.consumed_long_usd, 1e9)
+    assert not fast.long_usd[2].any() and not fast.long_usd[3].any()
+    assert fast.long_usd[-1].sum() > 0
