@@ -9,13 +9,16 @@ import numpy as np
 
 from engine.frame import Frame
 from engine.ranges import RANGES
-from service.schemas import CoinglassHeatmap, Envelope, FrameEvent, FrameOut, FrameStatsOut
+from service.schemas import CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
 
 _json = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
 
 # Field names of the encoded forms in a stored frame.
 FIELD_V1_JSON = "v1"
+FIELD_V1_MSGPACK = "v1.msgpack"
 FIELD_COINGLASS_JSON = "cg"
+FIELD_META = "meta"
 
 
 def _number_text(value: float) -> str:
@@ -110,23 +113,32 @@ def to_coinglass(frame: Frame) -> CoinglassHeatmap:
     )
 
 
+def to_summary(frame: Frame) -> FrameSummary:
+    return FrameSummary(
+        id=frame.frame_id,
+        exchange=frame.exchange,
+        symbol=frame.symbol,
+        model=frame.model,
+        model_version=frame.model_version,
+        params_hash=frame.params_hash,
+        range=frame.range,
+        generated_at=frame.generated_at_ms,
+        data_until=frame.data_until_ms,
+        coverage_start=frame.coverage_start_ms,
+    )
+
+
 def encode_frame(frame: Frame) -> dict[str, bytes]:
     """Every stored form of a frame, keyed by field name."""
+    native = to_native(frame)
     return {
-        FIELD_V1_JSON: _json.encode(to_native(frame)),
+        FIELD_V1_JSON: _json.encode(native),
+        FIELD_V1_MSGPACK: _msgpack.encode(native),
         FIELD_COINGLASS_JSON: _json.encode(Envelope(code="0", msg="success", data=to_coinglass(frame))),
+        FIELD_META: _json.encode(to_summary(frame)),
     }
 
 
 def encode_event(frame: Frame) -> bytes:
-    return _json.encode(
-        FrameEvent(
-            id=frame.frame_id,
-            exchange=frame.exchange,
-            symbol=frame.symbol,
-            model=frame.model,
-            model_version=frame.model_version,
-            range=frame.range,
-            data_until=frame.data_until_ms,
-        )
-    )
+    """The announcement published with every new frame: its summary."""
+    return _json.encode(to_summary(frame))

@@ -50,16 +50,26 @@ class FrameOut(Base):
     clusters: list[dict[str, Any]]
 
 
-class FrameEvent(Base):
-    """Announcement of a new frame (pub/sub and SSE)."""
+class FrameSummary(Base):
+    """What identifies a frame: listed in history, published with every new frame."""
 
     id: str
     exchange: str
     symbol: str
     model: str
     model_version: str
+    params_hash: str
     range: str
+    generated_at: int
     data_until: int
+    coverage_start: int
+
+
+class FramePage(Base):
+    """One page of frame history, newest first; pass ``next_cursor`` back for the next."""
+
+    items: list[FrameSummary]
+    next_cursor: str | None
 
 
 class CoinglassHeatmap(Base):

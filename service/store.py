@@ -175,6 +175,20 @@ class Store:
         """One encoded form of the newest frame, in one read."""
         return await self.redis.hget(keys.frame_latest(exchange, symbol, model, range_name), field)
 
+    async def latest_frame_fields(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> tuple[str, bytes] | None:
+        """``(frame_id, encoded form)`` of the newest frame, in one read."""
+        frame_id, body = await self.redis.hmget(keys.frame_latest(exchange, symbol, model, range_name), ["id", field])
+        if frame_id is None or body is None:
+            return None
+        return frame_id.decode(), body
+
+    async def frames_after(self, exchange: str, symbol: str, model: str, range_name: str, frame_id: str) -> list[str]:
+        """Ids of frames newer than ``frame_id``, oldest first (all kept frames if it is unknown)."""
+        key = keys.frame_history(exchange, symbol, model, range_name)
+        score = await self.redis.zscore(key, frame_id)
+        low = "-inf" if score is None else f"({int(score)}"
+        return [member.decode() for member in await self.redis.zrangebyscore(key, low, "+inf")]
+
     async def latest_frame(self, exchange: str, symbol: str, model: str, range_name: str) -> StoredFrame | None:
         raw = await self.redis.hgetall(keys.frame_latest(exchange, symbol, model, range_name))
         if not raw:
@@ -186,6 +200,35 @@ class Store:
         """Ids of stored frames, newest first."""
         ids = await self.redis.zrange(keys.frame_history(exchange, symbol, model, range_name), 0, -1, desc=True)
         return [i.decode() for i in ids]
+
+    async def frame_index_page(
+        self,
+        exchange: str,
+        symbol: str,
+        model: str,
+        range_name: str,
+        *,
+        newest_ms: int | None,
+        oldest_ms: int | None,
+        count: int,
+    ) -> list[tuple[str, int]]:
+        """``(frame_id, data_until_ms)`` newest first with ``oldest_ms <= data_until <= newest_ms``."""
+        rows = await self.redis.zrevrangebyscore(
+            keys.frame_history(exchange, symbol, model, range_name),
+            "+inf" if newest_ms is None else newest_ms,
+            "-inf" if oldest_ms is None else oldest_ms,
+            start=0,
+            num=count,
+            withscores=True,
+        )
+        return [(member.decode(), int(score)) for member, score in rows]
+
+    async def frame_fields(self, exchange: str, symbol: str, frame_ids: list[str], field: str) -> list[bytes | None]:
+        """One field of each of several frames, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for frame_id in frame_ids:
+                pipe.hget(keys.frame_blob(exchange, symbol, frame_id), field)
+            return list(await pipe.execute())
 
     async def frame(self, exchange: str, symbol: str, frame_id: str) -> StoredFrame | None:
         raw = await self.redis.hgetall(keys.frame_blob(exchange, symbol, frame_id))

@@ -1,50 +1,246 @@
-"""Native v1 heatmap routes."""
+"""Native v1 heatmap routes: latest, history, one frame, server-sent events."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import base64
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
-from litestar import Controller, Response, get
+import msgspec
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
-from service.api.errors import Unavailable
+from service import keys
+from service.api.errors import BadRequest, NotFound, Unavailable
 from service.api.params import check_market, check_model, check_range
-from service.codec import FIELD_V1_JSON
-from service.schemas import ErrorOut, FrameOut
+from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK
+from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary
 from service.settings import Settings
 from service.store import Store
 
+MSGPACK = "application/msgpack"
+Format = Literal["json", "msgpack"]
+
+ModelParam = Annotated[str, QueryParameter(description="Model name, e.g. model1 (see /v1/models)")]
+RangeParam = Annotated[str, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y")]
+FormatParam = Annotated[
+    Format | None,
+    QueryParameter(name="format", description="json (default) or msgpack; an Accept header of application/msgpack does the same"),
+]
+
+_summary_decoder = msgspec.json.Decoder(FrameSummary)
+_json = msgspec.json.Encoder()
+
+ERRORS = {
+    400: ResponseSpec(data_container=ErrorOut, description="Bad parameter; the message names the allowed values"),
+    404: ResponseSpec(data_container=ErrorOut, description="Unknown exchange, symbol or frame"),
+    503: ResponseSpec(data_container=ErrorOut, description="No frame computed yet, or the store is unreachable"),
+}
+
+
+def _wants_msgpack(request: Request, fmt: Format | None) -> bool:
+    if fmt is not None:
+        return fmt == "msgpack"
+    accept = request.headers.get("accept", "")
+    return "msgpack" in accept
+
+
+def _etag(frame_id: str, msgpack: bool) -> str:
+    return f'"{frame_id}{".mp" if msgpack else ""}"'
+
+
+def _frame_response(request: Request, frame_id: str, body: bytes, msgpack: bool) -> Response[bytes]:
+    etag = _etag(frame_id, msgpack)
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept"}
+    if request.headers.get("if-none-match") in (etag, f"W/{etag}", "*"):
+        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(content=body, media_type=MSGPACK if msgpack else "application/json", headers=headers)
+
+
+def _encode_cursor(data_until: int, frame_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{data_until}|{frame_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, frame_id = raw.split("|", 1)
+        return int(score), frame_id
+    except ValueError:
+        raise BadRequest("cursor is not one this API issued; pass next_cursor from the previous page as is") from None
+
 
 class HeatmapController(Controller):
-    path = "/v1/heatmaps"
+    path = "/v1/heatmaps/{exchange:str}/{symbol:str}"
     tags = ["heatmaps"]
 
     @get(
-        "/{exchange:str}/{symbol:str}/latest",
+        "/latest",
         operation_id="getLatestHeatmap",
-        responses={
-            200: ResponseSpec(data_container=FrameOut, description="The newest frame"),
-            400: ResponseSpec(data_container=ErrorOut, description="Bad model or range"),
-            404: ResponseSpec(data_container=ErrorOut, description="Unknown exchange or symbol"),
-            503: ResponseSpec(data_container=ErrorOut, description="No frame computed yet, or store down"),
-        },
+        responses={200: ResponseSpec(data_container=FrameOut, description="The newest frame (JSON or msgpack)"), **ERRORS},
     )
     async def latest(
+        self,
+        request: Request,
+        store: NamedDependency[Store],
+        settings: NamedDependency[Settings],
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        model: ModelParam = "model1",
+        range_name: RangeParam = "24h",
+        fmt: FormatParam = None,
+    ) -> Response[bytes]:
+        """The newest heatmap frame of a market for one model and range.
+
+        Send ``If-None-Match`` with the ``ETag`` of the frame you hold: the answer
+        is ``304 Not Modified`` until a newer frame exists.
+        """
+        check_model(settings, model)
+        check_range(settings, range_name)
+        exchange, symbol = await check_market(store, exchange, symbol)
+        msgpack = _wants_msgpack(request, fmt)
+        latest = await store.latest_frame_fields(exchange, symbol, model, range_name, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
+        if latest is None:
+            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
+        frame_id, body = latest
+        return _frame_response(request, frame_id, body, msgpack)
+
+    @get(
+        "/frames",
+        operation_id="listHeatmapFrames",
+        responses={200: ResponseSpec(data_container=FramePage, description="Frame summaries, newest first"), **ERRORS},
+    )
+    async def frames(
         self,
         store: NamedDependency[Store],
         settings: NamedDependency[Settings],
         exchange: FromPath[str],
         symbol: FromPath[str],
-        model: Annotated[str, QueryParameter(description="Model name: model1")] = "model1",
-        range_name: Annotated[str, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y")] = "24h",
-    ) -> Response[bytes]:
-        """The newest heatmap frame of a market for one model and range."""
+        model: ModelParam = "model1",
+        range_name: RangeParam = "24h",
+        model_version: Annotated[str | None, QueryParameter(description="Only frames of this model version, e.g. 1.0.0")] = None,
+        from_ms: Annotated[int | None, QueryParameter(name="from", description="Oldest data_until to include, epoch ms")] = None,
+        to_ms: Annotated[int | None, QueryParameter(name="to", description="Newest data_until to include, epoch ms")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500, description="Frames per page, 1..500")] = 50,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+    ) -> FramePage:
+        """Stored frames of a market, newest first, by model version and time, cursor-paginated."""
         check_model(settings, model)
         check_range(settings, range_name)
         exchange, symbol = await check_market(store, exchange, symbol)
-        body = await store.latest_frame_field(exchange, symbol, model, range_name, FIELD_V1_JSON)
+        if from_ms is not None and to_ms is not None and from_ms > to_ms:
+            raise BadRequest(f"from ({from_ms}) must not be later than to ({to_ms})")
+        newest, after_id = (to_ms, None)
+        if cursor is not None:
+            newest, after_id = _decode_cursor(cursor)
+        items: list[FrameSummary] = []
+        exhausted = False
+        while len(items) < limit and not exhausted:
+            batch = max(limit * 2, 64)
+            index = await store.frame_index_page(exchange, symbol, model, range_name, newest_ms=newest, oldest_ms=from_ms, count=batch)
+            exhausted = len(index) < batch
+            if after_id is not None:
+                # Entries with the cursor's score sort by id, descending: skip those already sent.
+                index = [(fid, score) for fid, score in index if not (score == newest and fid >= after_id)]
+            if not index:
+                break
+            metas = await store.frame_fields(exchange, symbol, [fid for fid, _ in index], FIELD_META)
+            for (fid, score), meta in zip(index, metas):
+                newest, after_id = score, fid
+                if meta is None:
+                    continue
+                summary = _summary_decoder.decode(meta)
+                if model_version is None or summary.model_version == model_version:
+                    items.append(summary)
+                    if len(items) == limit:
+                        break
+        # A full page may be followed by an empty one; a short page is the last.
+        next_cursor = _encode_cursor(items[-1].data_until, items[-1].id) if len(items) == limit else None
+        return FramePage(items=items, next_cursor=next_cursor)
+
+    @get(
+        "/frames/{frame_id:str}",
+        operation_id="getHeatmapFrame",
+        responses={200: ResponseSpec(data_container=FrameOut, description="One frame (JSON or msgpack)"), **ERRORS},
+    )
+    async def frame(
+        self,
+        request: Request,
+        store: NamedDependency[Store],
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        frame_id: FromPath[str],
+        fmt: FormatParam = None,
+    ) -> Response[bytes]:
+        """One stored frame by id (ids come from /latest, /frames and the stream)."""
+        exchange, symbol = await check_market(store, exchange, symbol)
+        msgpack = _wants_msgpack(request, fmt)
+        body = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON))[0]
         if body is None:
-            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-        return Response(content=body, media_type="application/json")
+            raise NotFound(f"no frame {frame_id!r} for {exchange}:{symbol}; it may be older than the history kept")
+        return _frame_response(request, frame_id, body, msgpack)
+
+    @get("/stream", operation_id="streamHeatmapFrames", responses=ERRORS)
+    async def stream(
+        self,
+        request: Request,
+        store: NamedDependency[Store],
+        settings: NamedDependency[Settings],
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        model: ModelParam = "model1",
+        range_name: RangeParam = "24h",
+        include_frame: Annotated[bool, QueryParameter(name="include_frame", description="Send the whole frame in each event")] = False,
+    ) -> ServerSentEvent:
+        """Server-sent events: one ``frame`` event per new frame, its id as the event id.
+
+        Reconnect with ``Last-Event-ID`` to receive the frames you missed first.
+        """
+        check_model(settings, model)
+        check_range(settings, range_name)
+        exchange, symbol = await check_market(store, exchange, symbol)
+        last_event_id = request.headers.get("last-event-id")
+
+        async def events() -> AsyncIterator[ServerSentEventMessage]:
+            pubsub = store.redis.pubsub()
+            await pubsub.subscribe(keys.frame_channel(exchange, symbol))
+            try:
+                yield ServerSentEventMessage(comment="subscribed", retry=3000, data=None)
+                sent: set[str] = set()
+                if last_event_id:
+                    for frame_id in await store.frames_after(exchange, symbol, model, range_name, last_event_id):
+                        message = await _event(store, exchange, symbol, frame_id, include_frame)
+                        if message is not None:
+                            sent.add(frame_id)
+                            yield message
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+                    if message is None:
+                        yield ServerSentEventMessage(comment="keep-alive", data=None)
+                        continue
+                    summary = _summary_decoder.decode(message["data"])
+                    if summary.model != model or summary.range != range_name or summary.id in sent:
+                        continue
+                    event = await _event(store, exchange, symbol, summary.id, include_frame, summary)
+                    if event is not None:
+                        yield event
+            finally:
+                await pubsub.aclose()
+
+        return ServerSentEvent(events())
+
+
+async def _event(
+    store: Store, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
+) -> ServerSentEventMessage | None:
+    if include_frame:
+        body = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_JSON))[0]
+    else:
+        body = _json.encode(summary) if summary is not None else (await store.frame_fields(exchange, symbol, [frame_id], FIELD_META))[0]
+    if body is None:
+        return None
+    return ServerSentEventMessage(data=body.decode(), event="frame", id=frame_id)

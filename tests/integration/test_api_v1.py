@@ -1,0 +1,145 @@
+"""Native v1 routes: ETag polling, msgpack, history pages, frames by id, server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+
+from service.api.app import create_app
+from service.pipeline import Pipeline
+from service.settings import Settings
+from service.sources.synthetic import SyntheticMarket
+from service.store import Store
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+NOW_MS = 1_780_000_000_000
+MINUTE = 60_000
+LATEST = "/v1/heatmaps/synthetic/BTCUSDT/latest"
+
+
+@pytest.fixture
+async def pipeline(redis: Redis, redis_url: str) -> Pipeline:
+    settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=100)
+    pipeline = Pipeline(Store(redis), settings, [SyntheticMarket(seed=4, symbols={"BTCUSDT": 77_000.0})])
+    await pipeline.collect_once(NOW_MS)
+    return pipeline
+
+
+@pytest.fixture
+async def http(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
+    """The app behind a real uvicorn server on a free loopback port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(pipeline.settings), host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield client
+    server.should_exit = True
+    await task
+
+
+async def test_etag_gives_304_until_a_newer_frame_exists(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+    first = await http.get(LATEST)
+    etag = first.headers["etag"]
+    assert first.json()["id"] in etag
+    again = await http.get(LATEST, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    await pipeline.collect_once(NOW_MS + 2 * MINUTE)
+    newer = await http.get(LATEST, headers={"If-None-Match": etag})
+    assert newer.status_code == 200 and newer.headers["etag"] != etag
+    assert newer.json()["data_until"] > first.json()["data_until"]
+
+
+async def test_msgpack_by_parameter_or_accept_header(http: httpx.AsyncClient) -> None:
+    as_json = (await http.get(LATEST)).json()
+    by_param = await http.get(LATEST, params={"format": "msgpack"})
+    by_accept = await http.get(LATEST, headers={"Accept": "application/msgpack"})
+    for response in (by_param, by_accept):
+        assert response.headers["content-type"].startswith("application/msgpack")
+        assert msgspec.msgpack.decode(response.content) == as_json
+    assert by_param.headers["etag"] != (await http.get(LATEST)).headers["etag"]
+    bad = await http.get(LATEST, params={"format": "xml"})
+    assert bad.status_code == 400 and "format" in bad.json()["error"]["message"]
+
+
+async def test_history_pages_newest_first_and_frames_by_id(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+    for minutes in range(1, 6):
+        await pipeline.collect_once(NOW_MS + minutes * MINUTE)
+    seen: list[dict] = []
+    cursor = None
+    while True:
+        params = {"range": "12h", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames", params=params)).json()
+        seen.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 6
+    untils = [item["data_until"] for item in seen]
+    assert untils == sorted(untils, reverse=True) and len(set(untils)) == 6
+    assert all(item["model_version"] == "1.0.0" and item["range"] == "12h" for item in seen)
+
+    window = (await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames", params={"range": "12h", "from": untils[3], "to": untils[1]})).json()
+    assert [item["data_until"] for item in window["items"]] == untils[1:4]
+    none = (await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames", params={"range": "12h", "model_version": "9.9.9"})).json()
+    assert none == {"items": [], "next_cursor": None}
+
+    one = await http.get(f"/v1/heatmaps/synthetic/BTCUSDT/frames/{seen[2]['id']}")
+    assert one.status_code == 200 and one.json()["data_until"] == untils[2]
+    missing = await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames/model1-nothing-12h-1")
+    assert missing.status_code == 404
+    bad_cursor = await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames", params={"cursor": "!!"})
+    assert bad_cursor.status_code == 400 and "cursor" in bad_cursor.json()["error"]["message"]
+    bad_limit = await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames", params={"limit": 0})
+    assert bad_limit.status_code == 400 and "limit" in bad_limit.json()["error"]["message"]
+
+
+async def _read_events(response: httpx.Response, count: int) -> list[dict]:
+    events: list[dict] = []
+    current: dict = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "data" in current:
+                events.append(current)
+                if len(events) == count:
+                    return events
+            current = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            current[field] = value.lstrip()
+    return events
+
+
+async def test_stream_delivers_new_frames_and_resumes_from_last_event_id(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+    params = {"range": "24h"}
+    async with http.stream("GET", "/v1/heatmaps/synthetic/BTCUSDT/stream", params=params) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        reader = asyncio.create_task(_read_events(response, 2))
+        await asyncio.sleep(0.3)  # let the subscription settle
+        await pipeline.collect_once(NOW_MS + MINUTE)
+        await pipeline.collect_once(NOW_MS + 2 * MINUTE)
+        events = await asyncio.wait_for(reader, 10)
+    assert [e.get("event") for e in events] == ["frame", "frame"], events
+    summaries = [json.loads(e["data"]) for e in events]
+    assert [s["range"] for s in summaries] == ["24h", "24h"]
+    assert summaries[0]["data_until"] < summaries[1]["data_until"]
+    assert events[0]["id"] == summaries[0]["id"]
+
+    # Two frames appear while the client is away; it resumes with the first event's id.
+    await pipeline.collect_once(NOW_MS + 3 * MINUTE)
+    headers = {"Last-Event-ID": events[0]["id"]}
+    async with http.stream("GET", "/v1/heatmaps/synthetic/BTCUSDT/stream", params={**params, "include_frame": "true"}, headers=headers) as response:
+        resumed = await asyncio.wait_for(_read_events(response, 2), 10)
+    frames = [json.loads(e["data"]) for e in resumed]
+    assert [f["data_until"] for f in frames] == [summaries[1]["data_until"], summaries[1]["data_until"] + MINUTE]
+    assert all("long" in f and "short" in f for f in frames)
