@@ -87,54 +87,43 @@ def resample(series: MarketSeries, step_ms: int) -> MarketSeries:
 
 
 def align_open_interest(
-    candle_ts_ms: npt.ArrayLike,
+    bar_close_ms: npt.ArrayLike,
     oi_ts_ms: npt.ArrayLike,
     oi_usd: npt.ArrayLike,
-    step_ms: int | None = None,
 ) -> Float64Array:
     """Open interest as it stood at each bar's close (as-of join).
 
-    Each bar gets the last observation taken at or before its close
-    (``open + step_ms``), carried forward over bars without a fresh one.
-    Non-finite observations are ignored.
+    Each bar gets the last observation taken at or before its close, carried
+    forward over bars without a fresh one. Non-finite observations are ignored.
 
     Parameters
     ----------
-    candle_ts_ms : array_like of int, shape (n,)
-        Bar open times, epoch ms, ascending.
+    bar_close_ms : array_like of int, shape (n,)
+        Close time (exclusive end, ``ts_ms + step_ms``) of each bar, epoch ms,
+        ascending.
     oi_ts_ms : array_like of int, shape (m,)
         Observation times, epoch ms, any order (ties: the later one given wins).
     oi_usd : array_like of float, shape (m,)
         Open interest observed, USD notional.
-    step_ms : int, optional
-        Bar width, ms. Defaults to the smallest gap between consecutive bars.
 
     Returns
     -------
     Float64Array, shape (n,)
         Open interest per bar, USD; NaN before the first observation.
     """
-    candle_ts = np.asarray(candle_ts_ms, dtype=np.int64)
+    close_ms = np.asarray(bar_close_ms, dtype=np.int64)
     observed_ts = np.asarray(oi_ts_ms, dtype=np.int64)
     observed = np.asarray(oi_usd, dtype=np.float64)
     if observed_ts.shape != observed.shape or observed_ts.ndim != 1:
         raise ValueError(
             f"oi_ts_ms and oi_usd must be 1-d of one length, got {observed_ts.shape} and {observed.shape}"
         )
-    if step_ms is None:
-        gaps = np.diff(candle_ts)
-        if gaps.size == 0:
-            raise ValueError("step_ms is needed to align open interest to fewer than two bars")
-        step_ms = int(gaps.min())
-    if step_ms <= 0:
-        raise ValueError(f"bar step must be positive, got {step_ms} ms")
     keep = np.isfinite(observed)
     observed_ts, observed = observed_ts[keep], observed[keep]
     order = np.argsort(observed_ts, kind="stable")
     observed_ts, observed = observed_ts[order], observed[order]
-    latest = np.searchsorted(observed_ts, candle_ts + step_ms, side="right") - 1
-    aligned: Float64Array = np.full(candle_ts.shape, np.nan, dtype=np.float64)
+    latest = np.searchsorted(observed_ts, close_ms, side="right") - 1
+    aligned: Float64Array = np.full(close_ms.shape, np.nan, dtype=np.float64)
     found = latest >= 0
     aligned[found] = observed[latest[found]]
     return aligned
-

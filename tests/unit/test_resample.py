@@ -115,12 +115,12 @@ def test_aggregate_bars_accepts_any_bucket():
     assert out.open_interest_usd.tolist() == [200.0, 300.0]
 
 
-def as_of_by_loop(candle_ts, oi_ts, oi_usd, step_ms):
+def as_of_by_loop(close_ms, oi_ts, oi_usd):
     out = []
-    for open_ms in candle_ts:
+    for close in close_ms:
         best_ts, best = None, math.nan
         for ts, value in zip(oi_ts, oi_usd):
-            if math.isfinite(value) and ts <= open_ms + step_ms and (best_ts is None or ts >= best_ts):
+            if math.isfinite(value) and ts <= close and (best_ts is None or ts >= best_ts):
                 best_ts, best = ts, value
         out.append(best)
     return out
@@ -128,33 +128,27 @@ def as_of_by_loop(candle_ts, oi_ts, oi_usd, step_ms):
 
 @EXAMPLES
 @given(
-    candle_steps=st.lists(st.integers(1, 4), min_size=1, max_size=30),
+    candle_steps=st.lists(st.integers(1, 4), min_size=0, max_size=30),
     observations=st.lists(
         st.tuples(st.integers(-5, 150), st.one_of(st.floats(0.0, 1e9), st.just(math.nan))), max_size=30
     ),
 )
 def test_align_open_interest_is_an_as_of_join(candle_steps, observations):
-    candle_ts = (np.cumsum(candle_steps) * STEP_MS).astype(np.int64)
+    close_ms = (np.cumsum(candle_steps, dtype=np.int64) * STEP_MS).astype(np.int64)
     oi_ts = [t * 30_000 for t, _ in observations]
     oi_usd = [v for _, v in observations]
-    aligned = align_open_interest(candle_ts, oi_ts, oi_usd, STEP_MS)
-    assert aligned.dtype == np.float64 and aligned.shape == candle_ts.shape
-    np.testing.assert_equal(aligned, as_of_by_loop(candle_ts.tolist(), oi_ts, oi_usd, STEP_MS))
+    aligned = align_open_interest(close_ms, oi_ts, oi_usd)
+    assert aligned.dtype == np.float64 and aligned.shape == close_ms.shape
+    np.testing.assert_equal(aligned, as_of_by_loop(close_ms.tolist(), oi_ts, oi_usd))
 
 
-def test_align_open_interest_defaults_to_the_bar_step():
-    candle_ts = np.array([0, 60_000, 120_000, 300_000])
-    # Observations at 60s and 125s: the first bar closes at 60s, the second at
-    # 120s (still the 60s value), the third at 180s, the last at 360s.
-    aligned = align_open_interest(candle_ts, [125_000, 60_000], [2.0, 1.0])
+def test_align_open_interest_takes_the_observation_at_the_close():
+    open_ms = np.array([0, 60_000, 120_000, 300_000])
+    # Observations at 60s and 125s. Bars close at 60s (takes the 60s value),
+    # 120s (still it), 180s and 360s (the 125s value).
+    aligned = align_open_interest(open_ms + STEP_MS, [125_000, 60_000], [2.0, 1.0])
     assert aligned.tolist() == [1.0, 1.0, 2.0, 2.0]
-    assert math.isnan(align_open_interest(candle_ts, [400_000], [1.0])[0])
-
-
-def test_align_open_interest_needs_a_step_for_one_bar():
-    with pytest.raises(ValueError, match="step_ms"):
-        align_open_interest([0], [0], [1.0])
-    assert align_open_interest([0], [0], [1.0], step_ms=STEP_MS).tolist() == [1.0]
+    assert math.isnan(align_open_interest(open_ms + STEP_MS, [400_000], [1.0])[0])
 
 
 def test_align_open_interest_refuses_mismatched_observations():
