@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -358,3 +360,21 @@ def test_open_interest_vanishing_or_collapsing_matches_reference(use_numba):
     assert_close_usd(fast.consumed_long_usd, slow.consumed_long_usd, 1e9)
     assert not fast.long_usd[2].any() and not fast.long_usd[3].any()
     assert fast.long_usd[-1].sum() > 0
+
+
+def test_engine_works_without_numba():
+    # A fresh interpreter where importing numba fails: the numpy kernel takes over.
+    script = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from engine import kernels\n"
+        "from engine.build import build_frame\n"
+        "from engine.series import MarketSeries\n"
+        "assert not kernels.HAVE_NUMBA\n"
+        "n = 50; ts = np.arange(n, dtype=np.int64) * 60_000; p = np.full(n, 100.0)\n"
+        "oi = np.linspace(1e6, 2e6, n)\n"
+        "s = MarketSeries(60_000, ts, p, p, p, p, p, p, oi)\n"
+        "f = build_frame(s, model='model1', range_name='12h', exchange='x', symbol='y', generated_at_ms=0, rows=100)\n"
+        "assert abs(f.stats.total_long_usd + f.stats.total_short_usd - 1e6) < 1e-3 * 1e6\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
