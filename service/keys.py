@@ -11,6 +11,12 @@ PREFIX = "lm"
 SCHEMA_VERSION = f"{PREFIX}:schema_version"
 MIGRATION_LOCK = f"{PREFIX}:migration_lock"
 MARKETS = f"{PREFIX}:markets"  # set of "exchange:SYMBOL"
+API_KEYS = f"{PREFIX}:api_keys"  # hash: key id -> JSON record (secret stored hashed)
+
+
+def rate_counter(client: str, window_start_ms: int) -> str:
+    """Requests of one client (key id or anonymous address) in one window."""
+    return f"{PREFIX}:rl:{{{client}}}:{window_start_ms}"
 
 
 def market_id(exchange: str, symbol: str) -> str:

@@ -72,6 +72,36 @@ class FramePage(Base):
     next_cursor: str | None
 
 
+class MarketOut(Base):
+    exchange: str
+    symbol: str
+    coverage_start: int | None  # first stored bar, epoch ms
+    data_until: int | None  # end of the last bar the newest frames rest on, epoch ms
+    last_update: int | None  # when frames were last computed, epoch ms
+    bars: int
+    models: list[str]
+    ranges: list[str]
+
+
+class MarketsOut(Base):
+    markets: list[MarketOut]
+
+
+class ModelOut(Base):
+    name: str
+    version: str
+    params_hash: str
+    params: dict[str, Any]
+    description: str
+    doc: str  # markdown: assumptions, parameters, known weaknesses
+    created: str | None
+    score: dict[str, Any] | None  # backtest against realized liquidations, where measured
+
+
+class ModelsOut(Base):
+    models: list[ModelOut]
+
+
 class CoinglassHeatmap(Base):
     y_axis: list[float]
     liquidation_leverage_data: list[list[float]]

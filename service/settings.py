@@ -47,6 +47,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Retention of raw inputs, days.
     candle_retention_days: float = 35.0
     liquidation_retention_days: float = 7.0
+    # Requests without an API key: allowed or not, and how many per minute per client address.
+    anonymous_access: bool = True
+    anonymous_limit_per_min: int = 1200
+    # Requests per minute of a key created without --limit.
+    default_key_limit_per_min: int = 1200
     # Upper bound on one scheduled job, seconds.
     job_timeout_s: float = 120.0
     log_level: str = "info"

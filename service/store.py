@@ -131,6 +131,18 @@ class Store:
     async def read_liquidations(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
         return await self._read_rows(keys.liquidations(exchange, symbol), LIQUIDATION_DTYPE, start_ms, end_ms)
 
+    async def candle_span(self, exchange: str, symbol: str) -> tuple[int, int, int] | None:
+        """``(first bar ts, last bar ts, bar count)`` of a market's stored candles, or None."""
+        key = keys.candles(exchange, symbol)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(key, 0, 0, withscores=True)
+            pipe.zrange(key, -1, -1, withscores=True)
+            pipe.zcard(key)
+            first, last, count = await pipe.execute()
+        if not first:
+            return None
+        return int(first[0][1]), int(last[0][1]), int(count)
+
     async def last_candle_ts(self, exchange: str, symbol: str) -> int | None:
         newest = await self.redis.zrange(keys.candles(exchange, symbol), 0, 0, desc=True, withscores=True)
         return int(newest[0][1]) if newest else None

@@ -11,6 +11,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from service.access import Access
+from service.api.auth import AccessMiddleware
+from service.api.catalog import CatalogController
 from service.api.coinglass import CoinglassController
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.health import health
@@ -35,6 +38,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             await migrate(redis)
             store = Store(redis)
             app.state.store = store
+            app.state.access = Access(redis)
             scheduler = None
             if sources:
                 pipeline = Pipeline(store, settings, list(sources))
@@ -53,7 +57,8 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
         return settings
 
     return Litestar(
-        route_handlers=[HeatmapController, CoinglassController, health],
+        route_handlers=[HeatmapController, CatalogController, CoinglassController, health],
+        middleware=[AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

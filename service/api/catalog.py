@@ -1,0 +1,64 @@
+"""What there is: markets with their coverage, and models with their versions and scores."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+
+from engine.models import MODELS
+from service.schemas import MarketOut, MarketsOut, ModelOut, ModelsOut
+from service.settings import Settings
+from service.store import Store
+
+
+class CatalogController(Controller):
+    path = "/v1"
+    tags = ["catalog"]
+
+    @get("/markets", operation_id="listMarkets")
+    async def markets(self, store: NamedDependency[Store], settings: NamedDependency[Settings]) -> MarketsOut:
+        """Every market with data: venue, symbol, the span of its stored bars and its last update."""
+        markets = await store.markets()
+        spans, metas = await asyncio.gather(
+            asyncio.gather(*(store.candle_span(ex, sym) for ex, sym in markets)),
+            asyncio.gather(*(store.market_meta(ex, sym) for ex, sym in markets)),
+        )
+        out = []
+        for (exchange, symbol), span, meta in zip(markets, spans, metas):
+            out.append(
+                MarketOut(
+                    exchange=exchange,
+                    symbol=symbol,
+                    coverage_start=span[0] if span else None,
+                    data_until=int(meta["data_until_ms"]) if "data_until_ms" in meta else None,
+                    last_update=int(meta["last_update_ms"]) if "last_update_ms" in meta else None,
+                    bars=span[2] if span else 0,
+                    models=list(settings.models),
+                    ranges=list(settings.ranges),
+                )
+            )
+        return MarketsOut(markets=out)
+
+    @get("/models", operation_id="listModels")
+    async def models(self, settings: NamedDependency[Settings]) -> ModelsOut:
+        """Every model this service computes: version, parameters and their hash, assumptions, score."""
+        out = []
+        for name in settings.models:
+            spec = MODELS[name]
+            score: Any = getattr(spec, "score", None)
+            out.append(
+                ModelOut(
+                    name=spec.name,
+                    version=spec.version,
+                    params_hash=spec.params_hash,
+                    params=spec.params,
+                    description=spec.description,
+                    doc=spec.doc,
+                    created=getattr(spec, "created", None),
+                    score=score if isinstance(score, dict) or score is None else dict(score),
+                )
+            )
+        return ModelsOut(models=out)
