@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +18,8 @@ class Batch:
     candles: np.ndarray = field(default_factory=lambda: empty(CANDLE_DTYPE))
     open_interest: np.ndarray = field(default_factory=lambda: empty(OPEN_INTEREST_DTYPE))
     liquidations: np.ndarray = field(default_factory=lambda: empty(LIQUIDATION_DTYPE))
+    # Market metadata observed with the rows (mark price, funding, margin tiers), stored as is.
+    meta: dict[str, str | int | float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(len(self.candles) or len(self.open_interest) or len(self.liquidations))
@@ -43,3 +46,15 @@ class MarketSource(Protocol):
     async def poll(self, symbol: str, now_ms: int) -> Batch:
         """Rows that became available since the previous poll (or backfill) up to ``now_ms``."""
         ...
+
+
+class StreamingSource(MarketSource, Protocol):
+    """A source with live connections (exchange collectors): the app starts and closes it.
+
+    ``start(sink)`` opens its streams; events are handed to ``sink(exchange, symbol, rows)``
+    as they arrive (the store's ``add_liquidations``). ``close()`` ends them.
+    """
+
+    async def start(self, sink: Callable[[str, str, np.ndarray], Awaitable[int]] | None = None) -> None: ...
+
+    async def close(self) -> None: ...
