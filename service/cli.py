@@ -13,7 +13,7 @@ from service.sources.base import MarketSource
 
 log = logging.getLogger("liqmap")
 
-DEMO_DEFAULTS = {"mode": "demo", "collect_interval_s": 5.0, "backfill_days": 3.0, "data_dir": ".liqmap/demo"}
+DEMO_DEFAULTS = {"mode": "demo", "sources": ("synthetic",), "collect_interval_s": 5.0, "backfill_days": 3.0, "data_dir": ".liqmap/demo"}
 
 
 def build_sources(settings: Settings) -> list[MarketSource]:

@@ -33,10 +33,35 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     collect_interval_s: float = 60.0
     # History fetched on first start so the first frame has something to show, days.
     backfill_days: float = 3.0
-    # Market sources the collecting process runs.
-    sources: tuple[str, ...] = ("synthetic",)
+    # Market sources the collecting process runs: binance, bybit, okx (live, keyless) or synthetic.
+    sources: tuple[str, ...] = ("binance", "bybit", "okx")
     # Seed of the synthetic market (demo).
     synthetic_seed: int = 7
+    # Canonical symbols collected on every venue (OKX's BTC-USDT-SWAP is BTCUSDT).
+    markets: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    # Per coin, also the sum over venues as exchange "all" (e.g. all/BTC).
+    aggregate: bool = True
+    # Venue endpoints (the fake exchange replaces them with loopback URLs).
+    binance_rest_url: str = "https://fapi.binance.com"
+    binance_ws_url: str = "wss://fstream.binance.com/market/stream?streams=!forceOrder@arr"
+    binance_web_url: str = "https://www.binance.com"
+    bybit_rest_url: str = "https://api.bybit.com"
+    bybit_ws_url: str = "wss://stream.bybit.com/v5/public/linear"
+    okx_rest_url: str = "https://www.okx.com"
+    okx_ws_url: str = "wss://ws.okx.com:8443/ws/v5/public"
+    # Share of each venue's published request limit this process may use.
+    request_budget_share: float = 0.5
+    # Bound on one HTTP call, seconds.
+    http_timeout_s: float = 10.0
+    # WebSocket heartbeat period, silence before reconnecting, reconnect back-off, seconds.
+    ws_ping_interval_s: float = 20.0
+    ws_idle_timeout_s: float = 90.0
+    ws_backoff_base_s: float = 1.0
+    ws_backoff_max_s: float = 60.0
+    # How often streamed liquidations are written to the store, seconds.
+    liquidation_flush_s: float = 1.0
+    # Longest venue back-off (Retry-After) a backfill sleeps out before giving up, seconds.
+    backfill_max_wait_s: float = 120.0
     # Models and ranges computed for every market.
     models: tuple[str, ...] = ("model1",)
     ranges: tuple[str, ...] = ("12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y")
@@ -74,7 +99,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             env_name = "REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()
             if env_name in environ:
                 value: object = environ[env_name]
-                if name in ("models", "ranges", "sources"):
+                if name in ("models", "ranges", "sources", "markets"):
                     value = [part.strip() for part in str(value).split(",") if part.strip()]
                 raw[name] = value
         if raw.get("redis_url") == "":
