@@ -15,6 +15,7 @@ from engine.ranges import DAY_MS, RANGES
 from engine.resample import align_open_interest
 from engine.series import MarketSeries
 from service.codec import encode_event, encode_frame
+from service.metrics import COLLECT_ERRORS, FRAMES_COMPUTED, MARKET_REFRESH_SECONDS
 from service.settings import Settings
 from service.sources.base import Batch, MarketSource
 from service.store import Store
@@ -122,6 +123,7 @@ class Pipeline:
                 except Exception:
                     # One market's failure must not stop the others or the scheduler.
                     log.exception("collecting %s:%s failed", source.exchange, symbol)
+                    COLLECT_ERRORS.labels(source.exchange).inc()
         return changed
 
     async def recompute(self, exchange: str, symbol: str, step_ms: int, now: int) -> list[str]:
@@ -134,6 +136,7 @@ class Pipeline:
         candles = await self.store.read_candles(exchange, symbol, start)
         open_interest = await self.store.read_open_interest(exchange, symbol, start - DAY_MS)
         series = series_from_rows(candles, open_interest, step_ms)
+        started = time.perf_counter()
         encoded = await asyncio.to_thread(
             compute_frames,
             series,
@@ -157,6 +160,8 @@ class Pipeline:
                 event=item.event,
                 keep=self.settings.frame_history,
             )
+        FRAMES_COMPUTED.labels(exchange).inc(len(encoded))
+        MARKET_REFRESH_SECONDS.observe(time.perf_counter() - started)
         await self.store.set_market_meta(exchange, symbol, last_update_ms=now, data_until_ms=last + step_ms)
         await self.store.trim(
             exchange,

@@ -133,3 +133,9 @@ class Health(Base):
     status: str
     store: str
     schema_version: int
+
+
+class Readiness(Base):
+    status: str  # "ready" or "not_ready"
+    markets: int
+    problems: list[str]

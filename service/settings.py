@@ -77,6 +77,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     anonymous_limit_per_min: int = 1200
     # Requests per minute of a key created without --limit.
     default_key_limit_per_min: int = 1200
+    # /ready answers 503 when a market's frames are older than this, seconds.
+    ready_max_age_s: float = 300.0
     # Upper bound on one scheduled job, seconds.
     job_timeout_s: float = 120.0
     log_level: str = "info"

@@ -10,13 +10,14 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
 
 from service.access import Access
 from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
 from service.api.coinglass import CoinglassController
 from service.api.errors import EXCEPTION_HANDLERS
-from service.api.health import health
+from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
 from service.connection import open_redis
 from service.migrate import migrate
@@ -27,6 +28,9 @@ from service.sources.base import MarketSource
 from service.store import Store
 
 log = logging.getLogger(__name__)
+
+# Request metrics, grouped by route template so ids in paths do not explode cardinality.
+PROMETHEUS = PrometheusConfig(app_name="liqmap", prefix="liqmap", group_path=True, exclude=["/metrics"])
 
 
 def create_app(settings: Settings, sources: list[MarketSource] | None = None) -> Litestar:
@@ -57,8 +61,8 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
         return settings
 
     return Litestar(
-        route_handlers=[HeatmapController, CatalogController, CoinglassController, health],
-        middleware=[AccessMiddleware(settings)],
+        route_handlers=[HeatmapController, CatalogController, CoinglassController, health, ready, MetricsController],
+        middleware=[PROMETHEUS.middleware, AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

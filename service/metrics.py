@@ -1,0 +1,13 @@
+"""Process metrics exposed at ``/metrics`` (Prometheus text format)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+FRAMES_COMPUTED = Counter("liqmap_frames_computed_total", "Frames computed and stored", ["exchange"])
+MARKET_REFRESH_SECONDS = Histogram(
+    "liqmap_market_refresh_seconds",
+    "Time to rebuild and store every frame of one market",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+COLLECT_ERRORS = Counter("liqmap_collect_errors_total", "Collect rounds of one market that failed", ["exchange"])
