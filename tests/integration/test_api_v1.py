@@ -143,3 +143,20 @@ async def test_stream_delivers_new_frames_and_resumes_from_last_event_id(http: h
     frames = [json.loads(e["data"]) for e in resumed]
     assert [f["data_until"] for f in frames] == [summaries[1]["data_until"], summaries[1]["data_until"] + MINUTE]
     assert all("long" in f and "short" in f for f in frames)
+
+
+async def test_markets_list_coverage_and_models_list_versions(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+    markets = (await http.get("/v1/markets")).json()["markets"]
+    assert len(markets) == 1
+    market = markets[0]
+    candles = await pipeline.store.read_candles("synthetic", "BTCUSDT")
+    assert (market["exchange"], market["symbol"]) == ("synthetic", "BTCUSDT")
+    assert market["coverage_start"] == int(candles["ts_ms"][0]) and market["bars"] == len(candles)
+    assert market["data_until"] == int(candles["ts_ms"][-1]) + MINUTE
+    assert market["ranges"] == ["12h", "24h"]
+
+    models = (await http.get("/v1/models")).json()["models"]
+    model1 = next(m for m in models if m["name"] == "model1")
+    latest = (await http.get(LATEST)).json()
+    assert model1["version"] == latest["model_version"] and model1["params_hash"] == latest["params_hash"]
+    assert "Known weaknesses" in model1["doc"] and model1["params"]
