@@ -41,7 +41,7 @@ def _serve(settings: Settings, with_sources: bool) -> None:
 
     sources = build_sources(settings) if with_sources else None
     app = create_app(settings, sources)
-    log.info("liqmap %s on http://%s:%d (API schema at /schema)", settings.mode, settings.host, settings.port)
+    log.info("liqmap %s on http://%s:%d (API docs at /docs)", settings.mode, settings.host, settings.port)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on")
     try:
         uvicorn.Server(config).run()

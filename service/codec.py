@@ -68,6 +68,7 @@ def to_native(frame: Frame) -> FrameOut:
             max_long_usd=float(stats.max_long_usd),
             max_short_usd=float(stats.max_short_usd),
             max_cell_usd=float(stats.max_cell_usd),
+            out_of_grid_usd=float(stats.out_of_grid_usd),
             percentiles={k: float(v) for k, v in stats.percentiles.items()},
         ),
         clusters=list(frame.clusters),

@@ -19,6 +19,7 @@ class FrameStatsOut(Base):
     max_long_usd: float
     max_short_usd: float
     max_cell_usd: float
+    out_of_grid_usd: float  # notional of levels outside the price rows, not drawn
     percentiles: dict[str, float]
 
 
@@ -106,6 +107,102 @@ class CoinglassHeatmap(Base):
     y_axis: list[float]
     liquidation_leverage_data: list[list[float]]
     price_candlesticks: list[list[int | str]]
+
+
+class CoinglassPairHistory(Base):
+    """Realized liquidations of one pair in one interval; USD as strings, like Coinglass."""
+
+    time: int  # bucket start, epoch ms
+    long_liquidation_usd: str
+    short_liquidation_usd: str
+
+
+class CoinglassCoinHistory(Base):
+    """Realized liquidations of a coin over several exchanges in one interval; USD as numbers, like Coinglass."""
+
+    time: int  # bucket start, epoch ms
+    aggregated_long_liquidation_usd: float
+    aggregated_short_liquidation_usd: float
+
+
+class CoinglassCoinTotals(Base):
+    """Realized liquidations of one coin on one exchange over the last 24h, 12h, 4h and 1h, USD."""
+
+    symbol: str
+    liquidation_usd_24h: float
+    long_liquidation_usd_24h: float
+    short_liquidation_usd_24h: float
+    liquidation_usd_12h: float
+    long_liquidation_usd_12h: float
+    short_liquidation_usd_12h: float
+    liquidation_usd_4h: float
+    long_liquidation_usd_4h: float
+    short_liquidation_usd_4h: float
+    liquidation_usd_1h: float
+    long_liquidation_usd_1h: float
+    short_liquidation_usd_1h: float
+
+
+class CoinglassExchangeTotals(Base):
+    """Realized liquidations on one exchange (or ``All``) over the requested range, USD."""
+
+    exchange: str
+    liquidation_usd: float
+    long_liquidation_usd: float
+    short_liquidation_usd: float
+
+
+class CoinglassLiquidationOrder(Base):
+    """One realized liquidation.
+
+    ``side`` follows Coinglass's REST convention, the liquidation order's
+    direction: 1 = Buy (a short was liquidated), 2 = Sell (a long was
+    liquidated). ``position_side`` says the same in words.
+    """
+
+    exchange_name: str
+    symbol: str
+    base_asset: str
+    price: float
+    usd_value: float
+    side: int
+    time: int  # epoch ms
+    position_side: str  # "long" or "short": the position that was liquidated
+
+
+class CoinglassPair(Base):
+    """A pair liqmap has data for; fields liqmap does not know are null."""
+
+    instrument_id: str
+    base_asset: str
+    quote_asset: str
+    settlement_currency: str | None = None
+    max_leverage: float | None = None
+    funding_interval: float | None = None
+    price_tick_size: float | None = None
+
+
+class CoinglassLiquidationMap(Base):
+    """Levels by price: ``{"<price>": [[price, usd, leverage or null, null], ...]}``."""
+
+    data: dict[str, list[list[float | None]]]
+
+
+class CoinglassMaxPain(Base):
+    """The largest outstanding liquidation level of each side of a coin, and the price it stands against.
+
+    ``long_*``: longs, liquidated if the price falls to ``long_max_pain_liq_price``;
+    ``short_*``: shorts, liquidated if it rises to ``short_max_pain_liq_price``.
+    ``range`` is the frame the book comes from (48h and 14d are answered by 3d and 30d).
+    """
+
+    symbol: str
+    price: float | None
+    long_max_pain_liq_level: float
+    long_max_pain_liq_price: float | None
+    short_max_pain_liq_level: float
+    short_max_pain_liq_price: float | None
+    range: str
 
 
 class Envelope(Base, Generic[T]):

@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from service.access import Access
@@ -31,6 +32,21 @@ log = logging.getLogger(__name__)
 
 # Request metrics, grouped by route template so ids in paths do not explode cardinality.
 PROMETHEUS = PrometheusConfig(app_name="liqmap", prefix="liqmap", group_path=True, exclude=["/metrics"])
+
+
+API_DESCRIPTION = """Liquidation heatmaps for crypto perpetual futures.
+
+* **Native v1** (`/v1/...`): newest frame with ETag polling, msgpack, history by model
+  version, frames by id, server-sent events, markets and models with their scores.
+* **Coinglass-compatible** (`/api/futures/...`): same paths, parameters and shapes as
+  Coinglass's v4 liquidation API; existing clients work by changing only the base URL.
+
+Authentication: an API key in `X-API-Key` (or `CG-API-KEY`); anonymous access when the
+operator allows it. Every response of a data route carries `API-KEY-MAX-LIMIT` and
+`API-KEY-USE-LIMIT`; over the limit the answer is 429 with `Retry-After`.
+Errors carry the real HTTP status: `{"error": {...}}` on v1, the Coinglass envelope with
+`code` set to the status on compatible routes.
+"""
 
 
 def create_app(settings: Settings, sources: list[MarketSource] | None = None) -> Litestar:
@@ -69,7 +85,10 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
         openapi_config=OpenAPIConfig(
             title="liqmap",
             version="0.1.0",
-            description="Liquidation heatmaps for crypto perpetual futures: native v1 routes and a Coinglass-compatible surface.",
+            description=API_DESCRIPTION,
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin(path="/redoc")],
+            use_handler_docstrings=True,
         ),
         debug=False,
     )

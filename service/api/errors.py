@@ -68,7 +68,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
                 message = f"{exc.detail} ({'; '.join(parts)})"
         return error_response(request, 400, "bad_request", message)
     if isinstance(exc, NotFoundException):
-        return error_response(request, 404, "not_found", f"no route {request.method} {request.url.path}; see /schema for the API")
+        return error_response(request, 404, "not_found", f"no route {request.method} {request.url.path}; see /docs for the API")
     return error_response(request, status, "http_error", exc.detail)
 
 

@@ -15,6 +15,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service import keys
+from service.api import examples
 from service.api.errors import BadRequest, NotFound, Unavailable
 from service.api.params import check_market, check_model, check_range
 from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK
@@ -36,9 +37,21 @@ _summary_decoder = msgspec.json.Decoder(FrameSummary)
 _json = msgspec.json.Encoder()
 
 ERRORS = {
-    400: ResponseSpec(data_container=ErrorOut, description="Bad parameter; the message names the allowed values"),
-    404: ResponseSpec(data_container=ErrorOut, description="Unknown exchange, symbol or frame"),
-    503: ResponseSpec(data_container=ErrorOut, description="No frame computed yet, or the store is unreachable"),
+    400: ResponseSpec(
+        data_container=ErrorOut,
+        description="Bad parameter; the message names the allowed values",
+        examples=[examples.error(400, "range must be one of 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y; got '2h'", ["12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y"])],
+    ),
+    404: ResponseSpec(
+        data_container=ErrorOut,
+        description="Unknown exchange, symbol or frame",
+        examples=[examples.error(404, "unknown symbol 'DOGEUSDT' on binance; known symbols: BTCUSDT, ETHUSDT, SOLUSDT")],
+    ),
+    503: ResponseSpec(
+        data_container=ErrorOut,
+        description="No frame computed yet, or the store is unreachable",
+        examples=[examples.error(503, "the data store is unreachable; retry shortly")],
+    ),
 }
 
 
@@ -81,7 +94,7 @@ class HeatmapController(Controller):
     @get(
         "/latest",
         operation_id="getLatestHeatmap",
-        responses={200: ResponseSpec(data_container=FrameOut, description="The newest frame (JSON or msgpack)"), **ERRORS},
+        responses={200: ResponseSpec(data_container=FrameOut, description="The newest frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
     )
     async def latest(
         self,
@@ -112,7 +125,7 @@ class HeatmapController(Controller):
     @get(
         "/frames",
         operation_id="listHeatmapFrames",
-        responses={200: ResponseSpec(data_container=FramePage, description="Frame summaries, newest first"), **ERRORS},
+        responses={200: ResponseSpec(data_container=FramePage, description="Frame summaries, newest first", examples=[examples.FRAME_PAGE]), **ERRORS},
     )
     async def frames(
         self,
@@ -165,7 +178,7 @@ class HeatmapController(Controller):
     @get(
         "/frames/{frame_id:str}",
         operation_id="getHeatmapFrame",
-        responses={200: ResponseSpec(data_container=FrameOut, description="One frame (JSON or msgpack)"), **ERRORS},
+        responses={200: ResponseSpec(data_container=FrameOut, description="One frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
     )
     async def frame(
         self,

@@ -127,7 +127,7 @@ async def test_unknown_route_is_404_in_the_envelope(client: AsyncTestClient) -> 
 async def test_health_and_schema(client: AsyncTestClient) -> None:
     health = (await client.get("/health")).json()
     assert health["status"] == "ok" and health["schema_version"] >= 1
-    schema = (await client.get("/schema/openapi.json")).json()
+    schema = (await client.get("/docs/openapi.json")).json()
     assert "/v1/heatmaps/{exchange}/{symbol}/latest" in schema["paths"]
     assert "/api/futures/liquidation/heatmap/{model}" in schema["paths"]
 
