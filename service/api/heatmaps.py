@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 from service import keys
 from service.api import examples
 from service.api.errors import BadRequest, NotFound, Unavailable
-from service.api.params import check_market, check_model, check_range
+from service.api.params import MODEL_ENUM, RANGE_ENUM, check_market, check_model, check_range
 from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK
 from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary
 from service.settings import Settings
@@ -26,8 +26,8 @@ from service.store import Store
 MSGPACK = "application/msgpack"
 Format = Literal["json", "msgpack"]
 
-ModelParam = Annotated[str, QueryParameter(description="Model name, e.g. model1 (see /v1/models)")]
-RangeParam = Annotated[str, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y")]
+ModelParam = Annotated[str, QueryParameter(description="Model name, e.g. model1 (see /v1/models)", schema_extra=MODEL_ENUM)]
+RangeParam = Annotated[str, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", schema_extra=RANGE_ENUM)]
 FormatParam = Annotated[
     Format | None,
     QueryParameter(name="format", description="json (default) or msgpack; an Accept header of application/msgpack does the same"),

@@ -1,10 +1,23 @@
-"""Validation of the parameters every heatmap route shares."""
+"""Validation of the parameters the API routes share: each failure says what is allowed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
+from engine.models import MODELS
+from engine.ranges import RANGES
 from service.api.errors import BadRequest, NotFound
+from service.liqmap_compat import AGGREGATE_EXCHANGE, coin_of, exchange_name
 from service.settings import Settings
 from service.store import Store
+
+Markets = Sequence[tuple[str, str]]
+
+
+# For the OpenAPI document: the values a parameter may take (what this build can compute;
+# an operator may configure fewer, and the route then says which).
+MODEL_ENUM = {"enum": sorted(MODELS)}
+RANGE_ENUM = {"enum": list(RANGES)}
 
 
 def require(name: str, value: str | None, example: str) -> str:
@@ -14,15 +27,11 @@ def require(name: str, value: str | None, example: str) -> str:
 
 
 def check_model(settings: Settings, model: str) -> str:
-    if model not in settings.models:
-        raise BadRequest(f"model must be one of {', '.join(settings.models)}; got {model!r}", allowed=list(settings.models))
-    return model
+    return check_choice("model", model, settings.models)
 
 
 def check_range(settings: Settings, range_name: str) -> str:
-    if range_name not in settings.ranges:
-        raise BadRequest(f"range must be one of {', '.join(settings.ranges)}; got {range_name!r}", allowed=list(settings.ranges))
-    return range_name
+    return check_choice("range", range_name, settings.ranges)
 
 
 async def check_market(store: Store, exchange: str, symbol: str) -> tuple[str, str]:
@@ -36,3 +45,82 @@ async def check_market(store: Store, exchange: str, symbol: str) -> tuple[str, s
         raise NotFound(f"unknown exchange {exchange!r}; known exchanges: {', '.join(exchanges) or 'none yet'}", allowed=exchanges)
     symbols = sorted(sym for ex, sym in markets if ex == exchange)
     raise NotFound(f"unknown symbol {symbol!r} on {exchange}; known symbols: {', '.join(symbols)}", allowed=symbols)
+
+
+def check_choice(name: str, value: str, allowed: Iterable[str]) -> str:
+    """``value`` if it is one of ``allowed``, else 400 listing them."""
+    choices = list(allowed)
+    if value not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}; got {value!r}", allowed=choices)
+    return value
+
+
+def check_int_range(name: str, value: int | None, low: int, high: int, default: int) -> int:
+    """``value`` (``default`` when absent) if ``low <= value <= high``, else 400."""
+    if value is None:
+        return default
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be {low}..{high}; got {value}")
+    return value
+
+
+def check_amount(name: str, value: str) -> float:
+    """A USD amount given as text (Coinglass sends some as strings): a finite number >= 0, else 400."""
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = float("nan")
+    if not 0 <= amount < float("inf"):
+        raise BadRequest(f"{name} must be a USD amount >= 0, e.g. {name}=10000; got {value!r}")
+    return amount
+
+
+# 2100-01-01T00:00Z: later "epoch milliseconds" are a unit mistake (micro- or nanoseconds).
+MAX_EPOCH_MS = 4_102_444_800_000
+
+
+def check_time_span(start_ms: int | None, end_ms: int | None) -> None:
+    """``start_time`` / ``end_time`` as epoch milliseconds (0..2100), in order when both are given; else 400."""
+    for name, value in (("start_time", start_ms), ("end_time", end_ms)):
+        if value is not None and not 0 <= value <= MAX_EPOCH_MS:
+            raise BadRequest(f"{name} must be epoch milliseconds, 0..{MAX_EPOCH_MS}; got {value}")
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise BadRequest(f"start_time ({start_ms}) must not be later than end_time ({end_ms})")
+
+
+def exchanges_of(markets: Markets) -> list[str]:
+    """Exchange ids with markets of their own (the per-coin aggregate ``all`` is not one)."""
+    return sorted({exchange for exchange, _ in markets if exchange != AGGREGATE_EXCHANGE})
+
+
+def check_exchange(markets: Markets, exchange: str) -> str:
+    """Store id of an exchange given in any case (``Binance`` → ``binance``), else 404 naming the known ones."""
+    wanted = exchange.strip().lower()
+    known = exchanges_of(markets)
+    if wanted not in known:
+        names = [exchange_name(ex) for ex in known]
+        raise NotFound(f"unknown exchange {exchange.strip()!r}; known exchanges: {', '.join(names) or 'none yet'}", allowed=names)
+    return wanted
+
+
+def check_exchange_list(markets: Markets, exchange_list: str) -> list[str]:
+    """Store ids of a comma-separated list of exchanges (``Binance,OKX``), each known, else 400/404."""
+    names = [part for part in (piece.strip() for piece in exchange_list.split(",")) if part]
+    if not names:
+        raise BadRequest("exchange_list must name at least one exchange, e.g. exchange_list=Binance,OKX,Bybit")
+    return sorted({check_exchange(markets, name) for name in names})
+
+
+def check_coin(markets: Markets, coin: str, exchanges: Sequence[str] | None = None) -> str:
+    """A coin (``btc`` → ``BTC``) with pairs on ``exchanges`` (default: any), else 404 naming the coins there are."""
+    wanted = coin.strip().upper()
+    coins = sorted({coin_of(sym) for ex, sym in markets if ex != AGGREGATE_EXCHANGE and (exchanges is None or ex in exchanges)})
+    if wanted not in coins:
+        where = f" on {', '.join(exchange_name(ex) for ex in exchanges)}" if exchanges is not None else ""
+        raise NotFound(f"no pairs of coin {coin.strip()!r}{where}; coins: {', '.join(coins) or 'none yet'}", allowed=coins)
+    return wanted
+
+
+def pairs_of(markets: Markets, exchanges: Sequence[str], coin: str | None = None) -> list[tuple[str, str]]:
+    """Markets on ``exchanges`` (of ``coin`` when given)."""
+    return [(ex, sym) for ex, sym in markets if ex in exchanges and (coin is None or coin_of(sym) == coin)]
