@@ -131,6 +131,27 @@ class Store:
     async def read_liquidations(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
         return await self._read_rows(keys.liquidations(exchange, symbol), LIQUIDATION_DTYPE, start_ms, end_ms)
 
+    async def read_liquidations_of(
+        self, markets: list[tuple[str, str]], start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[np.ndarray]:
+        """Realized liquidations with ``start_ms <= ts < end_ms`` of several markets, in one round trip, in their order."""
+        low = "-inf" if start_ms is None else start_ms
+        high = "+inf" if end_ms is None else f"({end_ms}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for exchange, symbol in markets:
+                pipe.zrange(keys.liquidations(exchange, symbol), low, high, byscore=True)
+            replies = await pipe.execute()
+        return [unpack_rows(members, LIQUIDATION_DTYPE) for members in replies]
+
+    async def first_liquidation_ms(self, markets: list[tuple[str, str]]) -> int | None:
+        """Time of the oldest stored liquidation of any of ``markets`` (where their coverage starts), or None."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for exchange, symbol in markets:
+                pipe.zrange(keys.liquidations(exchange, symbol), 0, 0, withscores=True)
+            replies = await pipe.execute()
+        firsts = [int(reply[0][1]) for reply in replies if reply]
+        return min(firsts) if firsts else None
+
     async def candle_span(self, exchange: str, symbol: str) -> tuple[int, int, int] | None:
         """``(first bar ts, last bar ts, bar count)`` of a market's stored candles, or None."""
         key = keys.candles(exchange, symbol)

@@ -16,7 +16,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from service.access import Access
 from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
-from service.api.coinglass import CoinglassController
+from service.api.coinglass import CoinglassController, CoinglassMarketsController
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
@@ -77,7 +77,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
         return settings
 
     return Litestar(
-        route_handlers=[HeatmapController, CatalogController, CoinglassController, health, ready, MetricsController],
+        route_handlers=[HeatmapController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController],
         middleware=[PROMETHEUS.middleware, AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},
