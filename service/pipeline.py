@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+import msgspec
 import numpy as np
 
+from engine.aggregate import aggregate_series
 from engine.build import build_frame
 from engine.frame import Frame
 from engine.ranges import DAY_MS, RANGES
 from engine.resample import align_open_interest
 from engine.series import MarketSeries
 from service.codec import encode_event, encode_frame
+from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
 from service.metrics import COLLECT_ERRORS, FRAMES_COMPUTED, MARKET_REFRESH_SECONDS
 from service.settings import Settings
 from service.sources.base import Batch, MarketSource
@@ -42,6 +45,14 @@ def series_from_rows(candles: np.ndarray, open_interest: np.ndarray, step_ms: in
         taker_buy_usd=candles["taker_buy_usd"].astype(np.float64),
         open_interest_usd=oi,
     )
+
+
+def from_first_open_interest(series: MarketSeries) -> MarketSeries:
+    """The series from its first bar with open interest on (all of it if it has none)."""
+    known = np.isfinite(series.open_interest_usd)
+    if not known.any():
+        return series
+    return series.slice(int(np.argmax(known)), len(series))
 
 
 @dataclass(slots=True)
@@ -101,41 +112,108 @@ class Pipeline:
         await self.store.upsert_candles(exchange, symbol, batch.candles)
         await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
         await self.store.add_liquidations(exchange, symbol, batch.liquidations)
+        if batch.meta:
+            await self.store.set_market_meta(exchange, symbol, **batch.meta)
 
     async def collect_once(self, now: int | None = None) -> list[tuple[str, str]]:
-        """One round over every source and symbol; returns the markets whose frames were refreshed."""
+        """One round over every source (concurrently) and symbol; returns the markets whose frames were refreshed.
+
+        With ``settings.aggregate``, the ``all`` market of every coin with a refreshed venue market is rebuilt too.
+        """
         now = now_ms() if now is None else now
-        changed: list[tuple[str, str]] = []
-        for source in self.sources:
-            for symbol in source.symbols():
-                market = (source.exchange, symbol)
+        rounds = await asyncio.gather(*(self._collect_source(source, now) for source in self.sources))
+        changed = [market for markets in rounds for market in markets]
+        if self.settings.aggregate:
+            coins = sorted({coin_of(symbol) for exchange, symbol in changed if exchange in self._venues()})
+            for coin in coins:
                 try:
-                    if market not in self._bootstrapped:
-                        batch = await self.bootstrap(source, symbol, now)
-                    else:
-                        batch = await source.poll(symbol, now)
-                    await self.store_batch(source.exchange, symbol, batch)
-                    fresh = market not in self._bootstrapped
-                    self._bootstrapped.add(market)
-                    if batch.candles.size or fresh:
-                        await self.recompute(source.exchange, symbol, source.step_ms, now)
-                        changed.append(market)
+                    if await self.recompute_aggregate(coin, now):
+                        changed.append((AGGREGATE_EXCHANGE, coin))
                 except Exception:
-                    # One market's failure must not stop the others or the scheduler.
-                    log.exception("collecting %s:%s failed", source.exchange, symbol)
-                    COLLECT_ERRORS.labels(source.exchange).inc()
+                    log.exception("aggregating %s failed", coin)
         return changed
 
-    async def recompute(self, exchange: str, symbol: str, step_ms: int, now: int) -> list[str]:
-        """Rebuild and store every configured frame of one market; returns the frame ids."""
+    def _venues(self) -> dict[str, MarketSource]:
+        """Sources that are exchanges (summed into the ``all`` markets); the synthetic market is not."""
+        return {source.exchange: source for source in self.sources if source.exchange != "synthetic"}
+
+    async def _collect_source(self, source: MarketSource, now: int) -> list[tuple[str, str]]:
+        changed: list[tuple[str, str]] = []
+        for symbol in source.symbols():
+            market = (source.exchange, symbol)
+            try:
+                if market not in self._bootstrapped:
+                    batch = await self.bootstrap(source, symbol, now)
+                else:
+                    batch = await source.poll(symbol, now)
+                await self.store_batch(source.exchange, symbol, batch)
+                fresh = market not in self._bootstrapped
+                self._bootstrapped.add(market)
+                if batch.candles.size or fresh:
+                    await self.recompute(source.exchange, symbol, source.step_ms, now)
+                    changed.append(market)
+            except Exception:
+                # One market's failure must not stop the others or the scheduler.
+                log.exception("collecting %s:%s failed", source.exchange, symbol)
+                COLLECT_ERRORS.labels(source.exchange).inc()
+        return changed
+
+    async def load_series(self, exchange: str, symbol: str, step_ms: int) -> MarketSeries | None:
+        """The stored inputs of one market over the longest configured range (None: no bars yet).
+
+        The series starts at the first bar with open interest, so that frames state as
+        coverage what the model could see (open-interest history is often shorter than
+        candle history).
+        """
         span = max(RANGES[name].span_ms for name in self.settings.ranges)
         last = await self.store.last_candle_ts(exchange, symbol)
         if last is None:
-            return []
+            return None
         start = last - span
         candles = await self.store.read_candles(exchange, symbol, start)
         open_interest = await self.store.read_open_interest(exchange, symbol, start - DAY_MS)
-        series = series_from_rows(candles, open_interest, step_ms)
+        return from_first_open_interest(series_from_rows(candles, open_interest, step_ms))
+
+    async def recompute(self, exchange: str, symbol: str, step_ms: int, now: int) -> list[str]:
+        """Rebuild and store every configured frame of one market; returns the frame ids."""
+        series = await self.load_series(exchange, symbol, step_ms)
+        if series is None:
+            return []
+        frame_ids = await self.publish(exchange, symbol, series, now)
+        await self.store.trim(
+            exchange,
+            symbol,
+            candles_before_ms=now - int(self.settings.candle_retention_days * DAY_MS),
+            liquidations_before_ms=now - int(self.settings.liquidation_retention_days * DAY_MS),
+        )
+        return frame_ids
+
+    async def recompute_aggregate(self, coin: str, now: int) -> list[str]:
+        """Rebuild the ``all`` market of one coin from every venue that has it; returns the frame ids.
+
+        The market's metadata names the venues that contributed and what each covered.
+        """
+        parts: dict[str, MarketSeries] = {}
+        for exchange, source in self._venues().items():
+            for symbol in source.symbols():
+                if coin_of(symbol) == coin:
+                    series = await self.load_series(exchange, symbol, source.step_ms)
+                    if series is not None and len(series):
+                        parts[exchange] = series
+        if not parts:
+            return []
+        aggregated = aggregate_series(parts)
+        await self.store.add_market(AGGREGATE_EXCHANGE, coin)
+        coverage = {venue: asdict(c) for venue, c in aggregated.coverage.items()}
+        await self.store.set_market_meta(
+            AGGREGATE_EXCHANGE, coin, venues=",".join(sorted(parts)), coverage=msgspec.json.encode(coverage).decode()
+        )
+        return await self.publish(AGGREGATE_EXCHANGE, coin, from_first_open_interest(aggregated.series), now)
+
+    async def publish(self, exchange: str, symbol: str, series: MarketSeries, now: int) -> list[str]:
+        """Compute, encode and store every configured frame of one series; returns the frame ids."""
+        last = int(series.ts_ms[-1])
+        step_ms = series.step_ms
         started = time.perf_counter()
         encoded = await asyncio.to_thread(
             compute_frames,
@@ -163,11 +241,5 @@ class Pipeline:
         FRAMES_COMPUTED.labels(exchange).inc(len(encoded))
         MARKET_REFRESH_SECONDS.observe(time.perf_counter() - started)
         await self.store.set_market_meta(exchange, symbol, last_update_ms=now, data_until_ms=last + step_ms)
-        await self.store.trim(
-            exchange,
-            symbol,
-            candles_before_ms=now - int(self.settings.candle_retention_days * DAY_MS),
-            liquidations_before_ms=now - int(self.settings.liquidation_retention_days * DAY_MS),
-        )
         log.info("%s:%s: %d frames up to %d", exchange, symbol, len(encoded), last + step_ms)
         return [item.frame.frame_id for item in encoded]

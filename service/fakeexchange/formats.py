@@ -1,0 +1,270 @@
+"""Canonical rows written out in each venue's exact formats (see reference/EXCHANGES.md).
+
+Numbers are written with ``repr`` so that a correct parser gets the very same floats back.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from service.canonical import SIDE_LONG
+from service.collectors.tiers import Tier
+
+MINUTE_MS = 60_000
+_json = msgspec.json.Encoder()
+
+
+def num(value: float) -> str:
+    return repr(float(value))
+
+
+def dumps(value: object) -> bytes:
+    return _json.encode(value)
+
+
+# --- Binance ---------------------------------------------------------------------------
+
+
+def binance_klines(candles: np.ndarray) -> list[list[object]]:
+    out: list[list[object]] = []
+    for ts, o, h, lo, c, vol, taker in candles.tolist():
+        out.append([ts, num(o), num(h), num(lo), num(c), num(vol / c), ts + MINUTE_MS - 1, num(vol), 100, num(taker / c), num(taker), "0"])
+    return out
+
+
+def binance_open_interest(symbol: str, oi_usd: float, mark: float, now_ms: int) -> dict[str, object]:
+    return {"openInterest": num(oi_usd / mark), "symbol": symbol, "time": now_ms}
+
+
+def binance_open_interest_hist(symbol: str, ts: np.ndarray, oi_usd: np.ndarray, close: np.ndarray) -> list[dict[str, object]]:
+    return [
+        {"symbol": symbol, "sumOpenInterest": num(o / c), "sumOpenInterestValue": num(o), "CMCCirculatingSupply": "19870000", "timestamp": t}
+        for t, o, c in zip(ts.tolist(), oi_usd.tolist(), close.tolist(), strict=True)
+    ]
+
+
+def binance_premium_index(symbol: str, mark: float, funding: float, next_funding_ms: int, now_ms: int) -> dict[str, object]:
+    return {
+        "symbol": symbol,
+        "markPrice": num(mark),
+        "indexPrice": num(mark),
+        "estimatedSettlePrice": num(mark),
+        "lastFundingRate": num(funding),
+        "interestRate": "0.00010000",
+        "nextFundingTime": next_funding_ms,
+        "time": now_ms,
+    }
+
+
+def binance_brackets(tiers_by_symbol: dict[str, list[Tier]], now_ms: int) -> dict[str, object]:
+    return {
+        "code": "000000",
+        "message": None,
+        "data": {
+            "brackets": [
+                {
+                    "symbol": symbol,
+                    "updateTime": now_ms,
+                    "notionalLimit": tiers[-1].cap_usd,
+                    "riskBrackets": [
+                        {
+                            "bracketSeq": i + 1,
+                            "bracketNotionalFloor": t.floor_usd,
+                            "bracketNotionalCap": t.cap_usd,
+                            "bracketMaintenanceMarginRate": t.mmr,
+                            "cumFastMaintenanceAmount": t.deduction_usd,
+                            "minOpenPosLeverage": 1,
+                            "maxOpenPosLeverage": t.max_leverage,
+                        }
+                        for i, t in enumerate(tiers)
+                    ],
+                }
+                for symbol, tiers in tiers_by_symbol.items()
+            ]
+        },
+    }
+
+
+def binance_force_order(symbol: str, event: tuple, *, usdm: bool = True) -> dict[str, object]:
+    ts, side, price, quantity, _ = event
+    return {
+        "stream": "!forceOrder@arr",
+        "data": {
+            "e": "forceOrder",
+            "E": ts + 7,
+            "st": 1 if usdm else 2,
+            "ps": symbol,
+            "o": {
+                "s": symbol if usdm else symbol.replace("USDT", "USD_PERP"),
+                "S": "SELL" if side == SIDE_LONG else "BUY",
+                "o": "LIMIT",
+                "f": "IOC",
+                "q": num(quantity),
+                "p": num(price),
+                "ap": num(price),
+                "X": "FILLED",
+                "l": num(quantity),
+                "z": num(quantity),
+                "T": ts,
+            },
+        },
+    }
+
+
+# --- Bybit -----------------------------------------------------------------------------
+
+
+def bybit_envelope(result: object, now_ms: int, code: int = 0, message: str = "OK") -> dict[str, object]:
+    return {"retCode": code, "retMsg": message, "result": result, "retExtInfo": {}, "time": now_ms}
+
+
+def bybit_klines(symbol: str, candles: np.ndarray) -> dict[str, object]:
+    rows = [[str(ts), num(o), num(h), num(lo), num(c), num(vol / c), num(vol)] for ts, o, h, lo, c, vol, _ in candles.tolist()]
+    return {"category": "linear", "symbol": symbol, "list": rows[::-1]}
+
+
+def bybit_open_interest(symbol: str, ts: np.ndarray, oi_usd: np.ndarray, close: np.ndarray) -> dict[str, object]:
+    rows = [
+        {"openInterest": num(2 * o / c), "singleOpenInterest": num(o / c), "timestamp": str(t)}
+        for t, o, c in zip(ts.tolist(), oi_usd.tolist(), close.tolist(), strict=True)
+    ]
+    return {"symbol": symbol, "category": "linear", "list": rows[::-1], "nextPageCursor": ""}
+
+
+def bybit_ticker(symbol: str, mark: float, oi_usd: float, funding: float, next_funding_ms: int) -> dict[str, object]:
+    coins = oi_usd / mark
+    return {
+        "category": "linear",
+        "list": [
+            {
+                "symbol": symbol,
+                "lastPrice": num(mark),
+                "indexPrice": num(mark),
+                "markPrice": num(mark),
+                "openInterest": num(2 * coins),
+                "openInterestValue": num(2 * oi_usd),
+                "singleOpenInterest": num(coins),
+                "singleOpenInterestValue": num(oi_usd),
+                "turnover24h": "0",
+                "volume24h": "0",
+                "fundingRate": num(funding),
+                "nextFundingTime": str(next_funding_ms),
+                "fundingIntervalHour": "8",
+            }
+        ],
+    }
+
+
+def bybit_risk_limits(symbol: str, tiers: list[Tier]) -> dict[str, object]:
+    return {
+        "category": "linear",
+        "list": [
+            {
+                "id": i + 1,
+                "symbol": symbol,
+                "riskLimitValue": num(t.cap_usd),
+                "maintenanceMargin": num(t.mmr),
+                "initialMargin": num(1 / t.max_leverage),
+                "isLowestRisk": 1 if i == 0 else 0,
+                "maxLeverage": num(t.max_leverage),
+                "mmDeduction": "" if i == 0 else num(t.deduction_usd),
+            }
+            for i, t in enumerate(tiers)
+        ],
+        "nextPageCursor": "",
+    }
+
+
+def bybit_liquidations(symbol: str, events: list[tuple], now_ms: int) -> dict[str, object]:
+    return {
+        "topic": f"allLiquidation.{symbol}",
+        "type": "snapshot",
+        "ts": now_ms,
+        "data": [{"T": ts, "s": symbol, "S": "Buy" if side == SIDE_LONG else "Sell", "v": num(q), "p": num(p)} for ts, side, p, q, _ in events],
+    }
+
+
+# --- OKX -------------------------------------------------------------------------------
+
+
+def okx_envelope(data: list[object], code: str = "0", message: str = "") -> dict[str, object]:
+    return {"code": code, "msg": message, "data": data}
+
+
+def okx_candles(candles: np.ndarray, contract_value: float, now_ms: int) -> list[list[str]]:
+    rows = [
+        [str(ts), num(o), num(h), num(lo), num(c), num(vol / c / contract_value), num(vol / c), num(vol), "1" if ts + MINUTE_MS <= now_ms else "0"]
+        for ts, o, h, lo, c, vol, _ in candles.tolist()
+    ]
+    return rows[::-1]
+
+
+def okx_open_interest_history(ts: np.ndarray, oi_usd: np.ndarray, close: np.ndarray, contract_value: float) -> list[list[str]]:
+    rows = [[str(t), num(o / c / contract_value), num(o / c), num(o)] for t, o, c in zip(ts.tolist(), oi_usd.tolist(), close.tolist(), strict=True)]
+    return rows[::-1]
+
+
+def okx_open_interest(inst_id: str, oi_usd: float, mark: float, contract_value: float, now_ms: int) -> dict[str, object]:
+    coins = oi_usd / mark
+    return {"instType": "SWAP", "instId": inst_id, "oi": num(coins / contract_value), "oiCcy": num(coins), "oiUsd": num(oi_usd), "ts": str(now_ms)}
+
+
+def okx_mark_price(inst_id: str, mark: float, now_ms: int) -> dict[str, object]:
+    return {"instType": "SWAP", "instId": inst_id, "markPx": num(mark), "ts": str(now_ms)}
+
+
+def okx_funding_rate(inst_id: str, funding: float, next_funding_ms: int) -> dict[str, object]:
+    return {
+        "instType": "SWAP",
+        "instId": inst_id,
+        "fundingRate": num(funding),
+        "nextFundingRate": "",
+        "fundingTime": str(next_funding_ms),
+        "nextFundingTime": str(next_funding_ms + 8 * 60 * MINUTE_MS),
+    }
+
+
+def okx_position_tiers(family: str, tiers: list[Tier], contract_value: float, mark: float) -> list[dict[str, object]]:
+    usd = contract_value * mark
+    return [
+        {
+            "uly": family,
+            "instFamily": family,
+            "instId": "",
+            "tier": str(i + 1),
+            "minSz": num(t.floor_usd / usd),
+            "maxSz": num(t.cap_usd / usd),
+            "mmr": num(t.mmr),
+            "imr": num(1 / t.max_leverage),
+            "maxLever": num(t.max_leverage),
+        }
+        for i, t in enumerate(tiers)
+    ]
+
+
+def okx_instruments(contract_values: dict[str, float]) -> list[dict[str, object]]:
+    return [
+        {"instType": "SWAP", "instId": inst_id, "ctVal": num(value), "ctValCcy": inst_id.split("-")[0], "settleCcy": "USDT", "state": "live"}
+        for inst_id, value in contract_values.items()
+    ]
+
+
+def okx_liquidations(inst_id: str, events: list[tuple], contract_value: float) -> dict[str, object]:
+    family = inst_id.removesuffix("-SWAP")
+    details = [
+        {
+            "bkLoss": "0",
+            "bkPx": num(p),
+            "ccy": "",
+            "posSide": "long" if side == SIDE_LONG else "short",
+            "side": "sell" if side == SIDE_LONG else "buy",
+            "sz": num(q / contract_value),
+            "ts": str(ts),
+        }
+        for ts, side, p, q, _ in events
+    ]
+    return {
+        "arg": {"channel": "liquidation-orders", "instType": "SWAP"},
+        "data": [{"details": details, "instFamily": family, "instId": inst_id, "instType": "SWAP", "uly": family}],
+    }

@@ -1,0 +1,618 @@
+"""The fake venues' servers: REST + WebSocket on 127.0.0.1, with injectable faults.
+
+Each :class:`FakeVenue` listens on its own loopback port and answers the public
+endpoints the collectors call, in the venue's exact format. Faults:
+
+* :meth:`FakeVenue.inject` — the next matching requests fail as asked: an HTTP
+  status (429/418/403/5xx, with ``Retry-After``), an HTML error page, truncated
+  JSON, wrong types, or the venue's own rate-limit code in a 200 answer;
+* :meth:`FakeVenue.stop` / :meth:`FakeVenue.start` — the venue is down (connection
+  refused), then back on the same port;
+* :meth:`FakeVenue.drop_after` — the stream is cut after some messages;
+* :meth:`FakeVenue.push` with ``duplicate``/``shuffle`` — repeated and out-of-order events;
+* ``scenario`` — a named random mix of the above for trying things by hand (:data:`SCENARIOS`).
+
+While no client is subscribed, stream messages wait in an outbox and go to the next
+subscriber (real venues drop them; tests can then assert exact delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from service.collectors.binance_brackets import default_tiers
+from service.collectors.symbols import from_okx_instrument, okx_family, okx_instrument
+from service.fakeexchange import formats as fmt
+from service.fakeexchange.market import FUNDING_RATE, VenueMarket
+from service.sources.synthetic import MINUTE_MS, SyntheticMarket
+
+log = logging.getLogger(__name__)
+
+VENUES = ("binance", "bybit", "okx")
+FaultKind = Literal["status", "html", "truncated", "wrong_types", "venue_code"]
+FIVE_MINUTES_MS = 5 * MINUTE_MS
+HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>cloudflare</body></html>"
+
+
+@dataclass(slots=True)
+class Fault:
+    """A failure for the next ``count`` requests whose path contains ``path`` (any if None)."""
+
+    kind: FaultKind
+    status: int = 429
+    retry_after_s: float | None = 1.0
+    path: str | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A random mix of faults: each REST request fails with probability ``rate`` (kinds drawn evenly)."""
+
+    rate: float = 0.0
+    faults: tuple[Fault, ...] = ()
+    ws_drop_every: int | None = None
+    duplicates: bool = False
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "normal": Scenario(),
+    "storm": Scenario(0.5, (Fault("status", 429, 2.0), Fault("status", 418, 5.0))),
+    "garbage": Scenario(0.2, (Fault("html", 502), Fault("truncated"), Fault("wrong_types"))),
+    "flaky-stream": Scenario(ws_drop_every=25, duplicates=True),
+}
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    ws: web.WebSocketResponse
+    topics: set[str] = field(default_factory=set)
+
+
+class FakeVenue:
+    """One venue's fake server.
+
+    Parameters
+    ----------
+    venue : str
+        ``binance``, ``bybit`` or ``okx``.
+    market : VenueMarket
+    clock : callable, optional
+        Current time, epoch ms (default: the wall clock). Bars opening after it do not exist yet.
+    live : bool
+        Stream the market's liquidations as the clock passes them.
+    scenario : str
+        A key of :data:`SCENARIOS`.
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        market: VenueMarket,
+        *,
+        clock: Callable[[], int] | None = None,
+        live: bool = False,
+        scenario: str = "normal",
+        seed: int = 0,
+    ) -> None:
+        if venue not in VENUES:
+            raise ValueError(f"unknown venue {venue!r}; fake venues: {', '.join(VENUES)}")
+        self.venue = venue
+        self.market = market
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.live = live
+        self.scenario = SCENARIOS[scenario]
+        self.port = 0
+        self.requests: Counter[str] = Counter()
+        self.subscriptions = 0
+        self._random = random.Random(seed)
+        self._faults: deque[Fault] = deque()
+        self._drop_after: int | None = None
+        self._connections: set[_Connection] = set()
+        self._outbox: list[tuple[str, str]] = []
+        self._subscribed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._emitter: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        base = f"ws://127.0.0.1:{self.port}"
+        return {
+            "binance": f"{base}/market/stream?streams=!forceOrder@arr",
+            "bybit": f"{base}/v5/public/linear",
+            "okx": f"{base}/ws/v5/public",
+        }[self.venue]
+
+    def settings_overrides(self) -> dict[str, str]:
+        """The Settings fields that point a collector at this venue."""
+        out = {f"{self.venue}_rest_url": self.rest_url, f"{self.venue}_ws_url": self.ws_url}
+        if self.venue == "binance":
+            out["binance_web_url"] = self.rest_url
+        return out
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> None:
+        """Listen (again) on the venue's port; the first start picks a free one."""
+        if self._runner is not None:
+            return
+        app = web.Application(middlewares=[self._faults_middleware])
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, shutdown_timeout=0.5, reuse_address=True)
+        await site.start()
+        self.port = int(runner.addresses[0][1])
+        self._runner = runner
+        if self.live and self._emitter is None:
+            self._emitter = asyncio.create_task(self._emit_live(), name=f"fake:{self.venue}:emit")
+
+    async def stop(self) -> None:
+        """Go down: streams cut, connections refused until :meth:`start`."""
+        if self._emitter is not None:
+            self._emitter.cancel()
+            self._emitter = None
+        for connection in list(self._connections):
+            await connection.ws.close()
+        self._connections.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- faults ------------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> None:
+        self._faults.append(fault)
+
+    def drop_after(self, messages: int) -> None:
+        """Cut every subscribed stream after ``messages`` more stream messages (once)."""
+        self._drop_after = messages
+
+    def _next_fault(self, path: str) -> Fault | None:
+        for fault in self._faults:
+            if fault.path is None or fault.path in path:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._faults.remove(fault)
+                return fault
+        if self.scenario.rate and self._random.random() < self.scenario.rate:
+            return self._random.choice(self.scenario.faults)
+        return None
+
+    @web.middleware
+    async def _faults_middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        self.requests[request.path] += 1
+        fault = self._next_fault(request.path)
+        if fault is None:
+            return await handler(request)
+        headers = {} if fault.retry_after_s is None else {"Retry-After": str(fault.retry_after_s)}
+        if fault.kind == "status":
+            return web.Response(status=fault.status, body=self._status_body(fault.status), headers=headers, content_type="application/json")
+        if fault.kind == "html":
+            return web.Response(status=fault.status, body=HTML_PAGE, content_type="text/html")
+        if fault.kind == "venue_code":
+            return web.Response(body=self._rate_code_body(), content_type="application/json")
+        normal = await handler(request)
+        body = normal.body if isinstance(normal, web.Response) and isinstance(normal.body, bytes) else b""
+        if fault.kind == "truncated":
+            return web.Response(body=body[: len(body) // 2], content_type="application/json")
+        return web.Response(body=fmt.dumps(_wrong_types(json.loads(body))), content_type="application/json")
+
+    def _status_body(self, status: int) -> bytes:
+        if self.venue == "binance" and status in (418, 429):
+            return b'{"code":-1003,"msg":"Too many requests; current limit of IP is 2400 requests per minute."}'
+        if self.venue == "okx" and status == 429:
+            return b'{"code":"50011","msg":"Too Many Requests","data":[]}'
+        return b'{"error":"access too frequent"}' if status == 403 else b'{"error":"unavailable"}'
+
+    def _rate_code_body(self) -> bytes:
+        now = self.clock()
+        if self.venue == "bybit":
+            return fmt.dumps(fmt.bybit_envelope({}, now, 10006, "Too many visits!"))
+        if self.venue == "okx":
+            return fmt.dumps(fmt.okx_envelope([], "50011", "Too Many Requests"))
+        return b'{"code":-1003,"msg":"Too many requests."}'
+
+    # --- streams -----------------------------------------------------------------------
+
+    async def push(
+        self,
+        symbol: str,
+        events: np.ndarray | list[tuple],
+        *,
+        duplicate: bool = False,
+        shuffle: bool = False,
+        coin_margined: bool = False,
+    ) -> None:
+        """Stream liquidation events (LIQUIDATION_DTYPE rows or tuples) in the venue's format.
+
+        ``duplicate`` sends every message twice, ``shuffle`` in random order;
+        ``coin_margined`` (Binance) marks them COIN-M (``st = 2``), which collectors must ignore.
+        """
+        rows = events.tolist() if isinstance(events, np.ndarray) else list(events)
+        messages = [self._stream_message(symbol, [row], coin_margined) for row in rows] if self.venue == "binance" else self._batched(symbol, rows)
+        if duplicate or self.scenario.duplicates:
+            messages = [m for m in messages for _ in (0, 1)]
+        if shuffle or self.scenario.duplicates:
+            self._random.shuffle(messages)
+        for topic, text in messages:
+            await self._deliver(topic, text)
+
+    def _batched(self, symbol: str, rows: list[tuple]) -> list[tuple[str, str]]:
+        """Bybit and OKX carry several events per message: a few at a time."""
+        return [self._stream_message(symbol, rows[i : i + 3], False) for i in range(0, len(rows), 3)]
+
+    def _stream_message(self, symbol: str, rows: list[tuple], coin_margined: bool) -> tuple[str, str]:
+        if self.venue == "binance":
+            return "*", fmt.dumps(fmt.binance_force_order(symbol, rows[0], usdm=not coin_margined)).decode()
+        if self.venue == "bybit":
+            return f"allLiquidation.{symbol}", fmt.dumps(fmt.bybit_liquidations(symbol, rows, self.clock())).decode()
+        inst = okx_instrument(symbol)
+        return "*", fmt.dumps(fmt.okx_liquidations(inst, rows, self.market.contract_value(symbol))).decode()
+
+    async def send_raw(self, text: str, topic: str = "*") -> None:
+        """Send any text on the stream (malformed messages, say)."""
+        await self._deliver(topic, text)
+
+    async def _deliver(self, topic: str, text: str) -> None:
+        targets = [c for c in self._connections if topic in c.topics or ("*" in c.topics)]
+        if not targets:
+            self._outbox.append((topic, text))
+            return
+        for connection in targets:
+            await self._send(connection, text)
+
+    async def _send(self, connection: _Connection, text: str) -> None:
+        if connection.ws.closed:
+            return
+        await connection.ws.send_str(text)
+        if self._drop_after is not None:
+            self._drop_after -= 1
+            if self._drop_after <= 0:
+                self._drop_after = self.scenario.ws_drop_every
+                await connection.ws.close()
+
+    async def _subscribe(self, connection: _Connection, topics: set[str]) -> None:
+        connection.topics |= topics
+        async with self._subscribed:
+            self.subscriptions += 1
+            self._subscribed.notify_all()
+        waiting, self._outbox = self._outbox, []
+        for topic, text in waiting:
+            if topic in connection.topics or "*" in connection.topics:
+                await self._send(connection, text)
+            else:
+                self._outbox.append((topic, text))
+
+    async def wait_subscribed(self, count: int) -> None:
+        """Wait until ``count`` subscriptions have been made since start (reconnects count)."""
+        async with self._subscribed:
+            await self._subscribed.wait_for(lambda: self.subscriptions >= count)
+
+    async def _stream_handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        connection = _Connection(ws)
+        self._connections.add(connection)
+        if self.scenario.ws_drop_every and self._drop_after is None:
+            self._drop_after = self.scenario.ws_drop_every
+        try:
+            if self.venue == "binance" and "forceOrder" in request.query_string + request.path:
+                await self._subscribe(connection, {"*"})
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._on_client_text(connection, message.data)
+        finally:
+            self._connections.discard(connection)
+        return ws
+
+    async def _on_client_text(self, connection: _Connection, text: str) -> None:
+        if self.venue == "okx":
+            if text == "ping":
+                await connection.ws.send_str("pong")
+                return
+            request = json.loads(text)
+            if request.get("op") == "subscribe":
+                args = request.get("args", [])
+                await connection.ws.send_str(json.dumps({"event": "subscribe", "arg": args[0] if args else {}, "connId": "fake"}))
+                if any(arg.get("channel") == "liquidation-orders" for arg in args):
+                    await self._subscribe(connection, {"*"})
+            return
+        if self.venue == "bybit":
+            request = json.loads(text)
+            op = request.get("op")
+            if op == "ping":
+                await connection.ws.send_str(json.dumps({"success": True, "ret_msg": "pong", "conn_id": "fake", "op": "ping"}))
+            elif op == "subscribe":
+                await connection.ws.send_str(json.dumps({"success": True, "ret_msg": "", "conn_id": "fake", "req_id": "", "op": "subscribe"}))
+                await self._subscribe(connection, set(request.get("args", [])))
+
+    async def _emit_live(self) -> None:
+        """Stream the market's liquidations as the clock passes them (``live`` mode)."""
+        emitted_until = self.clock()
+        while True:
+            await asyncio.sleep(0.5)
+            now = self.clock()
+            for symbol in self.market.symbols():
+                events = self.market.liquidations(symbol, emitted_until, now)
+                if len(events):
+                    await self.push(symbol, events)
+            emitted_until = now
+
+    # --- REST --------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._stream_handler(request)
+        handler = getattr(self, f"_{self.venue}_rest")
+        query = dict(request.query)
+        try:
+            body = handler(request.path, query)
+        except _UnknownSymbol as exc:
+            return self._unknown_symbol(str(exc))
+        except (KeyError, ValueError) as exc:
+            return web.Response(status=400, text=f"bad request: {exc}")
+        if body is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=fmt.dumps(body), content_type="application/json")
+
+    def _unknown_symbol(self, symbol: str) -> web.Response:
+        if self.venue == "binance":
+            return web.Response(status=400, body=b'{"code":-1121,"msg":"Invalid symbol."}', content_type="application/json")
+        if self.venue == "bybit":
+            return web.Response(body=fmt.dumps(fmt.bybit_envelope({}, self.clock(), 10001, f"params error: symbol invalid {symbol}")), content_type="application/json")
+        return web.Response(body=fmt.dumps(fmt.okx_envelope([], "51001", "Instrument ID does not exist")), content_type="application/json")
+
+    def _symbol(self, symbol: str | None) -> str:
+        if symbol is None or symbol not in self.market.symbols():
+            raise _UnknownSymbol(symbol or "")
+        return symbol
+
+    def _candles(self, symbol: str, start_ms: int, end_ms: int, limit: int, newest: bool = False) -> np.ndarray:
+        """Bars opening in ``[start_ms, end_ms]`` that exist by the clock, ``limit`` of them."""
+        now = self.clock()
+        end_ms = min(end_ms, now)
+        if end_ms < start_ms:
+            return self.market.rows(self._symbol(symbol), now, now).candles[:0]
+        candles = self.market.rows(symbol, start_ms, end_ms + 1).candles
+        candles = candles[(candles["ts_ms"] >= start_ms) & (candles["ts_ms"] <= end_ms)]
+        return candles[-limit:] if newest else candles[:limit]
+
+    def _history(self, symbol: str, start_ms: int, end_ms: int, limit: int, step_ms: int = FIVE_MINUTES_MS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Open interest observed at the ``step_ms`` bar closes in ``[start_ms, end_ms]`` that have passed."""
+        end_ms = min(end_ms, self.clock())
+        first = -(-start_ms // step_ms) * step_ms
+        ts = np.arange(first, end_ms + 1, step_ms, dtype=np.int64)[:limit]
+        if not len(ts):
+            return ts, np.zeros(0), np.zeros(0)
+        return ts, self.market.open_interest_at(symbol, ts)["open_interest_usd"], self.market.close_at(symbol, ts)
+
+    def _now_state(self, symbol: str) -> tuple[int, float, float]:
+        """(now, open interest USD at the last bar close, mark price)."""
+        now = self.clock()
+        last_close = np.array([now - now % MINUTE_MS])
+        return now, float(self.market.open_interest_at(symbol, last_close)["open_interest_usd"][0]), self.market.mark_price(symbol, now)
+
+    def _binance_rest(self, path: str, q: dict[str, str]) -> object:
+        now = self.clock()
+        if path == "/fapi/v1/klines":
+            symbol = self._symbol(q.get("symbol"))
+            limit = min(int(q.get("limit", 500)), 1500)
+            start = int(q.get("startTime", now - limit * MINUTE_MS))
+            return fmt.binance_klines(self._candles(symbol, start, int(q.get("endTime", now)), limit))
+        if path == "/fapi/v1/openInterest":
+            symbol = self._symbol(q.get("symbol"))
+            now, oi, mark = self._now_state(symbol)
+            return fmt.binance_open_interest(symbol, oi, mark, now)
+        if path == "/fapi/v1/premiumIndex":
+            symbol = self._symbol(q.get("symbol"))
+            return fmt.binance_premium_index(symbol, self.market.mark_price(symbol, now), FUNDING_RATE, self.market.next_funding_ms(now), now)
+        if path == "/futures/data/openInterestHist":
+            symbol = self._symbol(q.get("symbol"))
+            limit = min(int(q.get("limit", 30)), 500)
+            ts, oi, close = self._history(symbol, int(q.get("startTime", now - limit * FIVE_MINUTES_MS)), int(q.get("endTime", now)), limit)
+            return fmt.binance_open_interest_hist(symbol, ts, oi, close)
+        if path == "/bapi/futures/v1/friendly/future/common/brackets":
+            return fmt.binance_brackets({s: default_tiers(s) for s in self.market.symbols()}, now)
+        return None
+
+    def _bybit_rest(self, path: str, q: dict[str, str]) -> object:
+        now = self.clock()
+        if q.get("category") != "linear":
+            raise ValueError("category must be linear")
+        symbol = self._symbol(q.get("symbol"))
+        if path == "/v5/market/kline":
+            limit = min(int(q.get("limit", 200)), 1000)
+            end = int(q.get("end", now))
+            start = int(q.get("start", end - limit * MINUTE_MS))
+            return fmt.bybit_envelope(fmt.bybit_klines(symbol, self._candles(symbol, start, end, limit, newest=True)), now)
+        if path == "/v5/market/open-interest":
+            limit = min(int(q.get("limit", 50)), 200)
+            end = int(q.get("endTime", now))
+            ts, oi, close = self._history(symbol, int(q.get("startTime", end - limit * FIVE_MINUTES_MS)), end, 10**9)
+            ts, oi, close = ts[-limit:], oi[-limit:], close[-limit:]
+            return fmt.bybit_envelope(fmt.bybit_open_interest(symbol, ts, oi, close), now)
+        if path == "/v5/market/tickers":
+            now, oi, mark = self._now_state(symbol)
+            return fmt.bybit_envelope(fmt.bybit_ticker(symbol, mark, oi, FUNDING_RATE, self.market.next_funding_ms(now)), now)
+        if path == "/v5/market/risk-limit":
+            return fmt.bybit_envelope(fmt.bybit_risk_limits(symbol, default_tiers(symbol)), now)
+        return None
+
+    def _okx_rest(self, path: str, q: dict[str, str]) -> object:
+        now = self.clock()
+        if path == "/api/v5/public/instruments":
+            return fmt.okx_envelope(fmt.okx_instruments({okx_instrument(s): self.market.contract_value(s) for s in self.market.symbols()}))
+        inst = q.get("instId") or ""
+        symbol = self._symbol(from_okx_instrument(inst) or _family_symbol(q.get("instFamily")))
+        contract_value = self.market.contract_value(symbol)
+        if path in ("/api/v5/market/candles", "/api/v5/market/history-candles"):
+            limit = min(int(q.get("limit", 100)), 300 if path.endswith("/candles") else 100)
+            after = int(q.get("after", now + MINUTE_MS))  # records earlier than this
+            before = int(q.get("before", 0))  # records newer than this
+            candles = self._candles(symbol, before + 1, after - 1, limit, newest=True)
+            return fmt.okx_envelope(fmt.okx_candles(candles, contract_value, now))
+        if path == "/api/v5/rubik/stat/contracts/open-interest-history":
+            limit = min(int(q.get("limit", 100)), 100)
+            end = int(q.get("end", now))
+            ts, oi, close = self._history(symbol, int(q.get("begin", end - limit * FIVE_MINUTES_MS)), end, 10**9)
+            ts, oi, close = ts[-limit:], oi[-limit:], close[-limit:]
+            return fmt.okx_envelope(fmt.okx_open_interest_history(ts, oi, close, contract_value))
+        if path == "/api/v5/public/open-interest":
+            now, oi, mark = self._now_state(symbol)
+            return fmt.okx_envelope([fmt.okx_open_interest(inst, oi, mark, contract_value, now)])
+        if path == "/api/v5/public/mark-price":
+            return fmt.okx_envelope([fmt.okx_mark_price(inst, self.market.mark_price(symbol, now), now)])
+        if path == "/api/v5/public/funding-rate":
+            return fmt.okx_envelope([fmt.okx_funding_rate(inst, FUNDING_RATE, self.market.next_funding_ms(now))])
+        if path == "/api/v5/public/position-tiers":
+            family = okx_family(symbol)
+            return fmt.okx_envelope(fmt.okx_position_tiers(family, default_tiers(symbol), contract_value, self.market.mark_price(symbol, now)))
+        return None
+
+
+class _UnknownSymbol(Exception):
+    pass
+
+
+def _family_symbol(family: str | None) -> str | None:
+    return None if not family else family.replace("-", "")
+
+
+def _wrong_types(value: object) -> object:
+    """The same document with its first number (or numeric string) inside data replaced by an object."""
+    done = False
+
+    def walk(node: object) -> object:
+        nonlocal done
+        if done:
+            return node
+        if isinstance(node, dict):
+            return {k: (walk(v) if k not in ("code", "retCode", "retMsg", "msg", "time") else v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, (int, float)) or (isinstance(node, str) and _numeric(node)):
+            done = True
+            return {"unexpected": [node]}
+        return node
+
+    return walk(value)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class FakeExchange:
+    """All three fake venues over one synthetic market.
+
+    Parameters
+    ----------
+    seed : int
+        The synthetic market's seed.
+    symbols : list of str, optional
+        Canonical symbols listed on every venue (default BTCUSDT, ETHUSDT, SOLUSDT).
+    clock, live, scenario :
+        As for :class:`FakeVenue`.
+    """
+
+    def __init__(
+        self,
+        seed: int = 7,
+        symbols: list[str] | None = None,
+        *,
+        clock: Callable[[], int] | None = None,
+        live: bool = False,
+        scenario: str = "normal",
+    ) -> None:
+        market = SyntheticMarket(seed, None if symbols is None else {s: _base_price(s) for s in symbols}, cache_days=12)
+        self.venues = {
+            venue: FakeVenue(venue, VenueMarket(venue, market), clock=clock, live=live, scenario=scenario, seed=seed + i)
+            for i, venue in enumerate(VENUES)
+        }
+
+    def __getitem__(self, venue: str) -> FakeVenue:
+        return self.venues[venue]
+
+    async def start(self) -> None:
+        for venue in self.venues.values():
+            await venue.start()
+
+    async def stop(self) -> None:
+        for venue in self.venues.values():
+            await venue.stop()
+
+    def settings_overrides(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for venue in self.venues.values():
+            out.update(venue.settings_overrides())
+        return out
+
+
+def _base_price(symbol: str) -> float:
+    from service.sources.synthetic import DEFAULT_PROFILES
+
+    profile = DEFAULT_PROFILES.get(symbol)
+    return profile.base_price if profile is not None else 10.0
+
+
+@contextmanager
+def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
+    """Run a live :class:`FakeExchange` on its own event loop in a thread; yields the Settings URL overrides."""
+    ready = threading.Event()
+    state: dict[str, object] = {}
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        exchange = FakeExchange(live=True, **options)  # type: ignore[arg-type]
+        try:
+            await exchange.start()
+            state["overrides"] = exchange.settings_overrides()
+        except Exception as exc:
+            state["error"] = exc
+            ready.set()
+            return
+        stop = asyncio.Event()
+        state["stop"] = stop
+        ready.set()
+        await stop.wait()
+        await exchange.stop()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), name="fake-exchange", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in state:
+        raise RuntimeError(f"the fake exchange did not start: {state['error']}")
+    try:
+        yield state["overrides"]  # type: ignore[misc]
+    finally:
+        stop_event = state["stop"]
+        loop.call_soon_threadsafe(stop_event.set)  # type: ignore[attr-defined]
+        thread.join(timeout=10)
