@@ -25,7 +25,7 @@ from service.migrate import migrate
 from service.pipeline import Pipeline
 from service.scheduler import create_scheduler
 from service.settings import Settings
-from service.sources.base import MarketSource
+from service.sources.base import MarketSource, StreamingSource
 from service.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,10 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             app.state.store = store
             app.state.access = Access(redis)
             scheduler = None
+            streaming = [source for source in sources or [] if isinstance(source, StreamingSource)]
+            for source in streaming:
+                # Live collectors open their liquidation streams and write events as they arrive.
+                await source.start(store.add_liquidations)
             if sources:
                 pipeline = Pipeline(store, settings, list(sources))
                 scheduler = create_scheduler(pipeline, settings.collect_interval_s, settings.job_timeout_s)
@@ -69,6 +73,8 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             finally:
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
+                for source in streaming:
+                    await source.close()
 
     def provide_store(state: State) -> Store:
         return state.store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class MarketSource(Protocol):
         ...
 
 
+@runtime_checkable
 class StreamingSource(MarketSource, Protocol):
     """A source with live connections (exchange collectors): the app starts and closes it.
 
