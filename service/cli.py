@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+import msgspec
 
 from service.settings import Settings
 from service.sources.base import MarketSource
@@ -17,15 +20,70 @@ DEMO_DEFAULTS = {"mode": "demo", "sources": ("synthetic",), "collect_interval_s"
 
 
 def build_sources(settings: Settings) -> list[MarketSource]:
+    from service.collectors.registry import COLLECTORS
     from service.sources.synthetic import SyntheticMarket
 
     sources: list[MarketSource] = []
     for name in settings.sources:
         if name == "synthetic":
             sources.append(SyntheticMarket(seed=settings.synthetic_seed))
+        elif name in COLLECTORS:
+            sources.append(COLLECTORS[name](settings))
         else:
-            raise SystemExit(f"unknown source {name!r} in LIQMAP_SOURCES; available: synthetic")
+            raise SystemExit(f"unknown source {name!r} in LIQMAP_SOURCES; available: synthetic, {', '.join(COLLECTORS)}")
     return sources
+
+
+@contextlib.contextmanager
+def _maybe_fake_exchange(settings: Settings, enabled: bool) -> Iterator[Settings]:
+    """With ``enabled``, run the fake exchange in this process and point the collectors at it."""
+    if not enabled:
+        yield settings
+        return
+    from service.fakeexchange.server import fake_exchange_in_thread
+
+    with fake_exchange_in_thread(symbols=list(settings.markets)) as urls:
+        log.info("fake exchange on loopback: %s", ", ".join(f"{k}={v}" for k, v in sorted(urls.items()) if k.endswith("rest_url")))
+        yield msgspec.structs.replace(settings, **urls)
+
+
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from service.collectors.backfill import backfill_market, window
+    from service.collectors.registry import COLLECTORS
+    from service.connection import open_redis
+    from service.pipeline import now_ms
+    from service.store import Store
+
+    if args.all:
+        markets = [(venue, symbol) for venue in settings.sources if venue in COLLECTORS for symbol in settings.markets]
+    elif args.exchange and args.symbol:
+        if args.exchange not in COLLECTORS:
+            print(f"liqmap: unknown exchange {args.exchange!r}; available: {', '.join(COLLECTORS)}", file=sys.stderr)
+            return 2
+        markets = [(args.exchange, args.symbol.upper())]
+    else:
+        print("liqmap: give --exchange and --symbol, or --all", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        failed = 0
+        start, end = window(args.days, now_ms())
+        async with open_redis(settings) as redis:
+            store = Store(redis)
+            for venue, symbol in markets:
+                collector = COLLECTORS[venue](settings, [symbol])
+                try:
+                    result = await backfill_market(store, collector, symbol, start, end)
+                    print(f"{venue} {symbol}: {result.candles} bars, {result.open_interest} open-interest rows written; {result.skipped} of {result.chunks} days already stored")
+                except Exception as exc:  # one market's failure must not stop the others
+                    failed += 1
+                    print(f"\n{venue} {symbol}: failed: {exc}", file=sys.stderr)
+                finally:
+                    await collector.close()
+        return 1 if failed else 0
+
+    with _maybe_fake_exchange(settings, args.fake_exchange) as settings:
+        return asyncio.run(run())
 
 
 def _configure_logging(level: str) -> None:
@@ -34,7 +92,12 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def _serve(settings: Settings, with_sources: bool) -> None:
+def _serve(settings: Settings, with_sources: bool, fake_exchange: bool = False) -> None:
+    with _maybe_fake_exchange(settings, fake_exchange) as settings:
+        _run_server(settings, with_sources)
+
+
+def _run_server(settings: Settings, with_sources: bool) -> None:
     import uvicorn
 
     from service.api.app import create_app
@@ -111,6 +174,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
         cmd.add_argument("--port", type=int, default=None, help="port to listen on (default 8000)")
         cmd.add_argument("--data-dir", default=None, help="folder of the embedded store when REDIS_URL is unset")
+        if name == "serve":
+            cmd.add_argument(
+                "--fake-exchange",
+                action="store_true",
+                help="start the fake exchange in this process on free loopback ports and collect from it (offline; store under .liqmap/fake)",
+            )
+    backfill = sub.add_parser("backfill", help="fetch history into the store (resumable; running it twice changes nothing)")
+    backfill.add_argument("--exchange", help="binance, bybit or okx")
+    backfill.add_argument("--symbol", help="canonical symbol, e.g. BTCUSDT (OKX's BTC-USDT-SWAP too is BTCUSDT)")
+    backfill.add_argument("--all", action="store_true", help="every configured exchange and market (LIQMAP_SOURCES x LIQMAP_MARKETS)")
+    backfill.add_argument("--days", type=float, default=7.0, help="how far back, days (default 7)")
+    backfill.add_argument("--data-dir", default=None, help="folder of the embedded store when REDIS_URL is unset")
+    backfill.add_argument("--fake-exchange", action="store_true", help="backfill from an in-process fake exchange (offline)")
     sub.add_parser("migrate", help="bring the store's keyspace to the newest schema version")
     keys_parser = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys_parser.add_subparsers(dest="keys_command", required=True)
@@ -126,6 +202,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     overrides = {}
     if args.command in ("demo", "serve", "api"):
         overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    if args.command == "backfill":
+        overrides = {"data_dir": args.data_dir}
+    if getattr(args, "fake_exchange", False) and args.data_dir is None:
+        # Fake market data never mixes with a real one in the embedded store.
+        overrides["data_dir"] = ".liqmap/fake"
     try:
         settings = Settings.from_env(defaults=defaults, **overrides)
     except ValueError as exc:
@@ -136,8 +217,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _migrate(settings)
     elif args.command == "keys":
         raise SystemExit(_keys(settings, args))
+    elif args.command == "backfill":
+        raise SystemExit(_backfill(settings, args))
     else:
-        _serve(settings, with_sources=args.command in ("demo", "serve"))
+        _serve(settings, with_sources=args.command in ("demo", "serve"), fake_exchange=getattr(args, "fake_exchange", False))
 
 
 if __name__ == "__main__":

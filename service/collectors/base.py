@@ -55,6 +55,7 @@ class BackfillChunk:
     start_ms: int
     end_ms: int
     batch: Batch
+    skipped: bool = False  # already stored; nothing was fetched
 
 
 @dataclass(slots=True)
@@ -276,7 +277,7 @@ class ExchangeCollector(ABC):
         for chunk_start in range(start, end_ms, self.backfill_chunk_ms):
             chunk_end = min(chunk_start + self.backfill_chunk_ms, end_ms)
             if skip is not None and await skip(chunk_start, chunk_end):
-                yield BackfillChunk(chunk_start, chunk_end, Batch())
+                yield BackfillChunk(chunk_start, chunk_end, Batch(), skipped=True)
                 continue
             candles = await self._candles_between(symbol, chunk_start, chunk_end, now, patient=True)
             open_interest = await self._open_interest_between(symbol, chunk_start, chunk_end, candles)
