@@ -1,7 +1,8 @@
 """Translations between liqmap's data and Coinglass's vocabulary.
 
-Names (exchange spelling, the coin of a pair, order sides) and the liquidation
-map read from a stored frame: what the Coinglass-compatible routes share.
+Exchange spelling, order sides, which market holds a coin's book, and the
+liquidation map read from a stored frame: what the Coinglass-compatible routes
+share. The coin of a pair is ``service.collectors.symbols.coin_of``.
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ import numpy as np
 
 from engine.types import Float64Array, Int64Array
 from service.canonical import SIDE_LONG, SIDE_SHORT
-
-# Market "exchange" of per-coin aggregates over every exchange: ``all:BTC``.
-AGGREGATE_EXCHANGE = "all"
+from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
 
 # Exchange ids as Coinglass spells them; others are shown capitalised.
 _EXCHANGE_NAMES = {"binance": "Binance", "okx": "OKX", "bybit": "Bybit"}
-
-# Quote assets a pair symbol may end with, longest first so that FDUSD wins over USD.
-_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "USD")
-_SEPARATORS = ("-", "_", "/")
 
 # Coinglass order sides (its REST convention): the liquidation order's direction.
 ORDER_BUY = 1  # a short position was liquidated (bought back)
@@ -39,25 +34,9 @@ def exchange_name(exchange: str) -> str:
     return _EXCHANGE_NAMES.get(exchange, exchange.capitalize())
 
 
-def split_pair(symbol: str) -> tuple[str, str]:
-    """``(base, quote)`` of a pair symbol: ``BTCUSDT`` → ``("BTC", "USDT")``, ``BTC-USDT-SWAP`` → ``("BTC", "USDT")``.
-
-    A symbol without a known quote (an aggregate's coin, ``BTC``) is its own base, quote ``""``.
-    """
-    symbol = symbol.upper()
-    for separator in _SEPARATORS:
-        if separator in symbol:
-            base, _, rest = symbol.partition(separator)
-            return base, rest.split(separator)[0]
-    for quote in _QUOTES:
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            return symbol[: -len(quote)], quote
-    return symbol, ""
-
-
-def coin_of(symbol: str) -> str:
-    """The coin of a pair: its symbol minus the quote (``BTCUSDT`` → ``BTC``)."""
-    return split_pair(symbol)[0]
+def quote_of(symbol: str) -> str:
+    """The quote currency of a pair: what follows its coin (``BTCUSDT`` → ``USDT``; an aggregate's coin → ``""``)."""
+    return symbol[len(coin_of(symbol)) :]
 
 
 def order_sides(side: np.ndarray) -> Int64Array:

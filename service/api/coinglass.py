@@ -24,6 +24,7 @@ from engine.ranges import DAY_MS, HOUR_MS
 from service.api.errors import NotFound, Unavailable
 from service.api.examples import COINGLASS_HEATMAP, envelope_error
 from service.api.params import (
+    RANGE_ENUM,
     check_amount,
     check_choice,
     check_coin,
@@ -40,20 +41,19 @@ from service.api.params import (
 )
 from service.canonical import SIDE_LONG, SIDE_SHORT
 from service.codec import FIELD_COINGLASS_JSON, FIELD_V1_MSGPACK
+from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
 from service.liqmap_compat import (
-    AGGREGATE_EXCHANGE,
     MAP_RANGES,
     MAX_PAIN_RANGES,
     LiquidationLevels,
     coin_markets,
-    coin_of,
     exchange_name,
     liquidation_levels,
     map_data,
     max_pain,
     number_text,
     order_sides,
-    split_pair,
+    quote_of,
 )
 from service.pipeline import now_ms
 from service.realized import INTERVALS_MS, bucket_totals, history_window, newest_at_least, stack, window_totals
@@ -83,10 +83,12 @@ HEATMAP_EXAMPLE = COINGLASS_HEATMAP.value["data"]
 ExchangeParam = Annotated[str | None, QueryParameter(description="Exchange as Coinglass names it, e.g. Binance, OKX, Bybit (any case)")]
 PairParam = Annotated[str | None, QueryParameter(description="Trading pair, e.g. BTCUSDT")]
 CoinParam = Annotated[str | None, QueryParameter(description="Coin, e.g. BTC")]
-IntervalParam = Annotated[str | None, QueryParameter(description=f"Bucket width: {', '.join(INTERVALS_MS)}")]
+IntervalParam = Annotated[str | None, QueryParameter(description=f"Bucket width: {', '.join(INTERVALS_MS)}", schema_extra={"enum": list(INTERVALS_MS)})]
 LimitParam = Annotated[int | None, QueryParameter(description=f"Buckets, 1..{HISTORY_LIMIT} (default {HISTORY_LIMIT})")]
 StartParam = Annotated[int | None, QueryParameter(description="Start, epoch milliseconds")]
 EndParam = Annotated[int | None, QueryParameter(description="End, epoch milliseconds (default: now)")]
+HeatmapRangeParam = Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", schema_extra=RANGE_ENUM)]
+MapRangeParam = Annotated[str | None, QueryParameter(name="range", description="1d, 7d or 30d", schema_extra={"enum": list(MAP_RANGES)})]
 
 
 def _ok(data: Any) -> Envelope[Any]:
@@ -172,7 +174,7 @@ class CoinglassController(Controller):
         model: FromPath[str],
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
-        range_: Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y")] = None,
+        range_: HeatmapRangeParam = None,
     ) -> Response[bytes]:
         """Pair liquidation heatmap (``model1``..``model3``), as Coinglass serves it."""
         check_model(settings, model)
@@ -194,7 +196,7 @@ class CoinglassController(Controller):
         settings: NamedDependency[Settings],
         model: FromPath[str],
         symbol: CoinParam = None,
-        range_: Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y")] = None,
+        range_: HeatmapRangeParam = None,
     ) -> Response[bytes]:
         """Coin liquidation heatmap over every exchange (the frames of market ``all:<COIN>``)."""
         check_model(settings, model)
@@ -320,7 +322,7 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[Store],
         symbol: Annotated[str | None, QueryParameter(description="Coin, e.g. BTC; absent or empty: every coin")] = None,
-        range_: Annotated[str | None, QueryParameter(name="range", description="1h, 4h, 12h or 24h")] = None,
+        range_: Annotated[str | None, QueryParameter(name="range", description="1h, 4h, 12h or 24h", schema_extra={"enum": list(EXCHANGE_LIST_RANGES)})] = None,
     ) -> Envelope[list[CoinglassExchangeTotals]]:
         """Realized liquidations per exchange over the last ``range``, with the total over all of them first as ``All``."""
         range_name = check_choice("range", require("range", range_, "24h"), EXCHANGE_LIST_RANGES)
@@ -415,7 +417,7 @@ class CoinglassController(Controller):
         settings: NamedDependency[Settings],
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
-        range_: Annotated[str | None, QueryParameter(name="range", description="1d, 7d or 30d")] = None,
+        range_: MapRangeParam = None,
     ) -> Envelope[CoinglassLiquidationMap]:
         """Where a pair's open positions would be liquidated: ``{"<price>": [[price, usd, leverage, null], ...]}``.
 
@@ -439,7 +441,7 @@ class CoinglassController(Controller):
         store: NamedDependency[Store],
         settings: NamedDependency[Settings],
         symbol: CoinParam = None,
-        range_: Annotated[str | None, QueryParameter(name="range", description="1d, 7d or 30d")] = None,
+        range_: MapRangeParam = None,
     ) -> Envelope[CoinglassLiquidationMap]:
         """The liquidation map of a coin over every exchange (market ``all:<COIN>``), shaped as ``/map``."""
         frame_range = _frame_range(settings, range_, MAP_RANGES)
@@ -461,7 +463,7 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[Store],
         settings: NamedDependency[Settings],
-        range_: Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 48h, 3d, 7d, 14d or 30d (default 24h)")] = None,
+        range_: Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 48h, 3d, 7d, 14d or 30d (default 24h)", schema_extra={"enum": list(MAX_PAIN_RANGES)})] = None,
     ) -> Envelope[list[CoinglassMaxPain]]:
         """Per coin, the largest outstanding long and short liquidation level and its price.
 
@@ -532,7 +534,6 @@ class CoinglassMarketsController(Controller):
         for ex in exchanges:
             pairs = []
             for _, symbol in pairs_of(markets, [ex]):
-                base, quote = split_pair(symbol)
-                pairs.append(CoinglassPair(instrument_id=symbol, base_asset=base, quote_asset=quote))
+                pairs.append(CoinglassPair(instrument_id=symbol, base_asset=coin_of(symbol), quote_asset=quote_of(symbol)))
             out[exchange_name(ex)] = pairs
         return _ok(out)

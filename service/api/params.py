@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from engine.models import MODELS
 from engine.ranges import RANGES
 from service.api.errors import BadRequest, NotFound
-from service.liqmap_compat import AGGREGATE_EXCHANGE, coin_of, exchange_name
+from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
+from service.liqmap_compat import exchange_name
 from service.settings import Settings
 from service.store import Store
 
