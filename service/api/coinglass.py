@@ -18,12 +18,15 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import FromPath, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from engine.ranges import DAY_MS, HOUR_MS
 from service.api.errors import NotFound, Unavailable
 from service.api.examples import COINGLASS_HEATMAP, envelope_error
 from service.api.params import (
+    AMOUNT_PATTERN,
+    MAX_EPOCH_MS,
+    MODEL_ENUM,
     RANGE_ENUM,
     check_amount,
     check_choice,
@@ -33,6 +36,7 @@ from service.api.params import (
     check_int_range,
     check_market,
     check_model,
+    check_offered,
     check_range,
     check_time_span,
     exchanges_of,
@@ -80,15 +84,27 @@ EXCHANGE_LIST_RANGES = ("1h", "4h", "12h", "24h")
 USD_DECIMALS = 5
 HEATMAP_EXAMPLE = COINGLASS_HEATMAP.value["data"]
 
-ExchangeParam = Annotated[str | None, QueryParameter(description="Exchange as Coinglass names it, e.g. Binance, OKX, Bybit (any case)")]
-PairParam = Annotated[str | None, QueryParameter(description="Trading pair, e.g. BTCUSDT")]
-CoinParam = Annotated[str | None, QueryParameter(description="Coin, e.g. BTC")]
-IntervalParam = Annotated[str | None, QueryParameter(description=f"Bucket width: {', '.join(INTERVALS_MS)}", schema_extra={"enum": list(INTERVALS_MS)})]
-LimitParam = Annotated[int | None, QueryParameter(description=f"Buckets, 1..{HISTORY_LIMIT} (default {HISTORY_LIMIT})")]
-StartParam = Annotated[int | None, QueryParameter(description="Start, epoch milliseconds")]
-EndParam = Annotated[int | None, QueryParameter(description="End, epoch milliseconds (default: now)")]
-HeatmapRangeParam = Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", schema_extra=RANGE_ENUM)]
-MapRangeParam = Annotated[str | None, QueryParameter(name="range", description="1d, 7d or 30d", schema_extra={"enum": list(MAP_RANGES)})]
+
+def _query(description: str, *, required: bool = False, name: str | None = None, **schema: Any) -> Any:
+    """A query parameter as Coinglass documents it; ``schema`` (enum, pattern, bounds) goes to the OpenAPI document.
+
+    Parameters are optional to Python so that the route itself answers a missing one
+    with a message saying what to send; the document states what is required.
+    """
+    return QueryParameter(name=name, description=description, required=required, schema_extra=schema or None)
+
+
+NON_BLANK = r"\S"
+ExchangeParam = Annotated[str | None, _query("Exchange as Coinglass names it, e.g. Binance, OKX, Bybit (any case)", required=True, pattern=NON_BLANK)]
+PairParam = Annotated[str | None, _query("Trading pair, e.g. BTCUSDT", required=True, pattern=NON_BLANK)]
+CoinParam = Annotated[str | None, _query("Coin, e.g. BTC", required=True, pattern=NON_BLANK)]
+IntervalParam = Annotated[str | None, _query(f"Bucket width: {', '.join(INTERVALS_MS)}", required=True, enum=list(INTERVALS_MS))]
+LimitParam = Annotated[int | None, _query(f"Buckets, 1..{HISTORY_LIMIT} (default {HISTORY_LIMIT})", minimum=1, maximum=HISTORY_LIMIT)]
+StartParam = Annotated[int | None, _query("Start, epoch milliseconds", minimum=0, maximum=MAX_EPOCH_MS)]
+EndParam = Annotated[int | None, _query("End, epoch milliseconds (default: now)", minimum=0, maximum=MAX_EPOCH_MS)]
+HeatmapRangeParam = Annotated[str | None, _query("12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", required=True, name="range", **RANGE_ENUM)]
+MapRangeParam = Annotated[str | None, _query("1d, 7d or 30d", required=True, name="range", enum=list(MAP_RANGES))]
+ModelPath = Annotated[str, PathParameter(description="model1, model2 or model3", schema_extra=MODEL_ENUM)]
 
 
 def _ok(data: Any) -> Envelope[Any]:
@@ -131,10 +147,10 @@ async def _book(store: Store, settings: Settings, market: tuple[str, str], frame
 
 
 def _frame_range(settings: Settings, value: str | None, table: dict[str, str], default: str | None = None) -> str:
-    """The frame range answering a map / max-pain ``range``; only those whose frame this deployment computes are allowed."""
-    allowed = [name for name, frame_range in table.items() if frame_range in settings.ranges]
-    chosen = default if value is None and default is not None else require("range", value, allowed[0] if allowed else "1d")
-    return table[check_choice("range", chosen, allowed)]
+    """The frame range answering a map / max-pain ``range`` (404 for those whose frame this deployment does not compute)."""
+    offered = [name for name, frame_range in table.items() if frame_range in settings.ranges]
+    chosen = default if value is None and default is not None else require("range", value, next(iter(table)))
+    return table[check_offered("range", chosen, table, offered)]
 
 
 async def _history(
@@ -171,7 +187,7 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[Store],
         settings: NamedDependency[Settings],
-        model: FromPath[str],
+        model: ModelPath,
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
         range_: HeatmapRangeParam = None,
@@ -194,7 +210,7 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[Store],
         settings: NamedDependency[Settings],
-        model: FromPath[str],
+        model: ModelPath,
         symbol: CoinParam = None,
         range_: HeatmapRangeParam = None,
     ) -> Response[bytes]:
@@ -252,7 +268,7 @@ class CoinglassController(Controller):
     async def aggregated_history(
         self,
         store: NamedDependency[Store],
-        exchange_list: Annotated[str | None, QueryParameter(description="Comma-separated exchanges, e.g. Binance,OKX,Bybit")] = None,
+        exchange_list: Annotated[str | None, _query("Comma-separated exchanges, e.g. Binance,OKX,Bybit", required=True, pattern=r"[^,\s]")] = None,
         symbol: CoinParam = None,
         interval: IntervalParam = None,
         limit: LimitParam = None,
@@ -321,8 +337,8 @@ class CoinglassController(Controller):
     async def exchange_list(
         self,
         store: NamedDependency[Store],
-        symbol: Annotated[str | None, QueryParameter(description="Coin, e.g. BTC; absent or empty: every coin")] = None,
-        range_: Annotated[str | None, QueryParameter(name="range", description="1h, 4h, 12h or 24h", schema_extra={"enum": list(EXCHANGE_LIST_RANGES)})] = None,
+        symbol: Annotated[str | None, _query("Coin, e.g. BTC; absent or empty: every coin")] = None,
+        range_: Annotated[str | None, _query("1h, 4h, 12h or 24h", required=True, name="range", enum=list(EXCHANGE_LIST_RANGES))] = None,
     ) -> Envelope[list[CoinglassExchangeTotals]]:
         """Realized liquidations per exchange over the last ``range``, with the total over all of them first as ``All``."""
         range_name = check_choice("range", require("range", range_, "24h"), EXCHANGE_LIST_RANGES)
@@ -362,7 +378,7 @@ class CoinglassController(Controller):
         store: NamedDependency[Store],
         exchange: ExchangeParam = None,
         symbol: CoinParam = None,
-        min_liquidation_amount: Annotated[str | None, QueryParameter(description="Smallest liquidation to list, USD, e.g. 10000")] = None,
+        min_liquidation_amount: Annotated[str | None, _query("Smallest liquidation to list, USD, e.g. 10000", required=True, pattern=AMOUNT_PATTERN)] = None,
         start_time: StartParam = None,
         end_time: EndParam = None,
     ) -> Envelope[list[CoinglassLiquidationOrder]]:
@@ -463,7 +479,7 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[Store],
         settings: NamedDependency[Settings],
-        range_: Annotated[str | None, QueryParameter(name="range", description="12h, 24h, 48h, 3d, 7d, 14d or 30d (default 24h)", schema_extra={"enum": list(MAX_PAIN_RANGES)})] = None,
+        range_: Annotated[str | None, _query("12h, 24h, 48h, 3d, 7d, 14d or 30d (default 24h)", name="range", enum=list(MAX_PAIN_RANGES))] = None,
     ) -> Envelope[list[CoinglassMaxPain]]:
         """Per coin, the largest outstanding long and short liquidation level and its price.
 
@@ -522,7 +538,9 @@ class CoinglassMarketsController(Controller):
             ]
         }),
     )
-    async def supported_exchange_pairs(self, store: NamedDependency[Store], exchange: ExchangeParam = None) -> Envelope[dict[str, list[CoinglassPair]]]:
+    async def supported_exchange_pairs(
+        self, store: NamedDependency[Store], exchange: Annotated[str | None, _query("Only this exchange, e.g. Binance")] = None
+    ) -> Envelope[dict[str, list[CoinglassPair]]]:
         """Per exchange (Coinglass's spelling), the pairs with data here; ``exchange`` keeps one.
 
         liqmap knows a pair's symbol only: ``settlement_currency``,

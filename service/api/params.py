@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from engine.models import MODELS
@@ -28,11 +29,23 @@ def require(name: str, value: str | None, example: str) -> str:
 
 
 def check_model(settings: Settings, model: str) -> str:
-    return check_choice("model", model, settings.models)
+    return check_offered("model", model, MODELS, settings.models)
 
 
 def check_range(settings: Settings, range_name: str) -> str:
-    return check_choice("range", range_name, settings.ranges)
+    return check_offered("range", range_name, RANGES, settings.ranges)
+
+
+def check_offered(name: str, value: str, known: Iterable[str], offered: Sequence[str]) -> str:
+    """``value`` if this deployment offers it: 400 if it is no such thing, 404 if it is one this deployment does not compute.
+
+    Both messages list what is offered.
+    """
+    if value not in known:
+        raise BadRequest(f"{name} must be one of {', '.join(offered)}; got {value!r}", allowed=list(offered))
+    if value not in offered:
+        raise NotFound(f"{name} {value} is not computed by this deployment; it computes {', '.join(offered)}", allowed=list(offered))
+    return value
 
 
 async def check_market(store: Store, exchange: str, symbol: str) -> tuple[str, str]:
@@ -65,15 +78,15 @@ def check_int_range(name: str, value: int | None, low: int, high: int, default: 
     return value
 
 
+# A USD amount given as text (Coinglass sends some as strings): digits, optionally a fraction.
+AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+
+
 def check_amount(name: str, value: str) -> float:
-    """A USD amount given as text (Coinglass sends some as strings): a finite number >= 0, else 400."""
-    try:
-        amount = float(value)
-    except ValueError:
-        amount = float("nan")
-    if not 0 <= amount < float("inf"):
-        raise BadRequest(f"{name} must be a USD amount >= 0, e.g. {name}=10000; got {value!r}")
-    return amount
+    """A USD amount written as :data:`AMOUNT_PATTERN` says, else 400."""
+    if re.fullmatch(AMOUNT_PATTERN, value) is None:
+        raise BadRequest(f"{name} must be a USD amount >= 0 in digits, e.g. {name}=10000; got {value!r}")
+    return float(value)
 
 
 # 2100-01-01T00:00Z: later "epoch milliseconds" are a unit mistake (micro- or nanoseconds).
@@ -81,12 +94,13 @@ MAX_EPOCH_MS = 4_102_444_800_000
 
 
 def check_time_span(start_ms: int | None, end_ms: int | None) -> None:
-    """``start_time`` / ``end_time`` as epoch milliseconds (0..2100), in order when both are given; else 400."""
+    """``start_time`` / ``end_time`` as epoch milliseconds (0..2100), else 400.
+
+    A start later than the end is no error: nothing lies between, and the answer is empty.
+    """
     for name, value in (("start_time", start_ms), ("end_time", end_ms)):
         if value is not None and not 0 <= value <= MAX_EPOCH_MS:
             raise BadRequest(f"{name} must be epoch milliseconds, 0..{MAX_EPOCH_MS}; got {value}")
-    if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        raise BadRequest(f"start_time ({start_ms}) must not be later than end_time ({end_ms})")
 
 
 def exchanges_of(markets: Markets) -> list[str]:
