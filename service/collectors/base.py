@@ -170,6 +170,7 @@ class ExchangeCollector(ABC):
         self._feed: WsFeed | None = None
         self._sink: LiquidationSink | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._flushed = asyncio.Condition()
 
     # --- what a venue adapter provides -------------------------------------------------
 
@@ -335,11 +336,19 @@ class ExchangeCollector(ABC):
                 log.exception("%s: storing %d liquidations of %s failed; kept for the next try", self.exchange, len(rows), symbol)
                 self.liquidations.requeue(symbol, rows)
         self.liquidations.stats.stored += new
+        async with self._flushed:
+            self._flushed.notify_all()
         return new
+
+    async def wait_stored(self, count: int) -> None:
+        """Wait until the sink has taken ``count`` new events in all (for tests and tools)."""
+        async with self._flushed:
+            await self._flushed.wait_for(lambda: self.liquidations.stats.stored >= count)
 
     async def _flush_loop(self) -> None:
         while True:
-            await self.liquidations.changed()
+            if not self.liquidations.symbols():
+                await self.liquidations.changed()
             await self.flush_liquidations()
             await asyncio.sleep(self.settings.liquidation_flush_s)
 

@@ -26,7 +26,6 @@ VENUE = "bybit"
 T = TypeVar("T")
 
 RATE_LIMIT_CODES = {10006, 10018}
-RATE_LIMIT_BACKOFF_S = 10.0
 
 
 class Envelope(msgspec.Struct, Generic[T]):
@@ -108,14 +107,29 @@ _risk_limits = msgspec.json.Decoder(Envelope[RiskLimitResult], strict=False)
 _stream = msgspec.json.Decoder(StreamMessage, strict=False)
 
 
-def _result(envelope: Envelope[T], endpoint: str) -> T:
-    if envelope.retCode in RATE_LIMIT_CODES:
-        raise _RateCode(endpoint, envelope.retMsg)
-    if envelope.retCode != 0:
-        raise VenueRejected(VENUE, endpoint, f"retCode {envelope.retCode}: {envelope.retMsg}")
+class Status(msgspec.Struct):
+    retCode: int
+    retMsg: str = ""
+
+
+_status = msgspec.json.Decoder(Status, strict=False)
+
+
+def _envelope(decoder: msgspec.json.Decoder[Envelope[T]], body: bytes, endpoint: str) -> Envelope[T]:
+    """The whole answer once its ``retCode`` says it is one (error answers carry other shapes)."""
+    status = rows.decode(_status, body, VENUE, endpoint)
+    if status.retCode in RATE_LIMIT_CODES:
+        raise _RateCode(endpoint, status.retMsg)
+    if status.retCode != 0:
+        raise VenueRejected(VENUE, endpoint, f"retCode {status.retCode}: {status.retMsg}")
+    envelope = rows.decode(decoder, body, VENUE, endpoint)
     if envelope.result is None:
         raise BadPayload(VENUE, endpoint, "no result")
-    return envelope.result
+    return envelope
+
+
+def _result(decoder: msgspec.json.Decoder[Envelope[T]], body: bytes, endpoint: str) -> T:
+    return _envelope(decoder, body, endpoint).result  # type: ignore[return-value]
 
 
 class _RateCode(Exception):
@@ -128,13 +142,13 @@ class _RateCode(Exception):
 
 def parse_klines(body: bytes) -> np.ndarray:
     """Candle rows from ``/v5/market/kline`` (newest first there; oldest first here)."""
-    page = _result(rows.decode(_klines, body, VENUE, "kline"), "kline").items
+    page = _result(_klines, body, "kline").items
     return rows.candles(VENUE, "kline", [k.start for k in page], [(k.open, k.high, k.low, k.close) for k in page], [k.turnover for k in page], None)
 
 
 def parse_open_interest(body: bytes, candles: np.ndarray) -> np.ndarray:
     """One-side open interest in coins × the close of the 1m bar ending nearest the observation (±5 min)."""
-    page = _result(rows.decode(_open_interest, body, VENUE, "open-interest"), "open-interest").items
+    page = _result(_open_interest, body, "open-interest").items
     ts = np.array([r.timestamp for r in page], dtype=np.int64)
     coins = np.array([r.singleOpenInterest if r.singleOpenInterest is not None else r.openInterest / 2 for r in page], dtype=np.float64)
     price = price_at(candles, ts)
@@ -143,23 +157,30 @@ def parse_open_interest(body: bytes, candles: np.ndarray) -> np.ndarray:
 
 
 def price_at(candles: np.ndarray, ts_ms: np.ndarray, tolerance_ms: int = 5 * MINUTE_MS) -> np.ndarray:
-    """Close of the 1m bar whose close time is nearest each ``ts_ms``; NaN beyond ``tolerance_ms``."""
+    """Price at each observation time: the close of the 1m bar ending then, else the open of the
+    bar starting then, else the close nearest in time within ``tolerance_ms``; NaN beyond."""
     out = np.full(len(ts_ms), np.nan)
     if not len(candles) or not len(ts_ms):
         return out
+    last = len(candles) - 1
     close_ts = candles["ts_ms"] + MINUTE_MS
-    right = np.clip(np.searchsorted(close_ts, ts_ms), 0, len(close_ts) - 1)
-    left = np.clip(right - 1, 0, len(close_ts) - 1)
+    right = np.clip(np.searchsorted(close_ts, ts_ms), 0, last)
+    left = np.clip(right - 1, 0, last)
     nearest = np.where(np.abs(close_ts[left] - ts_ms) <= np.abs(close_ts[right] - ts_ms), left, right)
     near = np.abs(close_ts[nearest] - ts_ms) <= tolerance_ms
     out[near] = candles["close"][nearest[near]]
+    starting = np.clip(np.searchsorted(candles["ts_ms"], ts_ms), 0, last)
+    opens = candles["ts_ms"][starting] == ts_ms
+    out[opens] = candles["open"][starting[opens]]
+    ending = close_ts[right] == ts_ms
+    out[ending] = candles["close"][right[ending]]
     return out
 
 
 def parse_ticker(body: bytes) -> Snapshot:
     """Open interest (one side, USD), mark price and funding from ``/v5/market/tickers``."""
-    envelope = rows.decode(_tickers, body, VENUE, "tickers")
-    listing = _result(envelope, "tickers").items
+    envelope = _envelope(_tickers, body, "tickers")
+    listing = envelope.result.items  # type: ignore[union-attr]
     if len(listing) != 1 or envelope.time is None:
         raise BadPayload(VENUE, "tickers", f"expected one ticker and a time, got {len(listing)}")
     ticker = listing[0]
@@ -178,7 +199,7 @@ def parse_ticker(body: bytes) -> Snapshot:
 
 def parse_risk_limits(body: bytes) -> list[tiers.Tier]:
     """Tiers from ``/v5/market/risk-limit``; an empty ``mmDeduction`` is derived (margin continuous)."""
-    limits = _result(rows.decode(_risk_limits, body, VENUE, "risk-limit"), "risk-limit").items
+    limits = _result(_risk_limits, body, "risk-limit").items
     if not limits:
         raise BadPayload(VENUE, "risk-limit", "no tiers")
     ordered = sorted(limits, key=lambda r: r.riskLimitValue)
@@ -212,6 +233,8 @@ class BybitCollector(ExchangeCollector):
     # 600 requests per 5 s per IP; a breach is a 10-minute 403.
     rate_limit = (100.0, 120.0)
     forbidden_backoff_s = 600.0
+    # Pause after a retCode rate limit (10006), seconds.
+    rate_code_backoff_s = 10.0
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
@@ -224,7 +247,7 @@ class BybitCollector(ExchangeCollector):
         try:
             return parse(*args)
         except _RateCode as exc:
-            raise self.http.block(exc.endpoint, RATE_LIMIT_BACKOFF_S, f"retCode rate limit: {exc}") from None
+            raise self.http.block(exc.endpoint, self.rate_code_backoff_s, f"retCode rate limit: {exc}") from None
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> np.ndarray:
         limit = max(1, min(self.candle_page_bars, (end_ms - start_ms) // MINUTE_MS))

@@ -31,7 +31,6 @@ T = TypeVar("T")
 
 RATE_LIMIT_CODE = "50011"
 BUSY_CODE = "50013"
-RATE_LIMIT_BACKOFF_S = 2.0
 # /market/candles keeps the newest 1,440 bars; older ones come from /market/history-candles.
 RECENT_CANDLES_MS = 1_400 * MINUTE_MS
 
@@ -242,6 +241,8 @@ class OkxCollector(ExchangeCollector):
     oi_history_page_rows = 100
     # 20 requests per 2 s per endpoint and IP.
     rate_limit = (20.0, 10.0)
+    # Pause after code 50011, seconds.
+    rate_code_backoff_s = 2.0
 
     def __init__(self, settings: Settings, symbols: list[str] | None = None) -> None:
         super().__init__(settings, symbols)
@@ -259,7 +260,7 @@ class OkxCollector(ExchangeCollector):
         try:
             return parse(*args)
         except RateCode as exc:
-            raise self.http.block(endpoint, RATE_LIMIT_BACKOFF_S, f"code {RATE_LIMIT_CODE}: {exc}") from None
+            raise self.http.block(endpoint, self.rate_code_backoff_s, f"code {RATE_LIMIT_CODE}: {exc}") from None
 
     async def prepare(self) -> None:
         if not self.contract_values:

@@ -159,9 +159,9 @@ class FakeVenue:
             return
         app = web.Application(middlewares=[self._faults_middleware])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port, shutdown_timeout=0.5, reuse_address=True)
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
         self.port = int(runner.addresses[0][1])
         self._runner = runner
@@ -214,7 +214,9 @@ class FakeVenue:
         if fault.kind == "html":
             return web.Response(status=fault.status, body=HTML_PAGE, content_type="text/html")
         if fault.kind == "venue_code":
-            return web.Response(body=self._rate_code_body(), content_type="application/json")
+            # Binance has no rate-limit code in a 200 answer: its -1003 comes with HTTP 429.
+            status = 429 if self.venue == "binance" else 200
+            return web.Response(status=status, body=self._rate_code_body(), headers=headers, content_type="application/json")
         normal = await handler(request)
         body = normal.body if isinstance(normal, web.Response) and isinstance(normal.body, bytes) else b""
         if fault.kind == "truncated":
@@ -278,7 +280,8 @@ class FakeVenue:
         await self._deliver(topic, text)
 
     async def _deliver(self, topic: str, text: str) -> None:
-        targets = [c for c in self._connections if topic in c.topics or ("*" in c.topics)]
+        # Topic "*" goes to every subscriber; a connection subscribed to "*" takes every topic.
+        targets = [c for c in self._connections if c.topics and (topic == "*" or topic in c.topics or "*" in c.topics)]
         if not targets:
             self._outbox.append((topic, text))
             return
@@ -302,7 +305,7 @@ class FakeVenue:
             self._subscribed.notify_all()
         waiting, self._outbox = self._outbox, []
         for topic, text in waiting:
-            if topic in connection.topics or "*" in connection.topics:
+            if topic == "*" or topic in connection.topics or "*" in connection.topics:
                 await self._send(connection, text)
             else:
                 self._outbox.append((topic, text))

@@ -1,0 +1,67 @@
+"""Fixtures for collector tests: a fake exchange on loopback at a controllable time, and settings pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from service.fakeexchange import FakeExchange
+from service.settings import Settings
+
+MINUTE = 60_000
+# Half a minute into a bar, so that "the bar in progress" is always in play.
+NOW_MS = 1_780_000_000_000 - 1_780_000_000_000 % MINUTE + 30_000
+VENUES = ("binance", "bybit", "okx")
+
+
+@dataclass
+class Clock:
+    now: int = NOW_MS
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> int:
+        self.now += ms
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def fake(clock: Clock) -> AsyncIterator[FakeExchange]:
+    exchange = FakeExchange(seed=3, symbols=["BTCUSDT", "ETHUSDT"], clock=clock)
+    await exchange.start()
+    yield exchange
+    await exchange.stop()
+
+
+def collector_settings(fake: FakeExchange, redis_url: str | None = None, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "markets": ("BTCUSDT", "ETHUSDT"),
+        "sources": VENUES,
+        "ranges": ("12h", "24h"),
+        "frame_rows": 80,
+        "backfill_days": 0.25,
+        "http_timeout_s": 2.0,
+        "ws_ping_interval_s": 5.0,
+        "ws_backoff_base_s": 0.02,
+        "ws_backoff_max_s": 0.1,
+        "liquidation_flush_s": 0.01,
+        "backfill_max_wait_s": 3.0,
+        "request_budget_share": 1.0,
+        **fake.settings_overrides(),
+        **extra,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=VENUES)
+def venue(request: pytest.FixtureRequest) -> str:
+    return request.param
