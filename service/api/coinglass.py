@@ -94,10 +94,11 @@ def _query(description: str, *, required: bool = False, name: str | None = None,
     return QueryParameter(name=name, description=description, required=required, schema_extra=schema or None)
 
 
-NON_BLANK = r"\S"
-ExchangeParam = Annotated[str | None, _query("Exchange as Coinglass names it, e.g. Binance, OKX, Bybit (any case)", required=True, pattern=NON_BLANK)]
-PairParam = Annotated[str | None, _query("Trading pair, e.g. BTCUSDT", required=True, pattern=NON_BLANK)]
-CoinParam = Annotated[str | None, _query("Coin, e.g. BTC", required=True, pattern=NON_BLANK)]
+# Names have a letter or digit (a value of only spaces or separators is no name).
+NAMED = "[A-Za-z0-9]"
+ExchangeParam = Annotated[str | None, _query("Exchange as Coinglass names it, e.g. Binance, OKX, Bybit (any case)", required=True, pattern=NAMED)]
+PairParam = Annotated[str | None, _query("Trading pair, e.g. BTCUSDT", required=True, pattern=NAMED)]
+CoinParam = Annotated[str | None, _query("Coin, e.g. BTC", required=True, pattern=NAMED)]
 IntervalParam = Annotated[str | None, _query(f"Bucket width: {', '.join(INTERVALS_MS)}", required=True, enum=list(INTERVALS_MS))]
 LimitParam = Annotated[int | None, _query(f"Buckets, 1..{HISTORY_LIMIT} (default {HISTORY_LIMIT})", minimum=1, maximum=HISTORY_LIMIT)]
 StartParam = Annotated[int | None, _query("Start, epoch milliseconds", minimum=0, maximum=MAX_EPOCH_MS)]
@@ -268,7 +269,7 @@ class CoinglassController(Controller):
     async def aggregated_history(
         self,
         store: NamedDependency[Store],
-        exchange_list: Annotated[str | None, _query("Comma-separated exchanges, e.g. Binance,OKX,Bybit", required=True, pattern=r"[^,\s]")] = None,
+        exchange_list: Annotated[str | None, _query("Comma-separated exchanges, e.g. Binance,OKX,Bybit", required=True, pattern=NAMED)] = None,
         symbol: CoinParam = None,
         interval: IntervalParam = None,
         limit: LimitParam = None,
