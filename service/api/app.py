@@ -61,6 +61,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             await migrate(redis)
             store = Store(redis)
             app.state.store = store
+            app.state.settings = settings
             app.state.access = Access(redis)
             app.state.frames = LatestFrames(store)
             listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")

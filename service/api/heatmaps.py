@@ -101,8 +101,6 @@ class HeatmapController(Controller):
     async def latest(
         self,
         request: Request,
-        store: NamedDependency[Store],
-        settings: NamedDependency[Settings],
         exchange: FromPath[str],
         symbol: FromPath[str],
         model: ModelParam = "model1",
@@ -114,14 +112,17 @@ class HeatmapController(Controller):
         Send ``If-None-Match`` with the ``ETag`` of the frame you hold: the answer
         is ``304 Not Modified`` until a newer frame exists.
         """
+        # The hot path: state is read directly (no dependency resolution per request).
+        state = request.app.state
+        settings: Settings = state.settings
         check_model(settings, model)
         check_range(settings, range_name)
         exchange, symbol = canonical_market(exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
-        frames: LatestFrames = request.app.state.frames
+        frames: LatestFrames = state.frames
         latest = await frames.get(exchange, symbol, model, range_name, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
         if latest is None:
-            await check_market(store, exchange, symbol)  # 404 for a market we do not have
+            await check_market(state.store, exchange, symbol)  # 404 for a market we do not have
             raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
         frame_id, body = latest
         return _frame_response(request, frame_id, body, msgpack)
