@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from service.settings import Settings
 from service.sources.base import Batch
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -255,7 +256,11 @@ class ExchangeCollector(ABC):
         Open-interest history that the venue no longer has (or refuses) leaves that part
         of the range without open interest; candles that cannot be had raise.
         """
-        parts = [chunk.batch async for chunk in self.backfill_chunks(symbol, start_ms, end_ms)]
+        try:
+            parts = [chunk.batch async for chunk in self.backfill_chunks(symbol, start_ms, end_ms, patient=False)]
+        except VenueError as exc:
+            self._count(exc)
+            raise
         batch = _concat(parts)
         batch.meta.update(await self._state(symbol, batch))
         self._next_bar[symbol] = max(self._next_bar.get(symbol, 0), _closed_until(end_ms, self.step_ms))
@@ -264,15 +269,22 @@ class ExchangeCollector(ABC):
         return batch
 
     async def backfill_chunks(
-        self, symbol: str, start_ms: int, end_ms: int, *, skip: Callable[[int, int], Awaitable[bool]] | None = None
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        skip: Callable[[int, int], Awaitable[bool]] | None = None,
+        patient: bool = True,
     ) -> AsyncIterator[BackfillChunk]:
         """Backfill in ``backfill_chunk_ms`` steps, oldest first; ``skip(start, end)`` true skips a chunk.
 
-        Each call is retried patiently: a venue's back-off of up to
-        ``settings.backfill_max_wait_s`` is slept out, unreachable venues are retried
-        with growing pauses; then the error is raised.
+        ``patient`` (one-shot jobs): each call is retried, a venue's back-off of up to
+        ``settings.backfill_max_wait_s`` is slept out, unreachable venues are retried with
+        growing pauses; then the error is raised. Otherwise (a scheduled round) the
+        first error is raised and the next round tries again.
         """
-        await self._patiently("prepare", self.prepare)
+        await self._attempt(self.prepare, patient)
         now = min(end_ms, int(time.time() * 1000))
         start = start_ms - start_ms % self.step_ms
         for chunk_start in range(start, end_ms, self.backfill_chunk_ms):
@@ -280,8 +292,8 @@ class ExchangeCollector(ABC):
             if skip is not None and await skip(chunk_start, chunk_end):
                 yield BackfillChunk(chunk_start, chunk_end, Batch(), skipped=True)
                 continue
-            candles = await self._candles_between(symbol, chunk_start, chunk_end, now, patient=True)
-            open_interest = await self._open_interest_between(symbol, chunk_start, chunk_end, candles)
+            candles = await self._candles_between(symbol, chunk_start, chunk_end, now, patient=patient)
+            open_interest = await self._open_interest_between(symbol, chunk_start, chunk_end, candles, patient=patient)
             yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest))
 
     async def poll(self, symbol: str, now_ms: int) -> Batch:
@@ -383,12 +395,12 @@ class ExchangeCollector(ABC):
                 break
             page_end = min(page_start + page_ms, stop)
             fetch = lambda s=page_start, e=page_end: self.fetch_candles(symbol, s, e, now_ms)  # noqa: E731
-            page = await (self._patiently("candles", fetch) if patient else fetch())
+            page = await self._attempt(fetch, patient)
             page = page[(page["ts_ms"] >= page_start) & (page["ts_ms"] < page_end)]
             pages.append(closed_bars(page, self.step_ms, now_ms))
         return _join_all(pages, CANDLE_DTYPE)
 
-    async def _open_interest_between(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray) -> np.ndarray:
+    async def _open_interest_between(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray, *, patient: bool = False) -> np.ndarray:
         """History pages over the window; a venue that has none (too old, refused) gives none."""
         pages: list[np.ndarray] = []
         page_ms = self.oi_history_page_rows * self.oi_history_step_ms
@@ -396,14 +408,17 @@ class ExchangeCollector(ABC):
             page_end = min(page_start + page_ms, end_ms)
             fetch = lambda s=page_start, e=page_end: self.fetch_open_interest_history(symbol, s, e, candles)  # noqa: E731
             try:
-                page = await self._patiently("open interest history", fetch)
+                page = await self._attempt(fetch, patient)
             except VenueError as exc:
                 self._count(exc)
                 continue
             pages.append(page[(page["ts_ms"] >= page_start) & (page["ts_ms"] < page_end)])
         return _join_all(pages, OPEN_INTEREST_DTYPE)
 
-    async def _patiently(self, what: str, call: Callable[[], Awaitable[object]], attempts: int = 4):  # noqa: ANN202
+    async def _attempt(self, call: Callable[[], Awaitable[T]], patient: bool, attempts: int = 4) -> T:
+        """``call()``; if ``patient``, retried through back-offs (up to backfill_max_wait_s) and outages."""
+        if not patient:
+            return await call()
         pause = 1.0
         for attempt in range(attempts):
             try:
