@@ -1,14 +1,19 @@
-"""From a market series to a Frame: window, base step, grid, model run, candles, stats."""
+"""From a market series to Frames: window, base step, grid, model run, candles, stats, clusters."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from engine.clusters import find_clusters
 from engine.frame import Frame, FrameCandles, FrameStats
-from engine.grid import DEFAULT_ROWS, PriceGrid, price_grid
+from engine.grid import DEFAULT_ROWS, PriceGrid, display_grid
 from engine.kernels import run_levels
+from engine.leverage import LeverageSpec, select_tiers
 from engine.models import ModelSpec, get_model
 from engine.ranges import DAY_MS, RANGES, RangeSpec
 from engine.resample import aggregate_bars, resample
@@ -31,18 +36,38 @@ class ModelRun:
     Attributes
     ----------
     long_usd, short_usd : Float32Array, shape (columns, rows)
-        Outstanding notional per price row at the end of each column, USD.
+        Outstanding notional per price row at the end of each column, summed
+        over the selected tiers, USD.
     consumed_long_usd, consumed_short_usd : Float64Array, shape (n,)
-        Notional consumed (the model's liquidations) at each input step, USD.
+        Notional consumed (the model's liquidations) in each input bar, over
+        the selected tiers, USD.
+    consumed_long_by_tier, consumed_short_by_tier : Float64Array, shape (n, g)
+        The same per tier, every tier.
+    final_long_usd, final_short_usd : Float64Array, shape (g, rows)
+        The book per tier and row after the last bar, USD.
+    beyond_long_usd, beyond_short_usd : float
+        Outstanding notional beyond the grid after the last bar, selected tiers, USD.
     out_of_grid_usd : float
-        Notional of levels that fell off the grid and were dropped, USD.
+        Notional of levels opened beyond the grid, both sides, selected tiers, USD.
+    tiers : tuple of float
+        Leverage of every tier of the model.
+    tier_mask : bool array, shape (g,)
+        The tiers the leverage filter selected.
     """
 
     long_usd: Float32Array
     short_usd: Float32Array
     consumed_long_usd: Float64Array
     consumed_short_usd: Float64Array
+    consumed_long_by_tier: Float64Array
+    consumed_short_by_tier: Float64Array
+    final_long_usd: Float64Array
+    final_short_usd: Float64Array
+    beyond_long_usd: float
+    beyond_short_usd: float
     out_of_grid_usd: float
+    tiers: tuple[float, ...]
+    tier_mask: np.ndarray
 
 
 def base_step_ms(spec: RangeSpec, series_step_ms: int) -> int:
@@ -80,6 +105,7 @@ def run_model(
     column_start_ms: Int64Array,
     column_ms: int,
     *,
+    leverage: LeverageSpec = None,
     use_numba: bool | None = None,
 ) -> ModelRun:
     """Run a model over a series from an empty book, snapshotting at column ends.
@@ -96,6 +122,8 @@ def run_model(
         after the last bar opening before ``column_start_ms[c] + column_ms``.
     column_ms : int
         Column width, ms.
+    leverage : None, str or iterable of float
+        Tiers the snapshots and totals cover (see :func:`engine.leverage.select_tiers`).
     use_numba : bool or None
         See :func:`engine.kernels.run_levels`.
 
@@ -103,18 +131,32 @@ def run_model(
     -------
     ModelRun
     """
+    selection = select_tiers(model.tiers, leverage)
     inputs = model.prepare(series, grid)
-    snapshot_step = np.searchsorted(series.ts_ms, column_start_ms + column_ms, side="left") - 1
-    levels = run_levels(inputs, snapshot_step.astype(np.int64), grid.rows, use_numba=use_numba)
-    out_of_grid = float(
-        inputs.long_add_usd[inputs.long_rows < 0].sum() + inputs.short_add_usd[inputs.short_rows < 0].sum()
+    steps = inputs.steps_per_bar
+    snapshot_bar = np.searchsorted(series.ts_ms, column_start_ms + column_ms, side="left") - 1
+    snapshot_step = np.where(snapshot_bar >= 0, (snapshot_bar + 1) * steps - 1, -1).astype(np.int64)
+    levels = run_levels(
+        inputs, snapshot_step, grid.bottom, grid.step, grid.rows, snapshot_tiers=selection.mask, use_numba=use_numba
     )
+    n, tiers = len(series), inputs.tiers
+    by_tier_long = levels.consumed_long_usd.reshape(n, steps, tiers).sum(axis=1)
+    by_tier_short = levels.consumed_short_usd.reshape(n, steps, tiers).sum(axis=1)
+    mask = selection.mask
     return ModelRun(
         long_usd=levels.long_usd,
         short_usd=levels.short_usd,
-        consumed_long_usd=levels.consumed_long_usd,
-        consumed_short_usd=levels.consumed_short_usd,
-        out_of_grid_usd=out_of_grid,
+        consumed_long_usd=by_tier_long[:, mask].sum(axis=1),
+        consumed_short_usd=by_tier_short[:, mask].sum(axis=1),
+        consumed_long_by_tier=by_tier_long,
+        consumed_short_by_tier=by_tier_short,
+        final_long_usd=levels.final_long_usd,
+        final_short_usd=levels.final_short_usd,
+        beyond_long_usd=float(levels.beyond_long_usd[mask].sum()),
+        beyond_short_usd=float(levels.beyond_short_usd[mask].sum()),
+        out_of_grid_usd=float(levels.added_beyond_usd[mask].sum()),
+        tiers=model.tiers,
+        tier_mask=mask,
     )
 
 
@@ -150,20 +192,30 @@ def column_candles(series: MarketSeries, column_start_ms: Int64Array, column_ms:
     )
 
 
-def frame_stats(long_usd: Float32Array, short_usd: Float32Array, out_of_grid_usd: float = 0.0) -> FrameStats:
+def frame_stats(long_usd: Float32Array, short_usd: Float32Array, out_of_grid_usd: float = 0.0, **extra: float) -> FrameStats:
     """Summary numbers of a frame's intensity arrays (see :class:`FrameStats`).
 
     Parameters
     ----------
     long_usd, short_usd : Float32Array, shape (columns, rows)
     out_of_grid_usd : float
+    **extra : float
+        Further :class:`FrameStats` fields (beyond-grid and consumed totals).
     """
     # float32 like the cells themselves: a float64 copy of the frame costs more than the rest.
     combined = long_usd + short_usd
     non_zero = combined[combined > 0]
     if non_zero.size:
-        values = np.percentile(non_zero, PERCENTILES)
-        percentiles = {f"p{p}": float(v) for p, v in zip(PERCENTILES, values, strict=True)}
+        # One partition for all three ranks instead of a sort.
+        ranks = [(non_zero.size - 1) * p / 100.0 for p in PERCENTILES]
+        below = sorted({int(math.floor(r)) for r in ranks} | {min(int(math.floor(r)) + 1, non_zero.size - 1) for r in ranks})
+        part = np.partition(non_zero, below)
+        percentiles = {}
+        for p, rank in zip(PERCENTILES, ranks, strict=True):
+            lower = int(math.floor(rank))
+            upper = min(lower + 1, non_zero.size - 1)
+            fraction = rank - lower
+            percentiles[f"p{p}"] = float(part[lower]) + (float(part[upper]) - float(part[lower])) * fraction
     else:
         percentiles = {f"p{p}": 0.0 for p in PERCENTILES}
     return FrameStats(
@@ -174,6 +226,7 @@ def frame_stats(long_usd: Float32Array, short_usd: Float32Array, out_of_grid_usd
         max_cell_usd=float(combined.max(initial=0.0)),
         percentiles=percentiles,
         out_of_grid_usd=out_of_grid_usd,
+        **extra,
     )
 
 
@@ -184,12 +237,178 @@ def _range_spec(range_name: str) -> RangeSpec:
         raise ValueError(f"unknown range {range_name!r}; allowed: {', '.join(RANGES)}") from None
 
 
-def _check_window(window: MarketSeries) -> None:
-    prices = np.concatenate((window.open, window.high, window.low, window.close))
-    if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
-        raise ValueError("prices in the frame's window must be finite and positive")
-    if np.any(window.open_interest_usd < 0):
-        raise ValueError("open interest must not be negative")
+def _check_series(series: MarketSeries, rows: int) -> None:
+    if rows < 2:
+        raise ValueError(f"rows must be at least 2, got {rows}")
+    if len(series) == 0:
+        raise ValueError("the series is empty")
+    if series.step_ms <= 0:
+        raise ValueError(f"step_ms must be positive, got {series.step_ms}")
+    series.validate()
+
+
+def _last_bad_bar(series: MarketSeries, first: int) -> int:
+    """Index of the last bar from ``first`` on with a non-finite or non-positive price or negative OI; -1 if none."""
+    tail = series.slice(first, len(series))
+    bad = np.zeros(len(tail), dtype=bool)
+    for prices in (tail.open, tail.high, tail.low, tail.close):
+        bad |= ~(np.isfinite(prices) & (prices > 0))
+    bad |= tail.open_interest_usd < 0
+    found = np.flatnonzero(bad)
+    return first + int(found[-1]) if found.size else -1
+
+
+@dataclass(frozen=True, slots=True)
+class RangeWindow:
+    """Everything about one range of one series that does not depend on the model."""
+
+    spec: RangeSpec
+    x_ms: Int64Array
+    window: MarketSeries
+    base: MarketSeries
+    grid: PriceGrid
+    candles: FrameCandles
+    price: float
+
+
+def range_windows(series: MarketSeries, range_names: Sequence[str], rows: int) -> dict[str, RangeWindow]:
+    """The window, base series, grid and candles of every range, sharing the resampling work."""
+    specs = [_range_spec(name) for name in range_names]
+    _check_series(series, rows)
+    last_ms = int(series.ts_ms[-1])
+    x_by_range = {spec.name: column_starts(last_ms, spec) for spec in specs}
+    first_by_range = {name: int(np.searchsorted(series.ts_ms, x[0], side="left")) for name, x in x_by_range.items()}
+    last_bad = _last_bad_bar(series, min(first_by_range.values()))
+    for spec in specs:
+        if last_bad >= first_by_range[spec.name]:
+            price_bad = not all(
+                np.isfinite(column[last_bad]) and column[last_bad] > 0 for column in (series.open, series.high, series.low, series.close)
+            )
+            what = "prices in the frame's window must be finite and positive" if price_bad else "open interest must not be negative"
+            raise ValueError(f"{what} (range {spec.name}, bar at {int(series.ts_ms[last_bad])})")
+    # One intermediate resample serves every coarse range: its step divides theirs.
+    steps = {spec.name: base_step_ms(spec, series.step_ms) for spec in specs}
+    coarse = [spec for spec in specs if steps[spec.name] != series.step_ms]
+    intermediate = None
+    if coarse:
+        common = math.gcd(*(steps[spec.name] for spec in coarse))
+        widest = min(first_by_range[spec.name] for spec in coarse)
+        intermediate = resample(series.slice(widest, len(series)), common)
+    out: dict[str, RangeWindow] = {}
+    for spec in specs:
+        x_ms = x_by_range[spec.name]
+        window = series.slice(first_by_range[spec.name], len(series))
+        if steps[spec.name] == series.step_ms or intermediate is None:
+            base = window
+        else:
+            start = int(np.searchsorted(intermediate.ts_ms, x_ms[0], side="left"))
+            base = resample(intermediate.slice(start, len(intermediate)), steps[spec.name])
+        grid = display_grid(float(base.low.min()), float(base.high.max()), rows=rows)
+        out[spec.name] = RangeWindow(
+            spec=spec,
+            x_ms=x_ms,
+            window=window,
+            base=base,
+            grid=grid,
+            candles=column_candles(base, x_ms, spec.column_ms),
+            price=float(base.close[-1]),
+        )
+    return out
+
+
+def _frame(
+    window: RangeWindow,
+    series: MarketSeries,
+    spec: ModelSpec,
+    *,
+    exchange: str,
+    symbol: str,
+    generated_at_ms: int,
+    leverage: LeverageSpec,
+    sources: Mapping[str, Mapping[str, Any]] | None,
+) -> Frame:
+    run = run_model(window.base, spec, window.grid, window.x_ms, window.spec.column_ms, leverage=leverage)
+    selection = select_tiers(spec.tiers, leverage)
+    stats = frame_stats(
+        run.long_usd,
+        run.short_usd,
+        run.out_of_grid_usd,
+        beyond_long_usd=run.beyond_long_usd,
+        beyond_short_usd=run.beyond_short_usd,
+        consumed_long_usd=float(run.consumed_long_usd.sum()),
+        consumed_short_usd=float(run.consumed_short_usd.sum()),
+    )
+    return Frame(
+        exchange=exchange,
+        symbol=symbol,
+        model=spec.name,
+        model_version=spec.version,
+        params_hash=spec.params_hash,
+        range=window.spec.name,
+        generated_at_ms=int(generated_at_ms),
+        data_until_ms=int(series.ts_ms[-1]) + series.step_ms,
+        coverage_start_ms=int(window.window.ts_ms[0]),
+        x_ms=window.x_ms,
+        y=window.grid.centres,
+        long_usd=run.long_usd,
+        short_usd=run.short_usd,
+        candles=window.candles,
+        stats=stats,
+        clusters=find_clusters(window.grid.centres, run.long_usd[-1], run.short_usd[-1], window.price),
+        leverage=selection.label,
+        tiers=selection.leverages,
+        sources={name: dict(value) for name, value in sources.items()} if sources is not None else None,
+    )
+
+
+def build_frames(
+    series: MarketSeries,
+    *,
+    models: Sequence[str],
+    ranges: Sequence[str],
+    exchange: str,
+    symbol: str,
+    generated_at_ms: int,
+    rows: int = DEFAULT_ROWS,
+    leverage: LeverageSpec = None,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Frame]:
+    """Every model × range Frame of one market, sharing windows, resampling, grids and candles.
+
+    The same frames as :func:`build_frame` called for each pair (model-major
+    order: all ranges of the first model, then the next), only faster.
+
+    Parameters
+    ----------
+    series, exchange, symbol, generated_at_ms, rows, leverage, sources
+        As in :func:`build_frame`.
+    models : sequence of str
+        Registered model names.
+    ranges : sequence of str
+        Keys of :data:`engine.ranges.RANGES`.
+
+    Returns
+    -------
+    list of Frame
+    """
+    specs = [get_model(name) for name in models]
+    for spec in specs:
+        select_tiers(spec.tiers, leverage)  # refuse a bad filter before any work
+    windows = range_windows(series, ranges, rows)
+    return [
+        _frame(
+            windows[range_name],
+            series,
+            spec,
+            exchange=exchange,
+            symbol=symbol,
+            generated_at_ms=generated_at_ms,
+            leverage=leverage,
+            sources=sources,
+        )
+        for spec in specs
+        for range_name in ranges
+    ]
 
 
 def build_frame(
@@ -201,6 +420,8 @@ def build_frame(
     symbol: str,
     generated_at_ms: int,
     rows: int = DEFAULT_ROWS,
+    leverage: LeverageSpec = None,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Frame:
     """Compute the heatmap Frame of one range of one market under one model.
 
@@ -208,7 +429,16 @@ def build_frame(
     of the column width, the last one holding the last bar. The model runs
     over the bars inside the window only, from an empty book: positions
     opened before the window are not represented, and the window's first bar
-    opens none (it has no previous open interest to compare with).
+    opens none (it has no previous open interest to compare with). Ranges up
+    to 7d run at the input step, longer ones at ``column / 12`` (see
+    :func:`base_step_ms`).
+
+    The price grid spans the window's traded range widened by
+    :data:`engine.grid.DISPLAY_REACH` on each side, the same for every
+    model. Levels beyond it (low-leverage tiers, farther from every price of
+    the window than that) cannot be crossed inside the window; their
+    outstanding notional is reported in ``stats.beyond_long_usd`` /
+    ``beyond_short_usd`` instead of in cells.
 
     Parameters
     ----------
@@ -226,6 +456,12 @@ def build_frame(
         Computation time, epoch ms, recorded in the frame.
     rows : int
         Number of price rows.
+    leverage : None, str or iterable of float
+        Leverage filter: None/``"all"``, ``"low"``/``"mid"``/``"high"``, or a
+        subset of the model's tiers (see :func:`engine.leverage.select_tiers`).
+        Part of the frame id when not ``"all"``.
+    sources : mapping, optional
+        Per-venue coverage of a market summed over venues, carried in the frame.
 
     Returns
     -------
@@ -234,41 +470,18 @@ def build_frame(
     Raises
     ------
     ValueError
-        Unknown range or model (the message lists the allowed names), empty
-        series, malformed columns, non-positive or non-finite prices in the
-        window, negative open interest, fewer than 2 rows.
+        Unknown range, model or leverage filter (the message lists the allowed
+        values), empty series, malformed columns, non-positive or non-finite
+        prices in the window, negative open interest, fewer than 2 rows.
     """
-    spec = get_model(model)
-    range_spec = _range_spec(range_name)
-    if rows < 2:
-        raise ValueError(f"rows must be at least 2, got {rows}")
-    if len(series) == 0:
-        raise ValueError("the series is empty")
-    if series.step_ms <= 0:
-        raise ValueError(f"step_ms must be positive, got {series.step_ms}")
-    series.validate()
-
-    x_ms = column_starts(int(series.ts_ms[-1]), range_spec)
-    first = int(np.searchsorted(series.ts_ms, x_ms[0], side="left"))
-    window = series.slice(first, len(series))
-    _check_window(window)
-    base = resample(window, base_step_ms(range_spec, series.step_ms))
-    grid = price_grid(float(base.low.min()), float(base.high.max()), rows=rows, reach=spec.reach)
-    run = run_model(base, spec, grid, x_ms, range_spec.column_ms)
-    return Frame(
+    return build_frames(
+        series,
+        models=[model],
+        ranges=[range_name],
         exchange=exchange,
         symbol=symbol,
-        model=spec.name,
-        model_version=spec.version,
-        params_hash=spec.params_hash,
-        range=range_spec.name,
-        generated_at_ms=int(generated_at_ms),
-        data_until_ms=int(series.ts_ms[-1]) + series.step_ms,
-        coverage_start_ms=int(window.ts_ms[0]),
-        x_ms=x_ms,
-        y=grid.centres,
-        long_usd=run.long_usd,
-        short_usd=run.short_usd,
-        candles=column_candles(window, x_ms, range_spec.column_ms),
-        stats=frame_stats(run.long_usd, run.short_usd, run.out_of_grid_usd),
-    )
+        generated_at_ms=generated_at_ms,
+        rows=rows,
+        leverage=leverage,
+        sources=sources,
+    )[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.types import Float32Array, Float64Array, Int64Array
 
@@ -37,7 +38,15 @@ class FrameStats:
         ``"p50"``, ``"p90"``, ``"p99"`` of the non-zero ``long + short`` cells
         (0 when there are none).
     out_of_grid_usd : float
-        Notional of levels opened off the price grid and so left out.
+        Notional of all levels opened beyond the price grid over the window
+        (both sides), left out of the cells.
+    beyond_long_usd, beyond_short_usd : float
+        Outstanding notional of levels beyond the grid at ``data_until_ms``:
+        what ``total_*_usd`` leaves out. Such levels lie farther from every
+        price of the window than the grid's margin, so none of them could
+        have been crossed inside it.
+    consumed_long_usd, consumed_short_usd : float
+        Notional the model saw liquidated (levels crossed) over the window.
     """
 
     total_long_usd: float
@@ -47,6 +56,10 @@ class FrameStats:
     max_cell_usd: float
     percentiles: dict[str, float]
     out_of_grid_usd: float = 0.0
+    beyond_long_usd: float = 0.0
+    beyond_short_usd: float = 0.0
+    consumed_long_usd: float = 0.0
+    consumed_short_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,16 @@ class Frame:
         data is shorter than the range).
     data_until_ms : int
         End (exclusive) of the last input bar used.
+    leverage : str
+        The leverage filter the frame shows (``"all"``, ``"low"``, ``"mid"``,
+        ``"high"`` or ``"x25_50"``-style subsets; see :mod:`engine.leverage`).
+    tiers : tuple of float
+        Leverage of the tiers included.
+    clusters : list of dict
+        Magnet zones of the last column (see :func:`engine.clusters.find_clusters`).
+    sources : dict or None
+        For a market summed over venues (``exchange == "all"``): per venue,
+        what it covered (e.g. ``engine.aggregate.VenueCoverage`` as a dict).
     """
 
     exchange: str
@@ -85,9 +108,13 @@ class Frame:
     short_usd: Float32Array
     candles: FrameCandles
     stats: FrameStats
-    clusters: list[dict[str, float | str]] = field(default_factory=list)
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    leverage: str = "all"
+    tiers: tuple[float, ...] = ()
+    sources: dict[str, dict[str, Any]] | None = None
 
     @property
     def frame_id(self) -> str:
-        """Stable id: the same inputs and model version give the same id."""
-        return f"{self.model}-{self.params_hash[:8]}-{self.range}-{self.data_until_ms}"
+        """Stable id: the same inputs, model version and leverage filter give the same id."""
+        base = f"{self.model}-{self.params_hash[:8]}-{self.range}-{self.data_until_ms}"
+        return base if self.leverage == "all" else f"{base}-{self.leverage}"

@@ -143,3 +143,20 @@ def price_grid(
     step = (top - bottom) / rows
     centres = bottom + (np.arange(rows, dtype=np.float64) + 0.5) * step
     return PriceGrid(bottom=float(bottom), step=float(step), rows=rows, centres=centres)
+
+
+# How far beyond the window's traded range a frame's grid reaches, as a
+# fraction of price: the 10x tier's distance, so every level of 10x and above
+# opened inside the window is on the grid.
+DISPLAY_REACH = 0.10
+
+
+def display_grid(low_min: float, high_max: float, *, rows: int = DEFAULT_ROWS) -> PriceGrid:
+    """The grid a frame is drawn on: the traded range widened by ``DISPLAY_REACH`` (and the edge margin).
+
+    The same for every model, so frames of one market and range line up row
+    for row. Levels beyond it (low-leverage tiers far from every price of the
+    window) cannot be crossed inside the window; the engine keeps their
+    notional as a per-side total rather than in cells.
+    """
+    return price_grid(low_min, high_max, rows=rows, reach=(1.0 - DISPLAY_REACH, 1.0 + DISPLAY_REACH))

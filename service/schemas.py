@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -101,6 +101,30 @@ class ModelOut(Base):
 
 class ModelsOut(Base):
     models: list[ModelOut]
+
+
+class LiquidationEventOut(Base):
+    time: int  # epoch ms
+    side: Literal["long", "short"]  # the side of the position that was liquidated
+    price: float
+    quantity: float  # base units
+    usd: float
+
+
+class LiquidationTotalOut(Base):
+    time: int  # bucket start, epoch ms
+    long_usd: float
+    short_usd: float
+
+
+class LiquidationsOut(Base):
+    exchange: str
+    symbol: str
+    interval: str
+    start: int
+    end: int
+    events: list[LiquidationEventOut]  # newest first
+    totals: list[LiquidationTotalOut]  # oldest first
 
 
 class CoinglassHeatmap(Base):

@@ -4,6 +4,10 @@ A model is a vectorised precomputation of the per-step inputs of the shared
 level recurrence (:mod:`engine.kernels`) plus its metadata. Adding a model
 means one module with a ``prepare`` function and a markdown page beside it,
 and one entry in :data:`MODELS`.
+
+Backtest scores live in ``scores.json`` beside this file (written by
+``liqmap calibrate``); a score is attached to a model only while its version
+and parameter hash are the ones it was measured for.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from typing import Any
 
 from engine.grid import PriceGrid
 from engine.kernels import StepInputs
-from engine.models import model1
+from engine.models import model1, model2, model3
 from engine.series import MarketSeries
 
 Prepare = Callable[[MarketSeries, PriceGrid], StepInputs]
+SCORES_FILE = "scores.json"
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,16 @@ class ModelSpec:
     doc : str
         Markdown: assumptions, parameters, known weaknesses.
     reach : (float, float)
-        Lowest and highest liquidation price as multiples of an entry price;
-        the price grid is widened by these so every level fits.
+        Lowest and highest liquidation price as multiples of an entry price.
+    tiers : tuple of float
+        Leverage of each tier, in the order of the model's tier index.
+    created : str or None
+        ISO date this version was made.
+    score : dict or None
+        Backtest against realized liquidations for this version and hash
+        (see ``liqmap backtest``), or None where not measured.
+    calibration : dict or None
+        What the fitted parameters were fitted on (model3), else None.
     prepare : callable
         ``prepare(series, grid) -> StepInputs`` with the parameters bound.
     """
@@ -56,7 +69,26 @@ class ModelSpec:
     description: str
     doc: str
     reach: tuple[float, float]
+    tiers: tuple[float, ...]
     prepare: Prepare = field(repr=False, compare=False)
+    created: str | None = None
+    score: dict[str, Any] | None = field(default=None, compare=False)
+    calibration: dict[str, Any] | None = field(default=None, compare=False)
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but ``prepare``, JSON-able (what ``/v1/models`` serves)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "params_hash": self.params_hash,
+            "params": self.params,
+            "description": self.description,
+            "doc": self.doc,
+            "tiers": list(self.tiers),
+            "created": self.created,
+            "score": self.score,
+            "calibration": self.calibration,
+        }
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -65,23 +97,61 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _doc(filename: str) -> str:
+def _text(filename: str) -> str:
     return resources.files(__name__).joinpath(filename).read_text(encoding="utf-8")
+
+
+def _stored_scores() -> dict[str, Any]:
+    try:
+        scores: dict[str, Any] = json.loads(_text(SCORES_FILE))
+    except FileNotFoundError:
+        return {}
+    return scores
+
+
+_SCORES = _stored_scores()
+
+
+def _score_for(name: str, version: str, hash_: str) -> dict[str, Any] | None:
+    entry = _SCORES.get(name)
+    if entry and entry.get("version") == version and entry.get("params_hash") == hash_:
+        score: dict[str, Any] = entry["score"]
+        return score
+    return None
+
+
+def _spec(module: Any, params: Any, *, created: str | None, calibration: dict[str, Any] | None = None) -> ModelSpec:
+    as_json = params.to_json()
+    hash_ = params_hash(as_json)
+    return ModelSpec(
+        name=module.NAME,
+        version=module.VERSION,
+        params=as_json,
+        params_hash=hash_,
+        description=module.DESCRIPTION,
+        doc=_text(f"{module.NAME}.md"),
+        reach=params.reach(),
+        tiers=tuple(float(leverage) for leverage in params.leverages),
+        prepare=partial(module.prepare, params=params),
+        created=created,
+        score=_score_for(module.NAME, module.VERSION, hash_),
+        calibration=calibration,
+    )
 
 
 def model1_spec(params: model1.Model1Params) -> ModelSpec:
     """model1 with the given parameters (the registry holds the defaults)."""
-    as_json = params.to_json()
-    return ModelSpec(
-        name=model1.NAME,
-        version=model1.VERSION,
-        params=as_json,
-        params_hash=params_hash(as_json),
-        description=model1.DESCRIPTION,
-        doc=_doc("model1.md"),
-        reach=params.reach(),
-        prepare=partial(model1.prepare, params=params),
-    )
+    return _spec(model1, params, created=model1.CREATED)
+
+
+def model2_spec(params: model2.Model2Params) -> ModelSpec:
+    """model2 with the given parameters (the registry holds the defaults)."""
+    return _spec(model2, params, created=model2.CREATED)
+
+
+def model3_spec(params: model3.Model3Params) -> ModelSpec:
+    """model3 with the given parameters (the registry holds the fitted ones)."""
+    return _spec(model3, params, created=model3.CREATED, calibration=model3.FIT.get("calibration"))
 
 
 class UnknownModelError(KeyError, ValueError):
@@ -92,7 +162,14 @@ class UnknownModelError(KeyError, ValueError):
         return str(self.args[0])
 
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (model1_spec(model1.Model1Params()),)}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        model1_spec(model1.Model1Params()),
+        model2_spec(model2.Model2Params()),
+        model3_spec(model3.Model3Params()),
+    )
+}
 
 
 def get_model(name: str) -> ModelSpec:

@@ -12,11 +12,13 @@ import numpy as np
 
 from engine.grid import PriceGrid
 from engine.kernels import StepInputs
+from engine.models.common import check_tiers, open_interest_steps, typical_price
 from engine.series import MarketSeries
 from engine.types import Float64Array
 
 NAME = "model1"
 VERSION = "1.0.0"
+CREATED = "2026-11-24"
 DESCRIPTION = (
     "Every rise in open interest opens equal long and short positions at the bar's "
     "typical price, spread over 5/10/25/50/100x leverage at fixed weights; each "
@@ -48,12 +50,7 @@ class Model1Params:
     long_share: float = 0.5
 
     def __post_init__(self) -> None:
-        if len(self.leverages) != len(self.weights) or not self.leverages:
-            raise ValueError("leverages and weights must be non-empty and of one length")
-        if any(leverage <= 1 for leverage in self.leverages):
-            raise ValueError(f"every leverage must exceed 1, got {self.leverages}")
-        if any(weight < 0 for weight in self.weights) or abs(sum(self.weights) - 1.0) > 1e-9:
-            raise ValueError(f"weights must be non-negative and sum to 1, got {self.weights}")
+        check_tiers(self.leverages, self.weights)
         if not 0 <= self.mmr < 1 / max(self.leverages):
             # Beyond 1/L a long would be liquidated above its own entry.
             raise ValueError(f"mmr must lie in [0, 1/max leverage), got {self.mmr}")
@@ -87,39 +84,8 @@ class Model1Params:
         return float(self.long_multipliers().min()), float(self.short_multipliers().max())
 
 
-def entry_price(series: MarketSeries) -> Float64Array:
-    """Typical price ``(high + low + close) / 3`` per bar, USD, shape (n,)."""
-    return (series.high + series.low + series.close) / 3.0
-
-
-def open_interest_steps(open_interest_usd: Float64Array) -> tuple[Float64Array, Float64Array]:
-    """New open interest and the outstanding book's scale factor per bar.
-
-    Parameters
-    ----------
-    open_interest_usd : Float64Array, shape (n,)
-        Open interest at each bar's close, USD; NaN where unknown.
-
-    Returns
-    -------
-    new_usd : Float64Array, shape (n,)
-        ``max(ΔOI, 0)``, USD; 0 on the first bar and wherever ΔOI is NaN.
-    scale : Float64Array, shape (n,)
-        ``oi[t] / oi[t-1]`` where open interest fell, else 1.
-    """
-    previous = np.concatenate((open_interest_usd[:1], open_interest_usd[:-1]))
-    delta = open_interest_usd - previous
-    delta = np.where(np.isfinite(delta), delta, 0.0)
-    new_usd = np.maximum(delta, 0.0)
-    falling = delta < 0
-    # A fall implies previous > current >= 0, so the division is safe there.
-    safe_previous = np.where(falling, previous, 1.0)
-    scale = np.where(falling, open_interest_usd / safe_previous, 1.0)
-    return new_usd, scale
-
-
 def prepare(series: MarketSeries, grid: PriceGrid, params: Model1Params) -> StepInputs:
-    """Per-step inputs of the level recurrence under model1.
+    """Per-step inputs of the level recurrence under model1: one step per bar, one column per tier.
 
     Parameters
     ----------
@@ -133,21 +99,19 @@ def prepare(series: MarketSeries, grid: PriceGrid, params: Model1Params) -> Step
     Returns
     -------
     StepInputs
-        ``k`` = number of tiers additions per side and step.
     """
     new_usd, scale = open_interest_steps(series.open_interest_usd)
-    entry = entry_price(series)
-    weights = np.asarray(params.weights, dtype=np.float64)
-    long_price = entry[:, None] * params.long_multipliers()[None, :]
-    short_price = entry[:, None] * params.short_multipliers()[None, :]
-    long_usd = (new_usd * params.long_share)[:, None] * weights[None, :]
-    short_usd = (new_usd * (1.0 - params.long_share))[:, None] * weights[None, :]
+    tiers = len(params.leverages)
     return StepInputs(
         long_clear_from=grid.long_clear_from(series.low),
         short_clear_below=grid.short_clear_below(series.high),
         scale=scale,
-        long_rows=grid.row_of(long_price),
-        long_add_usd=long_usd,
-        short_rows=grid.row_of(short_price),
-        short_add_usd=short_usd,
+        entry_price=typical_price(series),
+        long_new_usd=new_usd * params.long_share,
+        short_new_usd=new_usd * (1.0 - params.long_share),
+        long_multipliers=params.long_multipliers(),
+        short_multipliers=params.short_multipliers(),
+        weights=np.asarray(params.weights, dtype=np.float64),
+        column_tier=np.arange(tiers, dtype=np.int64),
+        tier_leverage=np.asarray(params.leverages, dtype=np.float64),
     )

@@ -23,6 +23,7 @@ from service.api.errors import EXCEPTION_HANDLERS
 from service.api.frames import LatestFrames
 from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
+from service.api.liquidations import LiquidationsController
 from service.connection import open_redis
 from service.migrate import migrate
 from service.pipeline import Pipeline
@@ -92,7 +93,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
         return settings
 
     return Litestar(
-        route_handlers=[HeatmapController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController],
+        route_handlers=[HeatmapController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController],
         middleware=[PROMETHEUS.middleware, AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},

@@ -134,3 +134,180 @@ def reference_model1(
         consumed_short_usd=np.array(consumed_short, dtype=np.float64),
         out_of_grid_usd=out_of_grid,
     )
+
+
+@dataclass
+class PathLevel:
+    """One outstanding level of a path model; ``row`` -1 is beyond the grid (never crossed)."""
+
+    side: str
+    tier: int
+    row: int
+    price: float
+    usd: float
+
+
+@dataclass
+class PathReferenceRun:
+    """Result of a path-model reference run."""
+
+    long_usd: np.ndarray  # (columns, rows) float32, all tiers
+    short_usd: np.ndarray
+    consumed_long_usd: np.ndarray  # (n,) per bar
+    consumed_short_usd: np.ndarray
+    final_long_usd: np.ndarray  # (tiers, rows) float64
+    final_short_usd: np.ndarray
+    beyond_long_usd: float
+    beyond_short_usd: float
+
+
+def reference_multipliers(leverage: float, notional: float, brackets) -> tuple[float, float]:
+    """Liquidation price over entry for an isolated position under a bracket table, by the book."""
+    floor = cum = previous_mmr = 0.0
+    mmr = brackets[0][1]
+    for cap, bracket_mmr, _ in brackets:
+        cum += floor * (bracket_mmr - previous_mmr)
+        mmr = bracket_mmr
+        if notional < cap:
+            break
+        floor, previous_mmr = cap, bracket_mmr
+    # Margin N/L plus the move equals maintenance N_p * mmr - cum at the liquidation price p.
+    long_multiplier = (1.0 - 1.0 / leverage - cum / notional) / (1.0 - mmr)
+    short_multiplier = (1.0 + 1.0 / leverage + cum / notional) / (1.0 + mmr)
+    return long_multiplier, short_multiplier
+
+
+def reference_sizes(leverage: float, brackets, min_position: float, points: int) -> list[float]:
+    allowed = [cap for cap, _, max_leverage in brackets if max_leverage >= leverage]
+    cap = allowed[-1] if allowed else brackets[0][0]
+    return [min_position * (cap / min_position) ** ((j + 0.5) / points) for j in range(points)]
+
+
+def reference_path_model(
+    series: MarketSeries,
+    grid: PriceGrid,
+    column_start_ms,
+    column_ms: int,
+    *,
+    leverages,
+    weights,
+    brackets,
+    min_position: float = 1_000.0,
+    points: int = 3,
+    flow_weight: float = 1.0,
+    new_share: float = 1.0,
+    half_life_hours: float | None = None,
+    reopen_share: float = 0.0,
+) -> PathReferenceRun:
+    """model2 (no decay) and model3 (decay, reopening, a leveraged share) by the book.
+
+    Each bar is walked as three straight segments:
+    open → low → high → close when it closes at or above its open, else
+    open → high → low → close; on each of the three segments, in order:
+    remove the levels the segment trades through; scale every level by the
+    cube root of the bar's open interest ratio (when it fell); multiply every
+    level by ``0.5 ** (hours / 3 / half_life)`` and reopen ``reopen_share`` of
+    what that closed, per side and tier, at the segment's midpoint; open a
+    third of the bar's new open interest (times ``new_share``) at the
+    segment's midpoint, split long/short by taker flow, over tiers by weight
+    and over ``points`` position sizes equally.
+    """
+    n = len(series)
+    ts = [int(v) for v in series.ts_ms]
+    o = [float(v) for v in series.open]
+    h = [float(v) for v in series.high]
+    lo_ = [float(v) for v in series.low]
+    c = [float(v) for v in series.close]
+    oi = [float(v) for v in series.open_interest_usd]
+    volume = [float(v) for v in series.volume_usd]
+    taker = [float(v) for v in series.taker_buy_usd]
+    starts = [int(v) for v in column_start_ms]
+    tiers = len(leverages)
+    multipliers = [
+        [reference_multipliers(leverage, size, brackets) for size in reference_sizes(leverage, brackets, min_position, points)]
+        for leverage in leverages
+    ]
+
+    snapshots_after: dict[int, list[int]] = {}
+    for column, start in enumerate(starts):
+        last_bar = -1
+        for t in range(n):
+            if ts[t] < start + column_ms:
+                last_bar = t
+        if last_bar >= 0:
+            snapshots_after.setdefault(last_bar, []).append(column)
+
+    long_out = [[0.0] * grid.rows for _ in starts]
+    short_out = [[0.0] * grid.rows for _ in starts]
+    consumed_long = [0.0] * n
+    consumed_short = [0.0] * n
+    levels: list[PathLevel] = []
+
+    for t in range(n):
+        change = oi[t] - oi[t - 1] if t > 0 else 0.0
+        if not math.isfinite(change):
+            change = 0.0
+        ratio = oi[t] / oi[t - 1] if change < 0 else 1.0
+        hours = (ts[t] - ts[t - 1]) / 3_600_000 if t > 0 else series.step_ms / 3_600_000
+        buy = taker[t] / volume[t] if (math.isfinite(taker[t]) and math.isfinite(volume[t]) and volume[t] > 0) else 0.5
+        long_share = min(max(0.5 + flow_weight * (min(max(buy, 0.0), 1.0) - 0.5), 0.0), 1.0)
+        path = [o[t], lo_[t], h[t], c[t]] if c[t] >= o[t] else [o[t], h[t], lo_[t], c[t]]
+        for segment in range(3):
+            a, b = path[segment], path[segment + 1]
+            low, high, entry = min(a, b), max(a, b), (a + b) / 2.0
+            surviving = []
+            for level in levels:
+                if level.row >= 0 and level.side == "long" and low <= level.price:
+                    consumed_long[t] += level.usd
+                elif level.row >= 0 and level.side == "short" and high >= level.price:
+                    consumed_short[t] += level.usd
+                else:
+                    surviving.append(level)
+            levels = surviving
+            if ratio != 1.0:
+                for level in levels:
+                    level.usd *= ratio ** (1.0 / 3.0)
+            closed = {(side, tier): 0.0 for side in ("long", "short") for tier in range(tiers)}
+            if half_life_hours is not None:
+                keep = 0.5 ** (hours / 3.0 / half_life_hours)
+                for level in levels:
+                    closed[(level.side, level.tier)] += level.usd * (1.0 - keep)
+                    level.usd *= keep
+            new = max(change, 0.0) * new_share / 3.0
+            for tier in range(tiers):
+                for point in range(points):
+                    for side, share, index in (("long", long_share, 0), ("short", 1.0 - long_share, 1)):
+                        usd = new * share * weights[tier] / points
+                        if weights[tier] > 0:
+                            usd += reopen_share * closed[(side, tier)] / points
+                        if usd == 0.0:
+                            continue
+                        row = snap_to_row(entry * multipliers[tier][point][index], grid)
+                        price = float(grid.centres[row]) if row >= 0 else math.nan
+                        levels.append(PathLevel(side=side, tier=tier, row=row, price=price, usd=usd))
+        for column in snapshots_after.get(t, []):
+            for level in levels:
+                if level.row >= 0:
+                    target = long_out if level.side == "long" else short_out
+                    target[column][level.row] += level.usd
+
+    final_long = np.zeros((tiers, grid.rows))
+    final_short = np.zeros((tiers, grid.rows))
+    beyond = {"long": 0.0, "short": 0.0}
+    for level in levels:
+        if level.row < 0:
+            beyond[level.side] += level.usd
+        elif level.side == "long":
+            final_long[level.tier, level.row] += level.usd
+        else:
+            final_short[level.tier, level.row] += level.usd
+    return PathReferenceRun(
+        long_usd=np.array(long_out, dtype=np.float64).astype(np.float32).reshape(len(starts), grid.rows),
+        short_usd=np.array(short_out, dtype=np.float64).astype(np.float32).reshape(len(starts), grid.rows),
+        consumed_long_usd=np.array(consumed_long, dtype=np.float64),
+        consumed_short_usd=np.array(consumed_short, dtype=np.float64),
+        final_long_usd=final_long,
+        final_short_usd=final_short,
+        beyond_long_usd=beyond["long"],
+        beyond_short_usd=beyond["short"],
+    )

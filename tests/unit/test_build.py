@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine import RANGES, build_frame
 from engine.build import base_step_ms, frame_stats
 from engine.frame import Frame
-from engine.grid import price_grid
+from engine.grid import DISPLAY_REACH, display_grid
 from engine.models import get_model
 from engine.ranges import DAY_MS, HOUR_MS, MINUTE_MS
 from engine.series import MarketSeries
@@ -130,11 +130,12 @@ def test_frame_layout_for_every_range(range_name):
     assert frame.coverage_start_ms == int(in_window[0])
 
     assert frame.y.shape == (rows,) and np.all(np.diff(frame.y) > 0)
-    low_reach, high_reach = model.reach
     half_row = (frame.y[1] - frame.y[0]) / 2
     window = series.slice(len(series) - len(in_window), len(series))
-    assert frame.y[0] - half_row <= window.low.min() * low_reach
-    assert frame.y[-1] + half_row >= window.high.max() * high_reach
+    # The display range: the traded range plus DISPLAY_REACH, not the 5x tier's reach.
+    assert frame.y[0] - half_row <= window.low.min() * (1 - DISPLAY_REACH)
+    assert frame.y[-1] + half_row >= window.high.max() * (1 + DISPLAY_REACH)
+    assert frame.y[0] - half_row > window.low.min() * model.reach[0]
 
     for side in (frame.long_usd, frame.short_usd):
         assert side.shape == (spec.columns, rows) and side.dtype == np.float32
@@ -161,7 +162,9 @@ def test_frame_layout_for_every_range(range_name):
         assert len(expected) < spec.columns  # the 3h hole is inside the window
 
     assert_stats_match_arrays(frame)
-    assert frame.stats.out_of_grid_usd == 0.0
+    # The 5x tier (~20 % away) opens beyond the grid: accounted for, not drawn.
+    assert frame.stats.out_of_grid_usd > 0 and frame.stats.beyond_long_usd > 0 and frame.stats.beyond_short_usd > 0
+    assert frame.leverage == "all" and frame.tiers == model.tiers and frame.sources is None
 
 
 @settings(max_examples=25, deadline=None)
@@ -182,13 +185,14 @@ def test_frame_matches_the_reference_on_its_window(n, seed, gap, rows, nan_oi):
 
     first = int(np.searchsorted(series.ts_ms, frame.x_ms[0]))
     window = series.slice(first, len(series))
-    grid = price_grid(float(window.low.min()), float(window.high.max()), rows=rows, reach=model.reach)
+    grid = display_grid(float(window.low.min()), float(window.high.max()), rows=rows)
     expected = reference_model1(window, grid, frame.x_ms, spec.column_ms)
 
     np.testing.assert_array_equal(frame.y, grid.centres)
     scale = max(float(np.nansum(np.abs(np.diff(window.open_interest_usd)))), 1.0)
     np.testing.assert_allclose(frame.long_usd, expected.long_usd, rtol=1e-6, atol=1e-9 * scale)
     np.testing.assert_allclose(frame.short_usd, expected.short_usd, rtol=1e-6, atol=1e-9 * scale)
+    assert frame.stats.out_of_grid_usd == pytest.approx(expected.out_of_grid_usd, rel=1e-9, abs=1e-6)
     assert frame.coverage_start_ms == int(window.ts_ms[0])
     assert_stats_match_arrays(frame)
 

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -83,11 +84,21 @@ def window_grid(series: MarketSeries, params: Model1Params, rows: int):
     return price_grid(float(series.low.min()), float(series.high.max()), rows=rows, reach=params.reach())
 
 
+@dataclass
+class StepRun:
+    """A kernel run with consumption summed over tiers."""
+
+    long_usd: np.ndarray
+    short_usd: np.ndarray
+    consumed_long_usd: np.ndarray
+    consumed_short_usd: np.ndarray
+
+
 def per_step_run(series: MarketSeries, params: Model1Params, rows: int, use_numba: bool | None = None):
     """The book after every single step (snapshot column t = state after step t)."""
     grid = window_grid(series, params, rows)
-    run = kernels.run_levels(prepare(series, grid, params), np.arange(len(series)), rows, use_numba=use_numba)
-    return grid, run
+    run = kernels.run_levels(prepare(series, grid, params), np.arange(len(series)), grid.bottom, grid.step, rows, use_numba=use_numba)
+    return grid, StepRun(run.long_usd, run.short_usd, run.consumed_long_usd.sum(axis=1), run.consumed_short_usd.sum(axis=1))
 
 
 def new_open_interest(series: MarketSeries) -> np.ndarray:
@@ -257,7 +268,8 @@ def test_level_survives_its_own_bar_and_goes_with_the_next():
 
 def test_registry_metadata():
     spec = get_model("model1")
-    assert MODELS == {"model1": spec}
+    assert list(MODELS) == ["model1", "model2", "model3"] and MODELS["model1"] is spec
+    assert spec.tiers == (5.0, 10.0, 25.0, 50.0, 100.0)
     assert re.fullmatch(r"\d+\.\d+\.\d+", spec.version)
     canonical = json.dumps(spec.params, sort_keys=True, separators=(",", ":"))
     assert spec.params_hash == hashlib.sha256(canonical.encode()).hexdigest()
@@ -299,45 +311,65 @@ def test_bad_params_are_refused(kwargs):
 
 @st.composite
 def step_inputs(draw):
-    """Arbitrary kernel inputs: any cuts, scale factors down to 0, off-grid rows."""
+    """Arbitrary kernel inputs: any cuts, scale and decay factors down to 0, levels on and off the grid, reopening."""
     n = draw(st.integers(1, 30))
     rows = draw(st.integers(1, 20))
     k = draw(st.integers(1, 4))
+    tiers = draw(st.integers(1, k))
 
-    def ints(low, high, shape):
-        return np.asarray(draw(st.lists(st.integers(low, high), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))).reshape(shape)
+    def floats(low, high, size):
+        return np.asarray(draw(st.lists(st.floats(low, high), min_size=size, max_size=size)), dtype=np.float64)
 
-    def usd(shape):
-        values = draw(st.lists(st.floats(0.0, 1e9), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
-        return np.asarray(values, dtype=np.float64).reshape(shape)
+    def ints(low, high, size):
+        return np.asarray(draw(st.lists(st.integers(low, high), min_size=size, max_size=size)), dtype=np.int64)
 
     scale = draw(st.lists(st.one_of(st.sampled_from([0.0, 1e-60, 1.0]), st.floats(0.0, 1.0)), min_size=n, max_size=n))
+    decay = draw(st.lists(st.one_of(st.just(1.0), st.floats(1e-3, 1.0)), min_size=n, max_size=n))
+    column_tier = np.concatenate((np.arange(tiers), ints(0, tiers - 1, k - tiers))).astype(np.int64)
     inputs = kernels.StepInputs(
-        long_clear_from=ints(0, rows, (n,)),
-        short_clear_below=ints(0, rows, (n,)),
+        long_clear_from=ints(0, rows, n),
+        short_clear_below=ints(0, rows, n),
         scale=np.asarray(scale, dtype=np.float64),
-        long_rows=ints(-1, rows - 1, (n, k)),
-        long_add_usd=usd((n, k)),
-        short_rows=ints(-1, rows - 1, (n, k)),
-        short_add_usd=usd((n, k)),
+        entry_price=floats(50.0, 150.0, n),
+        long_new_usd=floats(0.0, 1e9, n),
+        short_new_usd=floats(0.0, 1e9, n),
+        # Grid: 100 USD in rows of 100 / rows from 50; multipliers reach off it on both ends.
+        long_multipliers=floats(0.3, 1.0, k),
+        short_multipliers=floats(1.0, 3.0, k),
+        weights=floats(0.0, 1.0, k),
+        column_tier=column_tier,
+        tier_leverage=np.arange(1, tiers + 1, dtype=np.float64) * 5.0,
+        decay=np.asarray(decay, dtype=np.float64),
+        reopen_share=draw(st.sampled_from([0.0, 0.5, 1.0])),
     )
-    snapshot_step = np.sort(ints(-1, n - 1, (draw(st.integers(0, 8)),)))
-    return inputs, snapshot_step, rows
+    snapshot_step = np.sort(ints(-1, n - 1, draw(st.integers(0, 8))))
+    snapshot_tiers = np.asarray(draw(st.lists(st.booleans(), min_size=tiers, max_size=tiers)))
+    return inputs, snapshot_step, rows, snapshot_tiers
 
 
 @pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
 @EXAMPLES
 @given(case=step_inputs())
 def test_kernels_agree_on_arbitrary_inputs(case):
-    inputs, snapshot_step, rows = case
-    compiled = kernels.run_levels(inputs, snapshot_step, rows, use_numba=True)
-    interpreted = kernels.run_levels(inputs, snapshot_step, rows, use_numba=False)
-    scale = float(inputs.long_add_usd.sum() + inputs.short_add_usd.sum())
+    inputs, snapshot_step, rows, snapshot_tiers = case
+    bottom, height = 50.0, 100.0 / rows
+    compiled = kernels.run_levels(inputs, snapshot_step, bottom, height, rows, snapshot_tiers=snapshot_tiers, use_numba=True)
+    interpreted = kernels.run_levels(inputs, snapshot_step, bottom, height, rows, snapshot_tiers=snapshot_tiers, use_numba=False)
+    scale = float((inputs.long_new_usd.sum() + inputs.short_new_usd.sum()) * max(inputs.weights.sum(), 1.0))
     assert compiled.long_usd.shape == (len(snapshot_step), rows)
-    assert_close_usd(compiled.long_usd, interpreted.long_usd, scale)
-    assert_close_usd(compiled.short_usd, interpreted.short_usd, scale)
-    assert_close_usd(compiled.consumed_long_usd, interpreted.consumed_long_usd, scale)
-    assert_close_usd(compiled.consumed_short_usd, interpreted.consumed_short_usd, scale)
+    assert compiled.consumed_long_usd.shape == (len(inputs), inputs.tiers)
+    for name in (
+        "long_usd",
+        "short_usd",
+        "consumed_long_usd",
+        "consumed_short_usd",
+        "final_long_usd",
+        "final_short_usd",
+        "beyond_long_usd",
+        "beyond_short_usd",
+        "added_beyond_usd",
+    ):
+        assert_close_usd(getattr(compiled, name), getattr(interpreted, name), scale)
 
 
 @pytest.mark.parametrize("use_numba", [True, False] if kernels.HAVE_NUMBA else [False])
@@ -375,6 +407,8 @@ def test_engine_works_without_numba():
         "oi = np.linspace(1e6, 2e6, n)\n"
         "s = MarketSeries(60_000, ts, p, p, p, p, p, p, oi)\n"
         "f = build_frame(s, model='model1', range_name='12h', exchange='x', symbol='y', generated_at_ms=0, rows=100)\n"
-        "assert abs(f.stats.total_long_usd + f.stats.total_short_usd - 1e6) < 1e-3 * 1e6\n"
+        "st = f.stats\n"
+        "assert abs(st.total_long_usd + st.total_short_usd + st.beyond_long_usd + st.beyond_short_usd - 1e6) < 1e-3 * 1e6\n"
+        "assert st.beyond_long_usd > 0 and st.total_long_usd > 0\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

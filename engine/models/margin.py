@@ -1,0 +1,151 @@
+"""Tiered maintenance margin: a venue's brackets and the liquidation prices they give.
+
+A bracket applies to positions with notional in ``[floor, cap)`` (floor = the
+previous bracket's cap): maintenance margin = notional × ``mmr`` − ``cum``, at
+most ``max_leverage``×. The deduction ``cum`` makes the margin continuous at
+each floor (``cum_i = cum_{i-1} + floor_i · (mmr_i − mmr_{i-1})``), as the
+venues compute it.
+
+An isolated position of notional ``N = q·e`` at leverage ``L`` has margin
+``N/L`` and is liquidated where its equity meets the maintenance margin at the
+mark price ``p``:
+
+- long:  ``N/L + q(p − e) = q·p·mmr − cum``  →  ``p = e·(1 − 1/L − cum/N) / (1 − mmr)``
+- short: ``N/L + q(e − p) = q·p·mmr − cum``  →  ``p = e·(1 + 1/L + cum/N) / (1 + mmr)``
+
+(to first order ``e·(1 ∓ 1/L ± mmr)``, the flat form model1 uses).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.types import Float64Array
+
+
+@dataclass(frozen=True, slots=True)
+class MarginTable:
+    """A venue's maintenance-margin brackets.
+
+    Attributes
+    ----------
+    brackets : tuple of (cap_usd, mmr, max_leverage)
+        Ascending caps; the first bracket's floor is 0. Positions at or above
+        the last cap use the last bracket.
+    """
+
+    brackets: tuple[tuple[float, float, float], ...]
+
+    def __post_init__(self) -> None:
+        if not self.brackets:
+            raise ValueError("a margin table needs at least one bracket")
+        previous_cap = 0.0
+        for cap, mmr, max_leverage in self.brackets:
+            if not cap > previous_cap:
+                raise ValueError(f"bracket caps must increase, got {cap} after {previous_cap}")
+            if not max_leverage >= 1:
+                raise ValueError(f"max leverage must be at least 1, got {max_leverage}")
+            if not 0 <= mmr < 1 / max_leverage:
+                raise ValueError(f"mmr {mmr} must lie in [0, 1/max leverage) for {max_leverage}x")
+            previous_cap = cap
+
+    def to_json(self) -> list[list[float]]:
+        return [[float(cap), float(mmr), float(leverage)] for cap, mmr, leverage in self.brackets]
+
+    def deductions(self) -> list[float]:
+        """``cum`` of each bracket, USD."""
+        out: list[float] = []
+        floor = cum = previous_mmr = 0.0
+        for cap, mmr, _ in self.brackets:
+            cum += floor * (mmr - previous_mmr)
+            out.append(cum)
+            floor, previous_mmr = cap, mmr
+        return out
+
+    def bracket_of(self, notional_usd: float) -> int:
+        """Index of the bracket a position of this notional falls in."""
+        for index, (cap, _, _) in enumerate(self.brackets):
+            if notional_usd < cap:
+                return index
+        return len(self.brackets) - 1
+
+    def max_notional(self, leverage: float) -> float:
+        """Largest notional a position may have at this leverage, USD.
+
+        The cap of the last bracket allowing ``leverage``; leverage above every
+        bracket's maximum (offered by other venues) is taken to be limited
+        like the first bracket.
+        """
+        allowed = [cap for cap, _, max_leverage in self.brackets if max_leverage >= leverage]
+        return allowed[-1] if allowed else self.brackets[0][0]
+
+    def liquidation_multipliers(self, leverage: float, notional_usd: float) -> tuple[float, float]:
+        """Long and short liquidation price over entry price for one position."""
+        index = self.bracket_of(notional_usd)
+        mmr = self.brackets[index][1]
+        deduction = self.deductions()[index] / notional_usd
+        long_multiplier = (1.0 - 1.0 / leverage - deduction) / (1.0 - mmr)
+        short_multiplier = (1.0 + 1.0 / leverage + deduction) / (1.0 + mmr)
+        return long_multiplier, short_multiplier
+
+
+# Binance USDⓈ-M BTCUSDT brackets (the table the collectors ship as their default).
+BINANCE_BTCUSDT = MarginTable(
+    (
+        (300_000, 0.004, 125),
+        (800_000, 0.005, 100),
+        (3_000_000, 0.0065, 75),
+        (12_000_000, 0.01, 50),
+        (70_000_000, 0.02, 25),
+        (100_000_000, 0.025, 20),
+        (230_000_000, 0.05, 10),
+        (480_000_000, 0.1, 5),
+        (600_000_000, 0.125, 4),
+        (800_000_000, 0.15, 3),
+        (1_200_000_000, 0.25, 2),
+        (1_800_000_000, 0.5, 1),
+    )
+)
+
+
+def size_points(leverage: float, table: MarginTable, min_position_usd: float, points: int) -> Float64Array:
+    """Representative position sizes of one leverage tier, USD, shape (points,).
+
+    Sizes are taken log-uniform between ``min_position_usd`` and the largest
+    notional the table allows at ``leverage``; the points are that
+    distribution's quantiles ``(i + 0.5) / points``, each standing for an
+    equal share of the tier's notional.
+    """
+    cap = table.max_notional(leverage)
+    if not 0 < min_position_usd < cap:
+        raise ValueError(f"min position {min_position_usd} must lie in (0, {cap}) for {leverage}x")
+    quantiles = (np.arange(points, dtype=np.float64) + 0.5) / points
+    return min_position_usd * (cap / min_position_usd) ** quantiles
+
+
+def tier_multipliers(
+    leverages: tuple[float, ...],
+    table: MarginTable,
+    min_position_usd: float,
+    points: int,
+) -> tuple[Float64Array, Float64Array]:
+    """Liquidation multipliers of every (tier, size point), shape (tiers, points) each.
+
+    Raises
+    ------
+    ValueError
+        Where a multiplier would put a liquidation on the wrong side of entry.
+    """
+    long_out = np.empty((len(leverages), points))
+    short_out = np.empty((len(leverages), points))
+    for i, leverage in enumerate(leverages):
+        for j, notional in enumerate(size_points(leverage, table, min_position_usd, points)):
+            long_multiplier, short_multiplier = table.liquidation_multipliers(leverage, float(notional))
+            if not (0 < long_multiplier < 1 < short_multiplier and math.isfinite(short_multiplier)):
+                raise ValueError(f"{leverage}x at {notional:.0f} USD has no valid liquidation price under this table")
+            long_out[i, j] = long_multiplier
+            short_out[i, j] = short_multiplier
+    return long_out, short_out

@@ -1,0 +1,85 @@
+"""Realized liquidations of one market: the events and their totals per interval."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import numpy as np
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, QueryParameter
+
+from service.api.errors import BadRequest
+from service.api.params import check_market
+from service.canonical import SIDE_LONG
+from service.realized import INTERVALS_MS, BucketWindow, bucket_start, bucket_totals
+from service.schemas import ErrorOut, LiquidationEventOut, LiquidationsOut, LiquidationTotalOut
+from service.store import Store
+
+DEFAULT_SPAN_MS = 24 * 3_600_000
+MAX_BUCKETS = 2000
+
+
+class LiquidationsController(Controller):
+    path = "/v1/liquidations"
+    tags = ["liquidations"]
+
+    @get(
+        "/{exchange:str}/{symbol:str}",
+        operation_id="getRealizedLiquidations",
+        responses={
+            400: ResponseSpec(data_container=ErrorOut, description="Bad parameter; the message says what is allowed"),
+            404: ResponseSpec(data_container=ErrorOut, description="Unknown exchange or symbol"),
+        },
+    )
+    async def liquidations(
+        self,
+        store: NamedDependency[Store],
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        from_ms: Annotated[int | None, QueryParameter(name="from", ge=0, description="Start, epoch ms (default: 24 h before `to`)")] = None,
+        to_ms: Annotated[int | None, QueryParameter(name="to", ge=0, description="End (exclusive), epoch ms (default: now)")] = None,
+        interval: Annotated[str, QueryParameter(description="Width of the totals' buckets", schema_extra={"enum": list(INTERVALS_MS)})] = "5m",
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Newest events to list, 1..1000")] = 200,
+        min_usd: Annotated[float, QueryParameter(ge=0, description="Only list events of at least this many USD")] = 0.0,
+    ) -> LiquidationsOut:
+        """Realized liquidations as the venues reported them: the newest events and per-interval totals.
+
+        `side` is the side of the position that was liquidated (`long` or `short`).
+        Totals cover every bucket from the first one holding `from` to the one holding the
+        last millisecond before `to`, zeros included; the events list is capped by `limit`.
+        """
+        if interval not in INTERVALS_MS:
+            raise BadRequest(f"interval must be one of {', '.join(INTERVALS_MS)}; got {interval!r}", allowed=list(INTERVALS_MS))
+        exchange, symbol = await check_market(store, exchange, symbol)
+        end = int(time.time() * 1000) if to_ms is None else to_ms
+        start = end - DEFAULT_SPAN_MS if from_ms is None else from_ms
+        if start >= end:
+            raise BadRequest(f"from ({start}) must be earlier than to ({end})")
+        interval_ms = INTERVALS_MS[interval]
+        first = bucket_start(start, interval_ms)
+        count = (bucket_start(end - 1, interval_ms) - first) // interval_ms + 1
+        if count > MAX_BUCKETS:
+            raise BadRequest(f"{count} buckets of {interval} requested; at most {MAX_BUCKETS}: choose a wider interval or a shorter span")
+        events = await store.read_liquidations(exchange, symbol, start, end)
+        starts, long_usd, short_usd = bucket_totals(events, BucketWindow(first_ms=first, interval_ms=interval_ms, count=count))
+        listed = events[events["usd"] >= min_usd][::-1][:limit]
+        return LiquidationsOut(
+            exchange=exchange,
+            symbol=symbol,
+            interval=interval,
+            start=start,
+            end=end,
+            events=[
+                LiquidationEventOut(time=int(ts), side="long" if side == SIDE_LONG else "short", price=float(price), quantity=float(qty), usd=float(usd))
+                for ts, side, price, qty, usd in zip(
+                    listed["ts_ms"].tolist(), listed["side"].tolist(), listed["price"].tolist(), listed["quantity"].tolist(), listed["usd"].tolist()
+                )
+            ],
+            totals=[
+                LiquidationTotalOut(time=int(t), long_usd=float(lu), short_usd=float(su))
+                for t, lu, su in zip(starts.tolist(), np.round(long_usd, 2).tolist(), np.round(short_usd, 2).tolist())
+            ],
+        )

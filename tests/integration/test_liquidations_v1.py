@@ -1,0 +1,77 @@
+"""/v1/liquidations: realized events and per-interval totals from the store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from service.api.app import create_app
+from service.pipeline import Pipeline
+from service.settings import Settings
+from service.sources.synthetic import SyntheticMarket
+from service.store import Store
+
+pytestmark = pytest.mark.integration
+
+NOW_MS = 1_780_000_000_000
+ROUTE = "/v1/liquidations/synthetic/BTCUSDT"
+
+
+@pytest.fixture
+async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
+    settings = Settings(redis_url=redis_url, ranges=("12h",), backfill_days=0.5, frame_rows=50)
+    await Pipeline(Store(redis), settings, [SyntheticMarket(seed=8, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+async def test_totals_equal_the_stored_events_per_bucket(client: AsyncTestClient, redis: Redis) -> None:
+    start, end = NOW_MS - 3 * 3_600_000, NOW_MS
+    body = (await client.get(ROUTE, params={"from": start, "to": end, "interval": "15m", "limit": 1000})).json()
+    events = await Store(redis).read_liquidations("synthetic", "BTCUSDT", start, end)
+    assert len(events) > 0
+    totals = body["totals"]
+    assert [t["time"] for t in totals] == sorted(t["time"] for t in totals)
+    assert all(b["time"] - a["time"] == 900_000 for a, b in zip(totals, totals[1:]))
+    for total in totals:
+        inside = (events["ts_ms"] >= total["time"]) & (events["ts_ms"] < total["time"] + 900_000)
+        assert total["long_usd"] == pytest.approx(events["usd"][inside & (events["side"] == 1)].sum(), abs=0.01)
+        assert total["short_usd"] == pytest.approx(events["usd"][inside & (events["side"] == -1)].sum(), abs=0.01)
+    listed = body["events"]
+    assert len(listed) == min(1000, len(events))
+    assert [e["time"] for e in listed] == sorted((e["time"] for e in listed), reverse=True)
+    assert {e["side"] for e in listed} <= {"long", "short"}
+    assert listed[0]["time"] == int(events["ts_ms"].max())
+
+
+async def test_min_usd_and_limit_select_the_newest_large_events(client: AsyncTestClient, redis: Redis) -> None:
+    events = await Store(redis).read_liquidations("synthetic", "BTCUSDT", NOW_MS - 86_400_000, NOW_MS)
+    threshold = float(np.quantile(events["usd"], 0.9))
+    body = (await client.get(ROUTE, params={"to": NOW_MS, "min_usd": threshold, "limit": 5})).json()
+    assert len(body["events"]) == 5
+    assert all(e["usd"] >= threshold for e in body["events"])
+    big = np.sort(events["ts_ms"][events["usd"] >= threshold])[::-1][:5]
+    assert [e["time"] for e in body["events"]] == big.tolist()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"interval": "2m"}, "interval must be one of 1m, 3m, 5m"),
+        ({"from": NOW_MS, "to": NOW_MS - 1}, "must be earlier than"),
+        ({"from": NOW_MS - 30 * 86_400_000, "to": NOW_MS, "interval": "1m"}, "at most 2000"),
+        ({"limit": 5000}, "limit"),
+    ],
+)
+async def test_bad_parameters_say_what_is_allowed(client: AsyncTestClient, params: dict, message: str) -> None:
+    response = await client.get(ROUTE, params=params)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+
+
+async def test_unknown_market_is_404(client: AsyncTestClient) -> None:
+    assert (await client.get("/v1/liquidations/synthetic/NOPEUSDT")).status_code == 404
