@@ -196,8 +196,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys_sub.add_parser("list", help="list keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", help="the 8-character id shown by 'keys list'")
+    backtest = sub.add_parser(
+        "backtest",
+        help="score a model against realized liquidations from CSV files",
+        description="Run a model over every candle row and score, per liquidation bar and side, the USD it says is "
+        "consumed against the realized USD (Spearman, ratio of totals), next to the excursion x open interest baseline.",
+    )
+    backtest.add_argument("--candles", required=True, help="CSV: timestamp, price_open/high/low/close, oi_close")
+    backtest.add_argument("--liquidations", required=True, help="CSV: timestamp and liquidation_long_usd/liquidation_short_usd or longUsd/shortUsd")
+    backtest.add_argument("--model", required=True, help="model1, model2 or model3")
+    backtest.add_argument("--from", dest="from_", default=None, help="first liquidation bar scored (ISO time, UTC by default); earlier rows only warm up the model")
+    backtest.add_argument("--json", action="store_true", help="print one JSON object")
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="fit model3 on the recorded real data before its cutoff; score every model on later data; store both",
+    )
+    calibrate.add_argument("--data-dir", default=None, help="folder of the real CSV files (default ../shared/data/real/btc-binance5m-coinglass-liq)")
+    calibrate.add_argument("--until", default=None, help="calibration cutoff (default 2026-04-01T00:00:00Z)")
+    calibrate.add_argument("--dry-run", action="store_true", help="print the fit and the scores, write nothing")
 
     args = parser.parse_args(argv)
+    if args.command in ("backtest", "calibrate"):
+        # Offline jobs on files: no settings, no store.
+        from service.backtest import run_backtest_command, run_calibrate_command
+
+        raise SystemExit(run_backtest_command(args) if args.command == "backtest" else run_calibrate_command(args))
     defaults = DEMO_DEFAULTS if args.command == "demo" else {"mode": args.command if args.command in ("serve", "api") else "serve"}
     overrides = {}
     if args.command in ("demo", "serve", "api"):
