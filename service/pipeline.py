@@ -236,7 +236,8 @@ class Pipeline:
                 data_until_ms=frame.data_until_ms,
                 fields=item.fields,
                 event=item.event,
-                keep=self.settings.frame_history,
+                keep=self.settings.history_keep(frame.range),
+                column_ms=RANGES[frame.range].column_ms,
             )
         FRAMES_COMPUTED.labels(exchange).inc(len(encoded))
         MARKET_REFRESH_SECONDS.observe(time.perf_counter() - started)

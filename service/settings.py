@@ -67,8 +67,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ranges: tuple[str, ...] = ("12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y")
     # Price rows of every frame.
     frame_rows: int = 400
-    # Frames kept per (market, model, range).
-    frame_history: int = 500
+    # Frames kept in history per (market, model, range): the newest of each column, this many
+    # columns back (a frame is about 200 KB). Per range: LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
+    frame_history: int = 48
+    frame_history_by_range: dict[str, int] = {}
     # Retention of raw inputs, days.
     candle_retention_days: float = 35.0
     liquidation_retention_days: float = 7.0
@@ -82,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Upper bound on one scheduled job, seconds.
     job_timeout_s: float = 120.0
     log_level: str = "info"
+
+    def history_keep(self, range_name: str) -> int:
+        return self.frame_history_by_range.get(range_name, self.frame_history)
 
     @classmethod
     def from_env(
@@ -103,6 +108,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 value: object = environ[env_name]
                 if name in ("models", "ranges", "sources", "markets"):
                     value = [part.strip() for part in str(value).split(",") if part.strip()]
+                elif name == "frame_history_by_range":
+                    value = dict(part.strip().split("=", 1) for part in str(value).split(",") if "=" in part)
                 raw[name] = value
         if raw.get("redis_url") == "":
             raw["redis_url"] = None

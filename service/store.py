@@ -7,6 +7,7 @@ timestamp, so a range read is one ``ZRANGE ... BYSCORE`` and one
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from service import keys
-from service.codec import plain
+from service.codec import HISTORY_FIELDS, plain
 from service.canonical import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
 
 # Rows per script call: large enough to amortise round trips, small enough not
@@ -191,10 +192,24 @@ class Store:
         fields: dict[str, bytes],
         event: bytes,
         keep: int,
+        column_ms: int,
+        history_fields: Collection[str] = HISTORY_FIELDS,
     ) -> None:
-        """Store a frame's encoded forms, index it, make it latest if newest, and announce it."""
-        args: list[str | int | bytes] = [frame_id, data_until_ms, keep, keys.frame_prefix(exchange, symbol), keys.frame_channel(exchange, symbol), event]
-        for name, value in fields.items():
+        """Store a frame: every encoded form as the latest (if it is the newest), the
+        ``history_fields`` in history, where the newest frame of each ``column_ms`` column is
+        kept (``keep`` columns at most); then announce it."""
+        history = [(name, value) for name, value in fields.items() if name in history_fields]
+        args: list[str | int | bytes] = [
+            frame_id,
+            data_until_ms,
+            keep,
+            keys.frame_prefix(exchange, symbol),
+            keys.frame_channel(exchange, symbol),
+            event,
+            column_ms,
+            len(history),
+        ]
+        for name, value in [*history, *fields.items()]:
             args.extend((name, value))
         await self._put_frame(
             keys=[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -19,7 +20,7 @@ from service.api import examples
 from service.api.frames import LatestFrames, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
 from service.api.params import MODEL_ENUM, RANGE_ENUM, canonical_market, check_market, check_model, check_range
-from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK
+from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
 from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary
 from service.settings import Settings
 from service.store import Store
@@ -197,10 +198,13 @@ class HeatmapController(Controller):
         """One stored frame by id (ids come from /latest, /frames and the stream)."""
         exchange, symbol = await check_market(store, exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
-        body = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON, stored=True))[0]
-        if body is None:
+        stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
+        if stored is None:
             raise NotFound(f"no frame {frame_id!r} for {exchange}:{symbol}; it may be older than the history kept")
-        return _frame_response(request, frame_id, body, msgpack)
+        if not msgpack:
+            # History keeps msgpack only; JSON is made from it on request.
+            stored = await asyncio.to_thread(lambda: compress(msgpack_to_json(stored)))
+        return _frame_response(request, frame_id, stored, msgpack)
 
     @get("/stream", operation_id="streamHeatmapFrames", responses=ERRORS)
     async def stream(
@@ -256,7 +260,8 @@ async def _event(
     store: Store, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
 ) -> ServerSentEventMessage | None:
     if include_frame:
-        body = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_JSON))[0]
+        stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
+        body = None if stored is None else await asyncio.to_thread(msgpack_to_json, stored)
     else:
         body = _json.encode(summary) if summary is not None else (await store.frame_fields(exchange, symbol, [frame_id], FIELD_META))[0]
     if body is None:

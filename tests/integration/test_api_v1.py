@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 NOW_MS = 1_780_000_000_000
 MINUTE = 60_000
+COLUMN = 5 * MINUTE  # the column width of the 12h and 24h ranges: history keeps one frame per column
 LATEST = "/v1/heatmaps/synthetic/BTCUSDT/latest"
 
 
@@ -74,7 +75,7 @@ async def test_msgpack_by_parameter_or_accept_header(http: httpx.AsyncClient) ->
 
 async def test_history_pages_newest_first_and_frames_by_id(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
     for minutes in range(1, 6):
-        await pipeline.collect_once(NOW_MS + minutes * MINUTE)
+        await pipeline.collect_once(NOW_MS + minutes * COLUMN)
     seen: list[dict] = []
     cursor = None
     while True:
@@ -126,8 +127,8 @@ async def test_stream_delivers_new_frames_and_resumes_from_last_event_id(http: h
         assert response.headers["content-type"].startswith("text/event-stream")
         reader = asyncio.create_task(_read_events(response, 2))
         await asyncio.sleep(0.3)  # let the subscription settle
-        await pipeline.collect_once(NOW_MS + MINUTE)
-        await pipeline.collect_once(NOW_MS + 2 * MINUTE)
+        await pipeline.collect_once(NOW_MS + COLUMN)
+        await pipeline.collect_once(NOW_MS + 2 * COLUMN)
         events = await asyncio.wait_for(reader, 10)
     assert [e.get("event") for e in events] == ["frame", "frame"], events
     summaries = [json.loads(e["data"]) for e in events]
@@ -136,13 +137,28 @@ async def test_stream_delivers_new_frames_and_resumes_from_last_event_id(http: h
     assert events[0]["id"] == summaries[0]["id"]
 
     # Two frames appear while the client is away; it resumes with the first event's id.
-    await pipeline.collect_once(NOW_MS + 3 * MINUTE)
+    await pipeline.collect_once(NOW_MS + 3 * COLUMN)
     headers = {"Last-Event-ID": events[0]["id"]}
     async with http.stream("GET", "/v1/heatmaps/synthetic/BTCUSDT/stream", params={**params, "include_frame": "true"}, headers=headers) as response:
         resumed = await asyncio.wait_for(_read_events(response, 2), 10)
     frames = [json.loads(e["data"]) for e in resumed]
-    assert [f["data_until"] for f in frames] == [summaries[1]["data_until"], summaries[1]["data_until"] + MINUTE]
+    assert [f["data_until"] for f in frames] == [summaries[1]["data_until"], summaries[1]["data_until"] + COLUMN]
     assert all("long" in f and "short" in f for f in frames)
+
+
+async def test_history_keeps_the_newest_frame_of_each_column(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+    first_column_end = (NOW_MS // COLUMN + 1) * COLUMN
+    minutes_left = (first_column_end - NOW_MS) // MINUTE
+    for minute in range(1, minutes_left + 3):
+        await pipeline.collect_once(NOW_MS + minute * MINUTE)
+    items = (await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames", params={"range": "12h", "limit": 50})).json()["items"]
+    columns = [(item["data_until"] - 1) // COLUMN for item in items]
+    assert len(columns) == len(set(columns))  # one frame per column
+    latest = (await http.get(LATEST, params={"range": "12h"})).json()
+    assert items[0]["id"] == latest["id"]  # the newest frame is always in history
+    # The frame kept for a finished column is its last one.
+    assert (items[1]["data_until"] - 1) // COLUMN == columns[0] - 1
+    assert items[1]["data_until"] % COLUMN == 0
 
 
 async def test_markets_list_coverage_and_models_list_versions(http: httpx.AsyncClient, pipeline: Pipeline) -> None:

@@ -102,11 +102,13 @@ async def test_put_frame_keeps_latest_history_and_announces(redis: Redis) -> Non
         await store.put_frame(
             "binance", "BTCUSDT", "model1", "24h",
             frame_id=f"f{until}", data_until_ms=until,
-            fields={"v1": f"body{until}".encode()}, event=f"e{i}".encode(), keep=3,
+            fields={"v1": f"body{until}".encode(), "meta": b"m"}, event=f"e{i}".encode(), keep=3,
+            column_ms=1, history_fields=("meta",),
         )
     latest = await store.latest_frame("binance", "BTCUSDT", "model1", "24h")
     assert latest is not None and latest.frame_id == "f4000"
     assert latest.fields["v1"] == b"body4000"
+    assert (await store.frame("binance", "BTCUSDT", "f3000")).fields == {"meta": b"m"}  # history keeps what it is told
     # An older frame arriving late is indexed but does not replace the latest.
     assert await store.frame_ids("binance", "BTCUSDT", "model1", "24h") == ["f4000", "f3000", "f2000"]
     assert await store.frame("binance", "BTCUSDT", "f1000") is None  # trimmed with its blob
