@@ -11,10 +11,11 @@ Realized-liquidation routes sum the events in the store (kept for
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import numpy as np
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
@@ -23,11 +24,13 @@ from litestar.params import PathParameter, QueryParameter
 from engine.ranges import DAY_MS, HOUR_MS
 from service.api.errors import NotFound, Unavailable
 from service.api.examples import COINGLASS_HEATMAP, envelope_error
+from service.api.frames import LatestFrames, stored_response
 from service.api.params import (
     AMOUNT_PATTERN,
     MAX_EPOCH_MS,
     MODEL_ENUM,
     RANGE_ENUM,
+    canonical_market,
     check_amount,
     check_choice,
     check_coin,
@@ -134,16 +137,31 @@ def _usd(values: np.ndarray) -> list[float]:
     return np.round(values, USD_DECIMALS).tolist()
 
 
-async def _frame_field(store: Store, exchange: str, symbol: str, model: str, range_name: str, field: str) -> bytes:
-    body = await store.latest_frame_field(exchange, symbol, model, range_name, field)
-    if body is None:
-        raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-    return body
+def _not_computed_yet(market: tuple[str, str], model: str, range_name: str) -> Unavailable:
+    return Unavailable(f"no {model} {range_name} frame for {market[0]}:{market[1]} yet; it is being computed", headers={"Retry-After": "5"})
+
+
+async def _stored_heatmap(
+    request: Request, market: tuple[str, str], model: str, range_name: str, check_exists: Callable[[], Awaitable[object]]
+) -> Response[bytes]:
+    """A market's newest Coinglass heatmap as stored (gzip to clients that take it), from the cache of newest frames.
+
+    Without one, ``check_exists`` answers 404 for a market we do not have; else 503 while it is computed.
+    """
+    frames: LatestFrames = request.app.state.frames
+    latest = await frames.get(*market, model, range_name, FIELD_COINGLASS_JSON)
+    if latest is None:
+        await check_exists()
+        raise _not_computed_yet(market, model, range_name)
+    return stored_response(request, FIELD_COINGLASS_JSON, latest[1], "application/json")
 
 
 async def _book(store: Store, settings: Settings, market: tuple[str, str], frame_range: str) -> LiquidationLevels:
     """The outstanding levels of a market's newest frame of the first configured model."""
-    body = await _frame_field(store, *market, settings.models[0], frame_range, FIELD_V1_MSGPACK)
+    model = settings.models[0]
+    body = await store.latest_frame_field(*market, model, frame_range, FIELD_V1_MSGPACK)
+    if body is None:
+        raise _not_computed_yet(market, model, frame_range)
     return await asyncio.to_thread(liquidation_levels, body)
 
 
@@ -186,21 +204,20 @@ class CoinglassController(Controller):
     )
     async def heatmap(
         self,
-        store: NamedDependency[Store],
-        settings: NamedDependency[Settings],
+        request: Request,
         model: ModelPath,
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
         range_: HeatmapRangeParam = None,
     ) -> Response[bytes]:
         """Pair liquidation heatmap (``model1``..``model3``), as Coinglass serves it."""
-        check_model(settings, model)
+        state = request.app.state  # the hot path: no dependency resolution per request
+        check_model(state.settings, model)
         exchange = require("exchange", exchange, "Binance")
         symbol = require("symbol", symbol, "BTCUSDT")
-        range_name = check_range(settings, require("range", range_, "3d"))
-        exchange, symbol = await check_market(store, exchange, symbol)
-        body = await _frame_field(store, exchange, symbol, model, range_name, FIELD_COINGLASS_JSON)
-        return Response(content=body, media_type="application/json")
+        range_name = check_range(state.settings, require("range", range_, "3d"))
+        market = canonical_market(exchange, symbol)
+        return await _stored_heatmap(request, market, model, range_name, lambda: check_market(state.store, *market))
 
     @get(
         "/aggregated-heatmap/{model:str}",
@@ -209,18 +226,17 @@ class CoinglassController(Controller):
     )
     async def aggregated_heatmap(
         self,
-        store: NamedDependency[Store],
-        settings: NamedDependency[Settings],
+        request: Request,
         model: ModelPath,
         symbol: CoinParam = None,
         range_: HeatmapRangeParam = None,
     ) -> Response[bytes]:
         """Coin liquidation heatmap over every exchange (the frames of market ``all:<COIN>``)."""
-        check_model(settings, model)
+        state = request.app.state
+        check_model(state.settings, model)
         coin = require("symbol", symbol, "BTC").upper()
-        range_name = check_range(settings, require("range", range_, "3d"))
-        body = await _frame_field(store, *await _aggregate(store, coin), model, range_name, FIELD_COINGLASS_JSON)
-        return Response(content=body, media_type="application/json")
+        range_name = check_range(state.settings, require("range", range_, "3d"))
+        return await _stored_heatmap(request, (AGGREGATE_EXCHANGE, coin), model, range_name, lambda: _aggregate(state.store, coin))
 
     @get(
         "/history",

@@ -272,8 +272,9 @@ async def test_max_pain_is_the_largest_level_per_side(client: AsyncTestClient, r
 
 
 async def test_aggregated_heatmap_serves_the_all_market(client: AsyncTestClient, redis: Redis) -> None:
-    response = await client.get(f"{CG}/aggregated-heatmap/model1", params={"symbol": "btc", "range": "12h"})
+    response = await client.get(f"{CG}/aggregated-heatmap/model1", params={"symbol": "btc", "range": "12h"}, headers={"Accept-Encoding": "gzip"})
     assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"  # the stored bytes, as they are
     assert response.content == await Store(redis).latest_frame_field("all", "BTC", "model1", "12h", "cg")
     data = response.json()["data"]
     assert set(data) == {"y_axis", "liquidation_leverage_data", "price_candlesticks"} and data["liquidation_leverage_data"]
