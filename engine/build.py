@@ -15,6 +15,7 @@ from engine.grid import DEFAULT_ROWS, PriceGrid, display_grid
 from engine.kernels import run_levels
 from engine.leverage import LeverageSpec, select_tiers
 from engine.models import ModelSpec, get_model
+from engine.percentiles import positive_percentiles
 from engine.ranges import DAY_MS, RANGES, RangeSpec
 from engine.resample import aggregate_bars, resample
 from engine.series import MarketSeries
@@ -137,24 +138,27 @@ def run_model(
     snapshot_bar = np.searchsorted(series.ts_ms, column_start_ms + column_ms, side="left") - 1
     snapshot_step = np.where(snapshot_bar >= 0, (snapshot_bar + 1) * steps - 1, -1).astype(np.int64)
     levels = run_levels(
-        inputs, snapshot_step, grid.bottom, grid.step, grid.rows, snapshot_tiers=selection.mask, use_numba=use_numba
+        inputs, snapshot_step, grid, snapshot_tiers=selection.mask, use_numba=use_numba
     )
     n, tiers = len(series), inputs.tiers
-    by_tier_long = levels.consumed_long_usd.reshape(n, steps, tiers).sum(axis=1)
-    by_tier_short = levels.consumed_short_usd.reshape(n, steps, tiers).sum(axis=1)
+    by_tier_long, by_tier_short = levels.consumed_long_usd, levels.consumed_short_usd
+    if steps > 1:
+        by_tier_long = by_tier_long.reshape(n, steps, tiers).sum(axis=1)
+        by_tier_short = by_tier_short.reshape(n, steps, tiers).sum(axis=1)
     mask = selection.mask
+    shown = mask.astype(np.float64)
     return ModelRun(
         long_usd=levels.long_usd,
         short_usd=levels.short_usd,
-        consumed_long_usd=by_tier_long[:, mask].sum(axis=1),
-        consumed_short_usd=by_tier_short[:, mask].sum(axis=1),
+        consumed_long_usd=by_tier_long @ shown,
+        consumed_short_usd=by_tier_short @ shown,
         consumed_long_by_tier=by_tier_long,
         consumed_short_by_tier=by_tier_short,
         final_long_usd=levels.final_long_usd,
         final_short_usd=levels.final_short_usd,
-        beyond_long_usd=float(levels.beyond_long_usd[mask].sum()),
-        beyond_short_usd=float(levels.beyond_short_usd[mask].sum()),
-        out_of_grid_usd=float(levels.added_beyond_usd[mask].sum()),
+        beyond_long_usd=float(levels.beyond_long_usd @ shown),
+        beyond_short_usd=float(levels.beyond_short_usd @ shown),
+        out_of_grid_usd=float(levels.added_beyond_usd @ shown),
         tiers=model.tiers,
         tier_mask=mask,
     )
@@ -204,20 +208,8 @@ def frame_stats(long_usd: Float32Array, short_usd: Float32Array, out_of_grid_usd
     """
     # float32 like the cells themselves: a float64 copy of the frame costs more than the rest.
     combined = long_usd + short_usd
-    non_zero = combined[combined > 0]
-    if non_zero.size:
-        # One partition for all three ranks instead of a sort.
-        ranks = [(non_zero.size - 1) * p / 100.0 for p in PERCENTILES]
-        below = sorted({int(math.floor(r)) for r in ranks} | {min(int(math.floor(r)) + 1, non_zero.size - 1) for r in ranks})
-        part = np.partition(non_zero, below)
-        percentiles = {}
-        for p, rank in zip(PERCENTILES, ranks, strict=True):
-            lower = int(math.floor(rank))
-            upper = min(lower + 1, non_zero.size - 1)
-            fraction = rank - lower
-            percentiles[f"p{p}"] = float(part[lower]) + (float(part[upper]) - float(part[lower])) * fraction
-    else:
-        percentiles = {f"p{p}": 0.0 for p in PERCENTILES}
+    values = positive_percentiles(combined, PERCENTILES) or [0.0] * len(PERCENTILES)
+    percentiles = {f"p{p}": value for p, value in zip(PERCENTILES, values, strict=True)}
     return FrameStats(
         total_long_usd=float(long_usd[-1].sum(dtype=np.float64)) if long_usd.size else 0.0,
         total_short_usd=float(short_usd[-1].sum(dtype=np.float64)) if short_usd.size else 0.0,

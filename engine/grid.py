@@ -42,6 +42,11 @@ class PriceGrid:
     centres: Float64Array
 
     @property
+    def inverse_step(self) -> float:
+        """Rows per USD, ``1 / step``: a price's row is ``floor((price - bottom) * inverse_step)``."""
+        return 1.0 / self.step
+
+    @property
     def top(self) -> float:
         """Upper edge (exclusive) of the last row, USD."""
         return self.bottom + self.rows * self.step
@@ -60,7 +65,7 @@ class PriceGrid:
         """
         values = np.asarray(prices, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            position = np.floor((values - self.bottom) / self.step)
+            position = np.floor((values - self.bottom) * self.inverse_step)
             inside = (position >= 0) & (position < self.rows)
         return np.where(inside, position, -1).astype(np.int64)
 

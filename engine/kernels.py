@@ -18,8 +18,9 @@ step, in this order:
    ``entry_price[t] * long_multipliers[j]`` into tier ``column_tier[j]``.
    Levels added here are first checked for consumption at step ``t + 1``.
 
-A level's row is ``floor((price - bottom) / row_height)``, the same expression
-as :meth:`engine.grid.PriceGrid.row_of`; from then on the row's centre is its
+A level's row is ``floor((price - bottom) * inverse_step)``, the same expression
+as :meth:`engine.grid.PriceGrid.row_of` (a multiplication: this runs for
+every column of every step, and a division costs several times more); from then on the row's centre is its
 price. Tiers never mix, so the book of any subset of tiers is exactly what a
 run with only those tiers would hold (the leverage filter and the per-tier
 liquidation map rest on this), and each tier's output is proportional to its
@@ -37,6 +38,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from engine.grid import PriceGrid
 from engine.types import BoolArray, Float32Array, Float64Array, Int64Array
 
 try:
@@ -156,7 +158,7 @@ def _levels_loop(
     reopen_weights: Float64Array,
     tiers: int,
     bottom: float,
-    row_height: float,
+    inverse_step: float,
     rows: int,
     snapshot_step: Int64Array,
     snapshot_tier: BoolArray,
@@ -175,6 +177,10 @@ def _levels_loop(
     # every pass over a row touches its tiers together.
     long_state = np.zeros((rows, tiers), dtype=np.float64)
     short_state = np.zeros((rows, tiers), dtype=np.float64)
+    # The snapshot tiers' sum per row, kept alongside so a snapshot is one
+    # pass over the rows whatever the number of tiers.
+    long_shown = np.zeros(rows, dtype=np.float64)
+    short_shown = np.zeros(rows, dtype=np.float64)
     book_scale = 1.0
     # Per tier, in USD: the whole side (grid + beyond) and the part beyond.
     long_total = np.zeros(tiers, dtype=np.float64)
@@ -206,6 +212,7 @@ def _levels_loop(
                 for g in range(tiers):
                     consumed_long[t, g] += long_state[r, g]
                     long_state[r, g] = 0.0
+                long_shown[r] = 0.0
             for g in range(tiers):
                 consumed_long[t, g] *= book_scale
                 long_total[g] = max(long_total[g] - consumed_long[t, g], long_beyond[g])
@@ -218,6 +225,7 @@ def _levels_loop(
                 for g in range(tiers):
                     consumed_short[t, g] += short_state[r, g]
                     short_state[r, g] = 0.0
+                short_shown[r] = 0.0
             for g in range(tiers):
                 consumed_short[t, g] *= book_scale
                 short_total[g] = max(short_total[g] - consumed_short[t, g], short_beyond[g])
@@ -233,9 +241,11 @@ def _levels_loop(
             for r in range(long_lo, long_hi):
                 for g in range(tiers):
                     long_state[r, g] = 0.0
+                long_shown[r] = 0.0
             for r in range(short_lo, short_hi):
                 for g in range(tiers):
                     short_state[r, g] = 0.0
+                short_shown[r] = 0.0
             long_lo, long_hi = rows, 0
             short_lo, short_hi = rows, 0
             book_scale = 1.0
@@ -258,9 +268,11 @@ def _levels_loop(
                 for r in range(long_lo, long_hi):
                     for g in range(tiers):
                         long_state[r, g] *= book_scale
+                    long_shown[r] *= book_scale
                 for r in range(short_lo, short_hi):
                     for g in range(tiers):
                         short_state[r, g] *= book_scale
+                    short_shown[r] *= book_scale
                 book_scale = 1.0
         entry = entry_price[t]
         for j in range(k):
@@ -268,10 +280,12 @@ def _levels_loop(
             usd = long_new_usd[t] * weights[j] + long_reopened[g] * reopen_weights[j]
             if usd != 0.0:
                 long_total[g] += usd
-                position = np.floor((entry * long_multipliers[j] - bottom) / row_height)
+                position = np.floor((entry * long_multipliers[j] - bottom) * inverse_step)
                 if 0.0 <= position < rows:
                     r = int(position)
                     long_state[r, g] += usd / book_scale
+                    if snapshot_tier[g]:
+                        long_shown[r] += usd / book_scale
                     if r < long_lo:
                         long_lo = r
                     if r >= long_hi:
@@ -282,10 +296,12 @@ def _levels_loop(
             usd = short_new_usd[t] * weights[j] + short_reopened[g] * reopen_weights[j]
             if usd != 0.0:
                 short_total[g] += usd
-                position = np.floor((entry * short_multipliers[j] - bottom) / row_height)
+                position = np.floor((entry * short_multipliers[j] - bottom) * inverse_step)
                 if 0.0 <= position < rows:
                     r = int(position)
                     short_state[r, g] += usd / book_scale
+                    if snapshot_tier[g]:
+                        short_shown[r] += usd / book_scale
                     if r < short_lo:
                         short_lo = r
                     if r >= short_hi:
@@ -295,17 +311,9 @@ def _levels_loop(
                     added_beyond[g] += usd
         while column < columns and snapshot_step[column] == t:
             for r in range(long_lo, long_hi):
-                total = 0.0
-                for g in range(tiers):
-                    if snapshot_tier[g]:
-                        total += long_state[r, g]
-                long_out[column, r] = total * book_scale
+                long_out[column, r] = long_shown[r] * book_scale
             for r in range(short_lo, short_hi):
-                total = 0.0
-                for g in range(tiers):
-                    if snapshot_tier[g]:
-                        total += short_state[r, g]
-                short_out[column, r] = total * book_scale
+                short_out[column, r] = short_shown[r] * book_scale
             column += 1
     final_long = np.empty((tiers, rows), dtype=np.float64)
     final_short = np.empty((tiers, rows), dtype=np.float64)
@@ -341,7 +349,7 @@ def _levels_numpy(
     reopen_weights: Float64Array,
     tiers: int,
     bottom: float,
-    row_height: float,
+    inverse_step: float,
     rows: int,
     snapshot_step: Int64Array,
     snapshot_tier: BoolArray,
@@ -363,7 +371,7 @@ def _levels_numpy(
     snap_stop = np.searchsorted(snapshot_step, np.arange(n), side="right")
 
     def rows_of(prices: Float64Array) -> Int64Array:
-        position = np.floor((prices - bottom) / row_height)
+        position = np.floor((prices - bottom) * inverse_step)
         return np.where((position >= 0) & (position < rows), position, rows).astype(np.int64)
 
     long_rows = rows_of(entry_price[:, None] * long_multipliers[None, :])
@@ -418,9 +426,7 @@ def reopen_weights(inputs: StepInputs) -> Float64Array:
 def run_levels(
     inputs: StepInputs,
     snapshot_step: Int64Array,
-    bottom: float,
-    row_height: float,
-    rows: int,
+    grid: PriceGrid,
     *,
     snapshot_tiers: BoolArray | None = None,
     use_numba: bool | None = None,
@@ -434,12 +440,11 @@ def run_levels(
     snapshot_step : Int64Array, shape (columns,)
         Non-decreasing; column ``c`` records the state as it stands after step
         ``snapshot_step[c]``, or all zeros when it is -1 (before any step).
-    bottom, row_height : float
-        Lower edge of row 0 and row height, USD: a level at price ``p`` lands
-        in row ``floor((p - bottom) / row_height)``, beyond the grid outside
-        ``0 .. rows-1``.
-    rows : int
-        Number of price rows.
+    grid : PriceGrid
+        The price rows: a level at price ``p`` lands in row
+        ``floor((p - grid.bottom) * grid.inverse_step)``, beyond the grid
+        outside ``0 .. grid.rows - 1``. The consumption cuts in ``inputs``
+        index the same rows.
     snapshot_tiers : bool array, shape (g,), optional
         Tiers summed into the snapshots (default all). Consumption, the final
         book and the beyond-grid totals always cover every tier.
@@ -474,9 +479,9 @@ def run_levels(
         np.ascontiguousarray(inputs.column_tier, dtype=np.int64),
         np.ascontiguousarray(reopen_weights(inputs), dtype=np.float64),
         int(inputs.tiers),
-        float(bottom),
-        float(row_height),
-        int(rows),
+        float(grid.bottom),
+        float(grid.inverse_step),
+        int(grid.rows),
         np.ascontiguousarray(snapshot_step, dtype=np.int64),
         np.ascontiguousarray(snapshot_tiers, dtype=np.bool_),
     )

@@ -39,7 +39,7 @@ class ReferenceRun:
 
 def snap_to_row(price: float, grid: PriceGrid) -> int:
     """Row a price falls in, or -1 off the grid."""
-    row = math.floor((price - grid.bottom) / grid.step)
+    row = math.floor((price - grid.bottom) * (1.0 / grid.step))
     if 0 <= row < grid.rows:
         return row
     return -1

@@ -97,7 +97,7 @@ class StepRun:
 def per_step_run(series: MarketSeries, params: Model1Params, rows: int, use_numba: bool | None = None):
     """The book after every single step (snapshot column t = state after step t)."""
     grid = window_grid(series, params, rows)
-    run = kernels.run_levels(prepare(series, grid, params), np.arange(len(series)), grid.bottom, grid.step, rows, use_numba=use_numba)
+    run = kernels.run_levels(prepare(series, grid, params), np.arange(len(series)), grid, use_numba=use_numba)
     return grid, StepRun(run.long_usd, run.short_usd, run.consumed_long_usd.sum(axis=1), run.consumed_short_usd.sum(axis=1))
 
 
@@ -313,7 +313,7 @@ def test_bad_params_are_refused(kwargs):
 def step_inputs(draw):
     """Arbitrary kernel inputs: any cuts, scale and decay factors down to 0, levels on and off the grid, reopening."""
     n = draw(st.integers(1, 30))
-    rows = draw(st.integers(1, 20))
+    rows = draw(st.integers(2, 20))
     k = draw(st.integers(1, 4))
     tiers = draw(st.integers(1, k))
 
@@ -352,9 +352,9 @@ def step_inputs(draw):
 @given(case=step_inputs())
 def test_kernels_agree_on_arbitrary_inputs(case):
     inputs, snapshot_step, rows, snapshot_tiers = case
-    bottom, height = 50.0, 100.0 / rows
-    compiled = kernels.run_levels(inputs, snapshot_step, bottom, height, rows, snapshot_tiers=snapshot_tiers, use_numba=True)
-    interpreted = kernels.run_levels(inputs, snapshot_step, bottom, height, rows, snapshot_tiers=snapshot_tiers, use_numba=False)
+    grid = price_grid(50.0, 150.0, rows=rows, margin=0.0)
+    compiled = kernels.run_levels(inputs, snapshot_step, grid, snapshot_tiers=snapshot_tiers, use_numba=True)
+    interpreted = kernels.run_levels(inputs, snapshot_step, grid, snapshot_tiers=snapshot_tiers, use_numba=False)
     scale = float((inputs.long_new_usd.sum() + inputs.short_new_usd.sum()) * max(inputs.weights.sum(), 1.0))
     assert compiled.long_usd.shape == (len(snapshot_step), rows)
     assert compiled.consumed_long_usd.shape == (len(inputs), inputs.tiers)
