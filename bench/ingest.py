@@ -9,7 +9,15 @@ events are duplicates to drop. The figure is unique events stored per second of
 wall time, end to end; ``parse_only`` cases leave the store out.
 
 The store is an embedded Valkey started here, or REDIS_URL when set (database 14 is
-flushed). Usage: python bench/ingest.py [--events N] [--json]
+flushed).
+
+``requests_per_min_<venue>`` cases measure what collecting costs each venue in the
+default configuration (LIQMAP_MARKETS, one poll a minute): after a bootstrap, an hour
+of polls against the fake exchange (its clock a minute further each round), counted
+at the fake; the hourly tier refresh is added as its share per minute. Binance also
+reports request weight per minute.
+
+Usage: python bench/ingest.py [--events N] [--json]
 """
 
 from __future__ import annotations
@@ -113,6 +121,50 @@ async def run_case(venue: str, texts: list[str], unique: int, store: Store | Non
     return Result(name, unique, seconds, stored)
 
 
+@dataclass
+class RequestCost:
+    name: str
+    requests_per_min: float
+    weight_per_min: float | None
+    limit: str
+
+
+PUBLISHED_LIMITS = {"binance": "2400 weight/min", "bybit": "600 requests/5 s (7200/min)", "okx": "20 requests/2 s per endpoint (600/min each)"}
+
+
+async def request_costs(rounds: int = 60) -> list[RequestCost]:
+    from service.fakeexchange import FakeExchange
+
+    clock = {"now": START_MS + 30_000}
+    fake = FakeExchange(clock=lambda: clock["now"])
+    await fake.start()
+    settings = Settings(**fake.settings_overrides())  # type: ignore[arg-type]
+    costs = []
+    try:
+        for venue in ("binance", "bybit", "okx"):
+            collector = build_collector(venue, settings)
+            for symbol in settings.markets:
+                await collector.backfill(symbol, clock["now"] - 60 * 60_000, clock["now"])
+            tier_calls = sum(count for path, count in fake[venue].requests.items() if "bracket" in path or "risk-limit" in path or "position-tiers" in path)
+            fake[venue].requests.clear()
+            weight_before = collector.http.budget.weight_spent
+            start = clock["now"]
+            for _ in range(rounds):
+                clock["now"] += 60_000
+                for symbol in settings.markets:
+                    await collector.poll(symbol, clock["now"])
+            clock["now"] = start
+            polls = sum(fake[venue].requests.values())
+            weight = (collector.http.budget.weight_spent - weight_before) / rounds
+            per_min = polls / rounds + tier_calls / 60
+            weight_per_min = weight + tier_calls / 60 if venue == "binance" else None
+            costs.append(RequestCost(f"requests_per_min_{venue}", per_min, weight_per_min, PUBLISHED_LIMITS[venue]))
+            await collector.close()
+    finally:
+        await fake.stop()
+    return costs
+
+
 async def main_async(count: int, flush_every: int) -> list[Result]:
     server = None
     url = os.environ.get("REDIS_URL")
@@ -149,6 +201,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON line per case")
     arguments = parser.parse_args()
     results = asyncio.run(main_async(arguments.events, arguments.flush_every))
+    for cost in asyncio.run(request_costs()):
+        if arguments.json:
+            print(json.dumps({"name": cost.name, "requests_per_min": round(cost.requests_per_min, 2), "weight_per_min": cost.weight_per_min, "limit": cost.limit}))
+        else:
+            weight = f", weight {cost.weight_per_min:.1f}/min" if cost.weight_per_min is not None else ""
+            print(f"{cost.name:<22} {cost.requests_per_min:6.2f} requests/min{weight} (venue limit {cost.limit})")
     for result in results:
         if arguments.json:
             print(json.dumps({"name": result.name, "events": result.events, "seconds": round(result.seconds, 4), "events_per_s": round(result.events_per_s)}))
