@@ -39,8 +39,10 @@ class LiquidationsController(Controller):
         store: NamedDependency[Store],
         exchange: FromPath[str],
         symbol: FromPath[str],
-        from_ms: Annotated[int | None, QueryParameter(name="from", ge=0, description="Start, epoch ms (default: 24 h before `to`)")] = None,
-        to_ms: Annotated[int | None, QueryParameter(name="to", ge=0, description="End (exclusive), epoch ms (default: now)")] = None,
+        from_ms: Annotated[
+            int | None, QueryParameter(name="from", ge=0, schema_extra={"minimum": 0}, description="Start, epoch ms (default: 24 h before `to`)")
+        ] = None,
+        to_ms: Annotated[int | None, QueryParameter(name="to", ge=0, schema_extra={"minimum": 0}, description="End (exclusive), epoch ms (default: now)")] = None,
         interval: Annotated[str, QueryParameter(description="Width of the totals' buckets", schema_extra={"enum": list(INTERVALS_MS)})] = "5m",
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Newest events to list, 1..1000")] = 200,
         min_usd: Annotated[float, QueryParameter(ge=0, description="Only list events of at least this many USD")] = 0.0,
@@ -49,7 +51,9 @@ class LiquidationsController(Controller):
 
         `side` is the side of the position that was liquidated (`long` or `short`).
         Totals cover every bucket from the first one holding `from` to the one holding the
-        last millisecond before `to`, zeros included; the events list is capped by `limit`.
+        last millisecond before `to`, zeros included, at most 2000 of them (the newest: `start`
+        in the answer says where they begin); the events list is capped by `limit`. A span
+        that ends before it starts is empty.
         """
         if interval not in INTERVALS_MS:
             raise BadRequest(f"interval must be one of {', '.join(INTERVALS_MS)}; got {interval!r}", allowed=list(INTERVALS_MS))
@@ -57,12 +61,12 @@ class LiquidationsController(Controller):
         end = int(time.time() * 1000) if to_ms is None else to_ms
         start = end - DEFAULT_SPAN_MS if from_ms is None else from_ms
         if start >= end:
-            raise BadRequest(f"from ({start}) must be earlier than to ({end})")
+            return LiquidationsOut(exchange=exchange, symbol=symbol, interval=interval, start=start, end=end, events=[], totals=[])
         interval_ms = INTERVALS_MS[interval]
-        first = bucket_start(start, interval_ms)
-        count = (bucket_start(end - 1, interval_ms) - first) // interval_ms + 1
-        if count > MAX_BUCKETS:
-            raise BadRequest(f"{count} buckets of {interval} requested; at most {MAX_BUCKETS}: choose a wider interval or a shorter span")
+        last = bucket_start(end - 1, interval_ms)
+        first = max(bucket_start(start, interval_ms), last - (MAX_BUCKETS - 1) * interval_ms)
+        count = (last - first) // interval_ms + 1
+        start = max(start, first)
         events = await store.read_liquidations(exchange, symbol, start, end)
         starts, long_usd, short_usd = bucket_totals(events, BucketWindow(first_ms=first, interval_ms=interval_ms, count=count))
         listed = events[events["usd"] >= min_usd][::-1][:limit]

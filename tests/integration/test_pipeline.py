@@ -36,14 +36,14 @@ async def test_rounds_store_new_bars_and_recompute_only_changed_markets(redis: R
     assert await pipeline.collect_once(NOW_MS) == []
     assert len(await store.read_candles("synthetic", "BTCUSDT")) == bars
 
-    # Three minutes later: three more bars and a newer frame.
-    assert len(await pipeline.collect_once(NOW_MS + 3 * MINUTE)) == 2
-    assert len(await store.read_candles("synthetic", "BTCUSDT")) == bars + 3
+    # Ten minutes later (two columns of the 24h range on): ten more bars and a newer frame.
+    assert len(await pipeline.collect_once(NOW_MS + 10 * MINUTE)) == 2
+    assert len(await store.read_candles("synthetic", "BTCUSDT")) == bars + 10
     second = await store.latest_frame("synthetic", "BTCUSDT", "model1", "24h")
     assert first is not None and second is not None and second.frame_id != first.frame_id
     assert await store.frame_ids("synthetic", "BTCUSDT", "model1", "24h") == [second.frame_id, first.frame_id]
     meta = await store.market_meta("synthetic", "BTCUSDT")
-    assert int(meta["data_until_ms"]) <= NOW_MS + 3 * MINUTE
+    assert int(meta["data_until_ms"]) <= NOW_MS + 10 * MINUTE
 
 
 async def test_a_restarted_process_backfills_only_what_is_missing(redis: Redis, redis_url: str) -> None:
