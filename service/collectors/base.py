@@ -26,7 +26,7 @@ from service.collectors.budget import RequestBudget
 from service.collectors.errors import BadPayload, RateLimited, VenueError, VenueUnavailable
 from service.collectors.http import HttpPolicy, VenueHttp
 from service.collectors.rows import LiquidationTuple
-from service.collectors.ws import WsFeed, WsPolicy
+from service.collectors.ws import WsFeed, WsPolicy, cancel
 from service.settings import Settings
 from service.sources.base import Batch
 
@@ -237,11 +237,7 @@ class ExchangeCollector(ABC):
         if self._feed is not None:
             await self._feed.stop()
         if self._flush_task is not None:
-            self._flush_task.cancel()
-            try:
-                await self._flush_task
-            except asyncio.CancelledError:
-                pass
+            await cancel(self._flush_task)
             self._flush_task = None
             await self.flush_liquidations()
         await self.http.close()

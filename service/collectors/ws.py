@@ -14,6 +14,17 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class WsPolicy:
     """Timing of one venue's WebSocket session, seconds.
@@ -86,13 +97,8 @@ class WsFeed:
             self._task = asyncio.create_task(self._run(), name=f"ws:{self.venue}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         self.connected.clear()
 
     async def _run(self) -> None:
