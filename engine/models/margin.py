@@ -7,13 +7,16 @@ each floor (``cum_i = cum_{i-1} + floor_i · (mmr_i − mmr_{i-1})``), as the
 venues compute it.
 
 An isolated position of notional ``N = q·e`` at leverage ``L`` has margin
-``N/L`` and is liquidated where its equity meets the maintenance margin at the
-mark price ``p``:
+``N/L`` and is liquidated where its equity meets the maintenance margin of
+its notional at the mark price, ``x = q·p``:
 
-- long:  ``N/L + q(p − e) = q·p·mmr − cum``  →  ``p = e·(1 − 1/L − cum/N) / (1 − mmr)``
-- short: ``N/L + q(e − p) = q·p·mmr − cum``  →  ``p = e·(1 + 1/L + cum/N) / (1 + mmr)``
+- long:  ``N/L + x − N = x·mmr − cum``  →  ``x = (N·(1 − 1/L) − cum) / (1 − mmr)``
+- short: ``N/L + N − x = x·mmr − cum``  →  ``x = (N·(1 + 1/L) + cum) / (1 + mmr)``
 
-(to first order ``e·(1 ∓ 1/L ± mmr)``, the flat form model1 uses).
+with ``mmr`` and ``cum`` those of the bracket ``x`` falls in (a long's
+notional shrinks as price falls toward liquidation, a short's grows). The
+liquidation price is ``p = e·x/N``; to first order ``e·(1 ∓ 1/L ± mmr)``,
+the flat form model1 uses.
 """
 
 from __future__ import annotations
@@ -83,13 +86,25 @@ class MarginTable:
         return allowed[-1] if allowed else self.brackets[0][0]
 
     def liquidation_multipliers(self, leverage: float, notional_usd: float) -> tuple[float, float]:
-        """Long and short liquidation price over entry price for one position."""
-        index = self.bracket_of(notional_usd)
-        mmr = self.brackets[index][1]
-        deduction = self.deductions()[index] / notional_usd
-        long_multiplier = (1.0 - 1.0 / leverage - deduction) / (1.0 - mmr)
-        short_multiplier = (1.0 + 1.0 / leverage + deduction) / (1.0 + mmr)
-        return long_multiplier, short_multiplier
+        """Long and short liquidation price over entry price for one position (see the module docstring)."""
+        deductions = self.deductions()
+        long_target = notional_usd * (1.0 - 1.0 / leverage)
+        short_target = notional_usd * (1.0 + 1.0 / leverage)
+        long_x = short_x = math.nan
+        floor = 0.0
+        last = len(self.brackets) - 1
+        # Equity minus maintenance is monotonic in the mark notional, so
+        # exactly one bracket holds its own solution.
+        for index, (cap, mmr, _) in enumerate(self.brackets):
+            top = math.inf if index == last else cap
+            candidate = (long_target - deductions[index]) / (1.0 - mmr)
+            if math.isnan(long_x) and floor <= candidate < top:
+                long_x = candidate
+            candidate = (short_target + deductions[index]) / (1.0 + mmr)
+            if math.isnan(short_x) and floor <= candidate < top:
+                short_x = candidate
+            floor = cap
+        return long_x / notional_usd, short_x / notional_usd
 
 
 # Binance USDⓈ-M BTCUSDT brackets (the table the collectors ship as their default).

@@ -162,19 +162,30 @@ class PathReferenceRun:
 
 
 def reference_multipliers(leverage: float, notional: float, brackets) -> tuple[float, float]:
-    """Liquidation price over entry for an isolated position under a bracket table, by the book."""
+    """Liquidation price over entry for an isolated position under a bracket table, by the book.
+
+    Walks the mark notional x from the position's notional in tiny steps
+    would be too slow; instead, try every bracket's solution of
+    ``margin + PnL = x * mmr - cum`` and keep the one inside its bracket.
+    """
+    cums = []
     floor = cum = previous_mmr = 0.0
-    mmr = brackets[0][1]
-    for cap, bracket_mmr, _ in brackets:
-        cum += floor * (bracket_mmr - previous_mmr)
-        mmr = bracket_mmr
-        if notional < cap:
-            break
-        floor, previous_mmr = cap, bracket_mmr
-    # Margin N/L plus the move equals maintenance N_p * mmr - cum at the liquidation price p.
-    long_multiplier = (1.0 - 1.0 / leverage - cum / notional) / (1.0 - mmr)
-    short_multiplier = (1.0 + 1.0 / leverage + cum / notional) / (1.0 + mmr)
-    return long_multiplier, short_multiplier
+    for cap, mmr, _ in brackets:
+        cum += floor * (mmr - previous_mmr)
+        cums.append((floor, cap, mmr, cum))
+        floor, previous_mmr = cap, mmr
+    results = []
+    for sign in (-1.0, 1.0):  # long, short
+        found = None
+        for index, (low, cap, mmr, cum) in enumerate(cums):
+            high = math.inf if index == len(cums) - 1 else cap
+            # long: N/L + x - N = x*mmr - cum ; short: N/L + N - x = x*mmr - cum
+            x = (notional * (1 + sign / leverage) + sign * cum) / (1 + sign * mmr)
+            if low <= x < high:
+                found = x
+                break
+        results.append(found / notional)
+    return results[0], results[1]
 
 
 def reference_sizes(leverage: float, brackets, min_position: float, points: int) -> list[float]:

@@ -20,64 +20,11 @@ from engine.grid import price_grid
 from engine.models import MODELS, get_model, model1_spec
 from engine.models.model1 import Model1Params, prepare
 from engine.series import MarketSeries
+from market_strategies import STEP_MS, make_series, markets
+from market_strategies import model1_params as model_params
 from reference_models import reference_model1
 
-STEP_MS = 60_000
 EXAMPLES = settings(max_examples=60, deadline=None)
-
-
-def make_series(ts_ms, open_, high, low, close, open_interest) -> MarketSeries:
-    n = len(ts_ms)
-    return MarketSeries(
-        step_ms=STEP_MS,
-        ts_ms=np.asarray(ts_ms, dtype=np.int64),
-        open=np.asarray(open_, dtype=np.float64),
-        high=np.asarray(high, dtype=np.float64),
-        low=np.asarray(low, dtype=np.float64),
-        close=np.asarray(close, dtype=np.float64),
-        volume_usd=np.ones(n),
-        taker_buy_usd=np.full(n, np.nan),
-        open_interest_usd=np.asarray(open_interest, dtype=np.float64),
-    )
-
-
-@st.composite
-def markets(draw, min_bars: int = 1, max_bars: int = 40, oi_moves=None) -> MarketSeries:
-    """Random-walk bars with gaps, wicks, and open interest that rises, falls and has holes."""
-    n = draw(st.integers(min_bars, max_bars))
-    gaps = draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
-    ts = (draw(st.integers(0, 10_000)) + np.cumsum(gaps)) * STEP_MS
-    returns = draw(st.lists(st.floats(-0.05, 0.05), min_size=n, max_size=n))
-    close = 100.0 * np.exp(np.cumsum(returns))
-    open_ = np.concatenate(([close[0] / np.exp(returns[0])], close[:-1]))
-    wick_up = np.asarray(draw(st.lists(st.floats(0.0, 0.03), min_size=n, max_size=n)))
-    wick_down = np.asarray(draw(st.lists(st.floats(0.0, 0.03), min_size=n, max_size=n)))
-    high = np.maximum(open_, close) * (1.0 + wick_up)
-    low = np.minimum(open_, close) * (1.0 - wick_down)
-    if oi_moves is None:
-        oi_moves = st.floats(-0.3, 0.3)
-    moves = draw(st.lists(oi_moves, min_size=n, max_size=n))
-    oi = draw(st.floats(1e3, 1e9)) * np.cumprod(1.0 + np.asarray(moves))
-    holes = np.asarray(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
-    if draw(st.booleans()):
-        oi = np.where(holes & (np.arange(n) % 4 == 1), np.nan, oi)
-    return make_series(ts, open_, high, low, close, oi)
-
-
-@st.composite
-def model_params(draw) -> Model1Params:
-    k = draw(st.integers(1, 5))
-    leverages = tuple(draw(st.lists(st.sampled_from([2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 100.0]), min_size=k, max_size=k)))
-    raw = np.asarray(draw(st.lists(st.floats(0.01, 1.0), min_size=k, max_size=k)))
-    weights = raw / raw.sum()
-    weights[-1] = 1.0 - weights[:-1].sum()
-    mmr = draw(st.floats(0.0, 0.9 / max(leverages)))
-    return Model1Params(
-        leverages=leverages,
-        weights=tuple(float(w) for w in weights),
-        mmr=mmr,
-        long_share=draw(st.floats(0.0, 1.0)),
-    )
 
 
 def window_grid(series: MarketSeries, params: Model1Params, rows: int):
