@@ -339,7 +339,8 @@ class ExchangeCollector(ABC):
         for symbol in self.liquidations.symbols():
             rows = self.liquidations.drain(symbol)
             try:
-                new += await self._sink(self.exchange, symbol, rows)
+                async with asyncio.timeout(self.settings.job_timeout_s):
+                    new += await self._sink(self.exchange, symbol, rows)
             except Exception:
                 log.exception("%s: storing %d liquidations of %s failed; kept for the next try", self.exchange, len(rows), symbol)
                 self.liquidations.requeue(symbol, rows)

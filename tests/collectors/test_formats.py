@@ -180,3 +180,10 @@ def test_okx_business_errors_on_http_200() -> None:
 def test_malformed_payloads_are_bad_payloads_never_partial_rows(parse, body) -> None:  # noqa: ANN001
     with pytest.raises(BadPayload):
         parse(body)
+
+
+def test_okx_instruments_give_contract_values() -> None:
+    body = b'{"code":"0","msg":"","data":[{"instType":"SWAP","instId":"BTC-USDT-SWAP","ctVal":"0.01","ctValCcy":"BTC","settleCcy":"USDT"},{"instType":"SWAP","instId":"ETH-USDT-SWAP","ctVal":"0.1","ctValCcy":"ETH","settleCcy":"USDT"}]}'
+    assert okx.parse_instruments(body) == {"BTC-USDT-SWAP": 0.01, "ETH-USDT-SWAP": 0.1}
+    with pytest.raises(BadPayload):
+        okx.parse_instruments(body.replace(b'"0.01"', b'"0"'))

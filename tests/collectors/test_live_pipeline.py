@@ -90,3 +90,18 @@ async def test_the_scheduler_keeps_running_while_a_venue_storms_and_is_down(fake
     assert sources[0].errors and sources[1].errors
     for source in sources:
         await source.close()
+
+
+async def test_frames_state_coverage_from_where_open_interest_starts(redis: Redis, redis_url: str, fake: FakeExchange) -> None:
+    """Candles for a day but open interest for its last six hours: the frame covers six hours."""
+    settings = collector_settings(fake, redis_url)
+    store = Store(redis)
+    rows = fake["okx"].market.rows("BTCUSDT", NOW_MS - 24 * 60 * MINUTE, NOW_MS - 30_000)
+    await store.upsert_candles("okx", "BTCUSDT", rows.candles)
+    oi_from = NOW_MS - 30_000 - 6 * 60 * MINUTE
+    await store.upsert_open_interest("okx", "BTCUSDT", rows.open_interest[rows.open_interest["ts_ms"] >= oi_from])
+    await store.add_market("okx", "BTCUSDT")
+    await Pipeline(store, settings, []).recompute("okx", "BTCUSDT", MINUTE, NOW_MS)
+    frame = await store.latest_frame("okx", "BTCUSDT", "model1", "24h")
+    assert frame is not None
+    assert json.loads(frame.fields["meta"])["coverage_start"] == oi_from - MINUTE  # the bar whose close saw it
