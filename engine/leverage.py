@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,12 +9,19 @@ import numpy as np
 
 from engine.types import BoolArray
 
-# Groups by leverage, after the vendors' low / medium / high views.
-LEVERAGE_GROUPS: dict[str, tuple[float, float]] = {
-    "low": (0.0, 10.0),  # up to 10x
-    "mid": (10.0, 50.0),  # above 10x, below 50x
-    "high": (50.0, math.inf),  # 50x and above
-}
+# Groups by leverage, after the vendors' low / medium / high views:
+# low up to 10x, mid above 10x and below 50x, high 50x and above.
+LOW_UP_TO = 10.0
+HIGH_FROM = 50.0
+LEVERAGE_GROUPS = ("low", "mid", "high")
+
+
+def _group_mask(name: str, levels: np.ndarray) -> BoolArray:
+    if name == "low":
+        return levels <= LOW_UP_TO
+    if name == "mid":
+        return (levels > LOW_UP_TO) & (levels < HIGH_FROM)
+    return levels >= HIGH_FROM
 ALL = "all"
 
 LeverageSpec = str | Iterable[float] | None
@@ -71,9 +77,7 @@ def select_tiers(tiers: tuple[float, ...], leverage: LeverageSpec = None) -> Lev
     if isinstance(leverage, str):
         name = leverage.strip().lower()
         if name in LEVERAGE_GROUPS:
-            low, high = LEVERAGE_GROUPS[name]
-            upper = levels <= high if name == "low" else levels < high
-            mask = (levels > low) & upper
+            mask = _group_mask(name, levels)
             return LeverageSelection(name, mask, tuple(float(v) for v in levels[mask]))
         try:
             wanted = [float(part.strip().removesuffix("x")) for part in name.split(",")]
