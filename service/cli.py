@@ -180,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 action="store_true",
                 help="start the fake exchange in this process on free loopback ports and collect from it (offline; store under .liqmap/fake)",
             )
+    fake = sub.add_parser("fake-exchange", help="run the fake Binance/Bybit/OKX on loopback ports, for trying things offline")
+    fake.add_argument("--scenario", default="normal", help="normal, storm (429/418 with Retry-After), garbage (HTML, truncated, wrong types) or flaky-stream")
+    fake.add_argument("--seed", type=int, default=7, help="the synthetic market behind it")
     backfill = sub.add_parser("backfill", help="fetch history into the store (resumable; running it twice changes nothing)")
     backfill.add_argument("--exchange", help="binance, bybit or okx")
     backfill.add_argument("--symbol", help="canonical symbol, e.g. BTCUSDT (OKX's BTC-USDT-SWAP too is BTCUSDT)")
@@ -242,6 +245,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(_keys(settings, args))
     elif args.command == "backfill":
         raise SystemExit(_backfill(settings, args))
+    elif args.command == "fake-exchange":
+        from service.fakeexchange.server import SCENARIOS, serve_forever
+
+        if args.scenario not in SCENARIOS:
+            parser.exit(2, f"liqmap: unknown scenario {args.scenario!r}; available: {', '.join(SCENARIOS)}\n")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_forever(args.scenario, args.seed, list(settings.markets)))
     else:
         _serve(settings, with_sources=args.command in ("demo", "serve"), fake_exchange=getattr(args, "fake_exchange", False))
 

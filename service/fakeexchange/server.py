@@ -619,3 +619,17 @@ def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
         stop_event = state["stop"]
         loop.call_soon_threadsafe(stop_event.set)  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+async def serve_forever(scenario: str = "normal", seed: int = 7, symbols: list[str] | None = None) -> None:
+    """Run a live fake exchange until cancelled; print the settings that point liqmap at it."""
+    exchange = FakeExchange(seed, symbols, live=True, scenario=scenario)
+    await exchange.start()
+    try:
+        print(f"fake exchange running (scenario {scenario}); point liqmap at it with:", flush=True)
+        for name, url in sorted(exchange.settings_overrides().items()):
+            print(f"export LIQMAP_{name.upper()}='{url}'", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await exchange.stop()
+

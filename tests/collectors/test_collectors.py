@@ -213,3 +213,19 @@ async def test_streamed_liquidations_are_stored_once_each_despite_duplicates_dis
     assert source.feed is not None and source.feed.stats.connects >= 2
     await source.close()
     assert stored.dtype == LIQUIDATION_DTYPE
+
+
+async def test_under_a_random_garbage_scenario_every_bar_arrives_exactly_once(fake: FakeExchange, clock: Clock, venue: str) -> None:
+    from service.fakeexchange.server import SCENARIOS
+
+    source = collector(fake, venue)
+    await source.backfill("BTCUSDT", NOW_MS - 5 * MINUTE, NOW_MS)
+    first_new = NOW_MS - NOW_MS % MINUTE
+    fake[venue].scenario = SCENARIOS["garbage"]
+    parts = [(await source.poll("BTCUSDT", clock.advance(MINUTE))).candles for _ in range(12)]
+    fake[venue].scenario = SCENARIOS["normal"]
+    parts.append((await source.poll("BTCUSDT", clock.now)).candles)
+    got = np.concatenate(parts)
+    assert_candles_exact(got, truth(fake, venue, "BTCUSDT", first_new, clock.now), venue)
+    assert sum(source.errors.values()) > 0
+    await source.close()
