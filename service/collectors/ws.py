@@ -36,7 +36,9 @@ class WsPolicy:
         every 20 s, OKX text ``ping`` under its 30 s idle cut-off); also the period of
         WebSocket protocol pings that detect a dead connection.
     idle_timeout_s : float
-        Reconnect when nothing at all arrived for this long.
+        Reconnect when nothing at all arrived for this long (venues with an application
+        ping, which answer it; a venue that pings us may be quiet for long, and its
+        connection is watched by the protocol pings alone).
     backoff_base_s, backoff_max_s : float
         Reconnect delays: uniformly random in ``[0, min(max, base · 2**failures)]``.
     """
@@ -137,12 +139,12 @@ class WsFeed:
                 if self.app_ping is not None and now - last_ping >= self.policy.ping_interval_s:
                     await ws.send_str(self.app_ping)
                     last_ping = now
-                if now - last_data >= self.policy.idle_timeout_s:
-                    log.warning("%s websocket silent for %.0f s; reconnecting", self.venue, now - last_data)
-                    return received
-                wait = self.policy.idle_timeout_s - (now - last_data)
+                wait = self.policy.ping_interval_s
                 if self.app_ping is not None:
-                    wait = min(wait, self.policy.ping_interval_s - (now - last_ping))
+                    if now - last_data >= self.policy.idle_timeout_s:
+                        log.warning("%s websocket silent for %.0f s; reconnecting", self.venue, now - last_data)
+                        return received
+                    wait = min(self.policy.idle_timeout_s - (now - last_data), self.policy.ping_interval_s - (now - last_ping))
                 try:
                     message = await ws.receive(timeout=max(wait, 0.01))
                 except TimeoutError:

@@ -118,12 +118,13 @@ class FakeVenue:
         self.port = 0
         self.requests: Counter[str] = Counter()
         self.subscriptions = 0
+        self.pings = 0  # application-level pings received (Bybit {"op":"ping"}, OKX "ping")
         self._random = random.Random(seed)
         self._faults: deque[Fault] = deque()
         self._drop_after: int | None = None
         self._connections: set[_Connection] = set()
         self._outbox: list[tuple[str, str]] = []
-        self._subscribed = asyncio.Condition()
+        self._activity = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._emitter: asyncio.Task[None] | None = None
 
@@ -300,9 +301,8 @@ class FakeVenue:
 
     async def _subscribe(self, connection: _Connection, topics: set[str]) -> None:
         connection.topics |= topics
-        async with self._subscribed:
-            self.subscriptions += 1
-            self._subscribed.notify_all()
+        self.subscriptions += 1
+        await self._notify()
         waiting, self._outbox = self._outbox, []
         for topic, text in waiting:
             if topic == "*" or topic in connection.topics or "*" in connection.topics:
@@ -312,8 +312,16 @@ class FakeVenue:
 
     async def wait_subscribed(self, count: int) -> None:
         """Wait until ``count`` subscriptions have been made since start (reconnects count)."""
-        async with self._subscribed:
-            await self._subscribed.wait_for(lambda: self.subscriptions >= count)
+        await self.wait_until(lambda: self.subscriptions >= count)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, checked after every subscription and ping."""
+        async with self._activity:
+            await self._activity.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._activity:
+            self._activity.notify_all()
 
     async def _stream_handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
@@ -335,6 +343,8 @@ class FakeVenue:
     async def _on_client_text(self, connection: _Connection, text: str) -> None:
         if self.venue == "okx":
             if text == "ping":
+                self.pings += 1
+                await self._notify()
                 await connection.ws.send_str("pong")
                 return
             request = json.loads(text)
@@ -348,6 +358,8 @@ class FakeVenue:
             request = json.loads(text)
             op = request.get("op")
             if op == "ping":
+                self.pings += 1
+                await self._notify()
                 await connection.ws.send_str(json.dumps({"success": True, "ret_msg": "pong", "conn_id": "fake", "op": "ping"}))
             elif op == "subscribe":
                 await connection.ws.send_str(json.dumps({"success": True, "ret_msg": "", "conn_id": "fake", "req_id": "", "op": "subscribe"}))

@@ -229,3 +229,13 @@ async def test_under_a_random_garbage_scenario_every_bar_arrives_exactly_once(fa
     assert_candles_exact(got, truth(fake, venue, "BTCUSDT", first_new, clock.now), venue)
     assert sum(source.errors.values()) > 0
     await source.close()
+
+
+@pytest.mark.parametrize("venue", ["bybit", "okx"])
+async def test_the_stream_is_kept_alive_with_the_venues_application_ping(fake: FakeExchange, venue: str) -> None:
+    source = collector(fake, venue, ws_ping_interval_s=0.05)
+    await source.start()
+    await asyncio.wait_for(fake[venue].wait_until(lambda: fake[venue].pings >= 3), 10)
+    # The venue's pongs are not liquidations, nor bad payloads.
+    assert not source.bad_payloads and source.liquidations.stats.received == 0
+    await source.close()
