@@ -23,7 +23,9 @@ from service.api.errors import EXCEPTION_HANDLERS
 from service.api.frames import LatestFrames
 from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
+from service.api.images import HeatmapImageController, RenderCache
 from service.api.liquidations import LiquidationsController
+from service.api.viewer import viewer_routes
 from service.connection import open_redis
 from service.migrate import migrate
 from service.pipeline import Pipeline
@@ -65,6 +67,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             app.state.settings = settings
             app.state.access = Access(redis)
             app.state.frames = LatestFrames(store)
+            app.state.renders = RenderCache()
             listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
             scheduler = None
             streaming = [source for source in sources or [] if isinstance(source, StreamingSource)]
@@ -93,7 +96,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
         return settings
 
     return Litestar(
-        route_handlers=[HeatmapController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController],
+        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
         middleware=[PROMETHEUS.middleware, AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},

@@ -1,0 +1,189 @@
+"""PNG heatmaps: the newest frame or one by id, rendered server-side and cached per frame and size."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections import OrderedDict
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, QueryParameter
+from litestar.status_codes import HTTP_304_NOT_MODIFIED
+
+from service.api.errors import BadRequest, NotFound, Unavailable
+from service.api.frames import LatestFrames
+from service.api.heatmaps import ERRORS, ModelParam, RangeParam
+from service.api.params import canonical_market, check_int_range, check_market, check_model, check_range
+from service.codec import FIELD_V1_MSGPACK
+from service.render import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
+from service.schemas import FrameOut
+from service.store import Store
+
+PNG = "image/png"
+# The frames are summed over every leverage tier; per-tier frames are not served yet.
+ALL_LEVERAGE = "all"
+
+WidthParam = Annotated[
+    int | None,
+    QueryParameter(description=f"Image width in pixels, {MIN_WIDTH}..{MAX_WIDTH} (default {DEFAULT_WIDTH})", schema_extra={"minimum": MIN_WIDTH, "maximum": MAX_WIDTH}),
+]
+HeightParam = Annotated[
+    int | None,
+    QueryParameter(description=f"Image height in pixels, {MIN_HEIGHT}..{MAX_HEIGHT} (default {DEFAULT_HEIGHT})", schema_extra={"minimum": MIN_HEIGHT, "maximum": MAX_HEIGHT}),
+]
+LeverageParam = Annotated[
+    str | None,
+    QueryParameter(description="Leverage tiers to show; only `all` (every tier summed, the default) is available yet", schema_extra={"enum": [ALL_LEVERAGE]}),
+]
+
+PNG_RESPONSES = {
+    200: ResponseSpec(
+        data_container=bytes,
+        media_type=PNG,
+        description=(
+            "The heatmap as a PNG: colour = long + short USD per cell on viridis, price up, time right, candles, "
+            "clusters in the right gutter, a legend in absolute USD. A `liqmap` text chunk (JSON) gives the plot's "
+            "pixel rectangle and its time and price extents."
+        ),
+    ),
+    **ERRORS,
+}
+
+_frame_decoder = msgspec.msgpack.Decoder(FrameOut)
+
+RenderKey = tuple[str, str, str, int, int]  # exchange, symbol, frame id (carries the leverage filter), width, height
+
+
+class RenderCache:
+    """Rendered PNGs by market, frame id and size, least recently used dropped first.
+
+    Frames never change once stored, so an entry is valid as long as it is kept.
+    Concurrent requests for one key wait for a single render.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[RenderKey, bytes] = OrderedDict()
+        self._pending: dict[RenderKey, asyncio.Task[bytes]] = {}
+
+    def get(self, key: RenderKey) -> bytes | None:
+        png = self._entries.get(key)
+        if png is not None:
+            self._entries.move_to_end(key)
+        return png
+
+    async def render(self, key: RenderKey, stored_msgpack: bytes) -> bytes:
+        # The render runs as its own task: a client that goes away does not cancel it for the others.
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(_render_stored, stored_msgpack, key[3], key[4]))
+            self._pending[key] = task
+            task.add_done_callback(lambda done: self._finish(key, done))
+        return await asyncio.shield(task)
+
+    def _finish(self, key: RenderKey, task: asyncio.Task[bytes]) -> None:
+        del self._pending[key]
+        if task.cancelled() or task.exception() is not None:
+            return
+        self._entries[key] = task.result()
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def _render_stored(stored_msgpack: bytes, width: int, height: int) -> bytes:
+    return render_png(_frame_decoder.decode(gzip.decompress(stored_msgpack)), width, height)
+
+
+def _size(width: int | None, height: int | None) -> tuple[int, int]:
+    return (
+        check_int_range("width", width, MIN_WIDTH, MAX_WIDTH, DEFAULT_WIDTH),
+        check_int_range("height", height, MIN_HEIGHT, MAX_HEIGHT, DEFAULT_HEIGHT),
+    )
+
+
+def _check_leverage(leverage: str | None) -> None:
+    if leverage is not None and leverage.strip().lower() != ALL_LEVERAGE:
+        raise BadRequest(
+            f"leverage filtering is not available yet; frames sum every leverage tier (leverage=all); got {leverage!r}",
+            allowed=[ALL_LEVERAGE],
+        )
+
+
+async def _png_response(
+    request: Request, key: RenderKey, stored: bytes | None, cache_control: str, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    """The cached or freshly rendered PNG of ``key``; ``stored`` is the frame's stored msgpack (read only on a miss)."""
+    cache: RenderCache = request.app.state.renders
+    etag = f'"{key[2]}.{key[3]}x{key[4]}.png"'
+    headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Id": key[2], **(headers or {})}
+    if request.headers.get("if-none-match") in (etag, f"W/{etag}", "*"):
+        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+    png = cache.get(key)
+    if png is None:
+        if stored is None:
+            raise NotFound(f"no frame {key[2]!r} for {key[0]}:{key[1]}; it may be older than the history kept")
+        png = await cache.render(key, stored)
+        headers["X-Render-Cache"] = "miss"
+    else:
+        headers["X-Render-Cache"] = "hit"
+    return Response(content=png, media_type=PNG, headers=headers)
+
+
+class HeatmapImageController(Controller):
+    path = "/v1/heatmaps/{exchange:str}/{symbol:str}"
+    tags = ["heatmaps"]
+
+    @get("/latest.png", operation_id="getLatestHeatmapPng", media_type=PNG, responses=PNG_RESPONSES)
+    async def latest_png(
+        self,
+        request: Request,
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        model: ModelParam = "model1",
+        range_name: RangeParam = "24h",
+        leverage: LeverageParam = None,
+        width: WidthParam = None,
+        height: HeightParam = None,
+    ) -> Response[bytes]:
+        """The newest frame of a market as a PNG heatmap.
+
+        ``ETag`` names the frame and size: send it back in ``If-None-Match`` for a
+        ``304`` until a newer frame exists. ``X-Frame-Id`` says which frame is drawn.
+        """
+        state = request.app.state
+        check_model(state.settings, model)
+        check_range(state.settings, range_name)
+        _check_leverage(leverage)
+        size = _size(width, height)
+        exchange, symbol = canonical_market(exchange, symbol)
+        frames: LatestFrames = state.frames
+        latest = await frames.get(exchange, symbol, model, range_name, FIELD_V1_MSGPACK)
+        if latest is None:
+            await check_market(state.store, exchange, symbol)
+            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
+        frame_id, stored = latest
+        return await _png_response(request, (exchange, symbol, frame_id, *size), stored, "no-cache")
+
+    @get("/frames/{frame_id:str}/heatmap.png", operation_id="getHeatmapFramePng", media_type=PNG, responses=PNG_RESPONSES)
+    async def frame_png(
+        self,
+        request: Request,
+        store: NamedDependency[Store],
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        frame_id: FromPath[str],
+        width: WidthParam = None,
+        height: HeightParam = None,
+    ) -> Response[bytes]:
+        """One stored frame (ids from /latest, /frames and the stream) as a PNG heatmap; frames never change."""
+        size = _size(width, height)
+        exchange, symbol = await check_market(store, exchange, symbol)
+        key = (exchange, symbol, frame_id, *size)
+        stored = None
+        if request.app.state.renders.get(key) is None:
+            stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
+        return await _png_response(request, key, stored, "public, max-age=86400, immutable")
