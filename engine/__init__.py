@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MODELS", "RANGES", "build_frame"]
+# ``clusters(frame)`` lives in the module of that name: engine.clusters.clusters.
+__all__ = ["MODELS", "RANGES", "build_frame", "build_frames", "liquidation_map", "max_pain"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that importing a light module such as engine.frame does not
     # pull in numba and the models.
-    if name == "build_frame":
-        from engine.build import build_frame
+    if name in ("build_frame", "build_frames"):
+        from engine import build
 
-        return build_frame
+        return getattr(build, name)
+    if name in ("liquidation_map", "max_pain"):
+        from engine import liqmap
+
+        return getattr(liqmap, name)
     if name == "MODELS":
         from engine.models import MODELS
 
