@@ -275,7 +275,9 @@ def _levels_loop(
                     short_shown[r] *= book_scale
                 book_scale = 1.0
         entry = entry_price[t]
-        for j in range(k):
+        # Falling open interest without reopening adds nothing: skip the columns.
+        adds = long_new_usd[t] != 0.0 or short_new_usd[t] != 0.0 or (reopens and kept != 1.0 and factor != 0.0)
+        for j in range(k if adds else 0):
             g = column_tier[j]
             usd = long_new_usd[t] * weights[j] + long_reopened[g] * reopen_weights[j]
             if usd != 0.0:
