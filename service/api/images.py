@@ -80,7 +80,7 @@ class RenderCache:
         # The render runs as its own task: a client that goes away does not cancel it for the others.
         task = self._pending.get(key)
         if task is None:
-            task = asyncio.create_task(asyncio.to_thread(_render_stored, stored_msgpack, key[3], key[4]))
+            task = asyncio.create_task(asyncio.to_thread(render_stored, stored_msgpack, key[3], key[4]))
             self._pending[key] = task
             task.add_done_callback(lambda done: self._finish(key, done))
         return await asyncio.shield(task)
@@ -94,7 +94,8 @@ class RenderCache:
             self._entries.popitem(last=False)
 
 
-def _render_stored(stored_msgpack: bytes, width: int, height: int) -> bytes:
+def render_stored(stored_msgpack: bytes, width: int, height: int) -> bytes:
+    """A stored (compressed msgpack) frame as a PNG: what a cache miss costs."""
     return render_png(_frame_decoder.decode(gzip.decompress(stored_msgpack)), width, height)
 
 
