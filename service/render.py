@@ -279,6 +279,7 @@ def render_png(frame: FrameOut, width: int = DEFAULT_WIDTH, height: int = DEFAUL
     scales = _Scales(layout, arrays, frame.column_ms)
     _draw_price_axis(painter, scales)
     _draw_time_axis(painter, scales)
+    _draw_coverage(painter, scales, frame.coverage_start)
     _draw_candles(painter, scales, arrays.ohlc)
     _draw_clusters(painter, scales, frame.clusters)
     _draw_header(painter, frame, scale_usd)
@@ -338,6 +339,18 @@ def _draw_time_axis(painter: _Painter, scales: _Scales) -> None:
         painter.draw.line([(x, layout.bottom), (x, layout.bottom + 3)], fill=MUTED_TEXT)
         painter.text((x, y), label, fill=MUTED_TEXT, anchor="ma")
     painter.text((layout.width - 8, y), "UTC", fill=MUTED_TEXT, anchor="ra")
+
+
+def _draw_coverage(painter: _Painter, scales: _Scales, coverage_start_ms: int) -> None:
+    """Columns before the first input bar hold no data (not "no levels"): dimmed and said so."""
+    layout = painter.layout
+    x = min(scales.x_of_time(coverage_start_ms), layout.right)
+    if x - layout.left < 2 * painter.font_size:
+        return
+    painter.draw.rectangle([layout.left, layout.top, x - 1, layout.bottom - 1], fill=(*BACKGROUND, 150))
+    painter.draw.line([(x, layout.top), (x, layout.bottom - 1)], fill=(*MUTED_TEXT, 200))
+    if x - layout.left > 6 * painter.font_size:
+        painter.text(((layout.left + x) / 2, layout.top + layout.plot_height / 2), "no data before coverage", fill=MUTED_TEXT, anchor="mm")
 
 
 def _draw_candles(painter: _Painter, scales: _Scales, ohlc: np.ndarray) -> None:

@@ -322,6 +322,7 @@
     ctx.font = "12px system-ui, sans-serif";
     drawPriceAxis(ctx, g, view);
     drawTimeAxis(ctx, g, view);
+    drawCoverage(ctx, g, view);
     drawCandles(ctx, g, view);
     drawClusters(ctx, g, view);
     drawOverlay();
@@ -392,6 +393,22 @@
     }
     ctx.textAlign = "right";
     ctx.fillText("UTC", g.left + g.width + LAYOUT.gutter + LAYOUT.priceAxis - 6, g.top + g.height + 6);
+  }
+
+  // Columns before the first input bar hold no data (not "no levels"): dimmed and said so.
+  function drawCoverage(ctx, g, v) {
+    const x = Math.min(xOfTime(g, v, state.frame.coverage_start), g.left + g.width);
+    if (x - g.left < 24) return;
+    ctx.fillStyle = "rgba(14,17,23,0.6)";
+    ctx.fillRect(g.left, g.top, x - g.left, g.height);
+    ctx.strokeStyle = "rgba(139,148,160,0.8)";
+    ctx.beginPath(); ctx.moveTo(Math.round(x) + 0.5, g.top); ctx.lineTo(Math.round(x) + 0.5, g.top + g.height); ctx.stroke();
+    if (x - g.left > 160) {
+      ctx.fillStyle = COLOURS.muted;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText("no data before coverage", (g.left + x) / 2, g.top + g.height / 2);
+    }
   }
 
   function drawCandles(ctx, g, v) {
