@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import RANGES, build_frame
+from engine import RANGES, build_frame, kernels
 from engine.build import base_step_ms, frame_stats
 from engine.frame import Frame
 from engine.grid import DISPLAY_REACH, display_grid
 from engine.models import get_model
+from engine.percentiles import positive_percentiles
 from engine.ranges import DAY_MS, HOUR_MS, MINUTE_MS
 from engine.series import MarketSeries
 from reference_models import reference_model1
@@ -294,3 +295,20 @@ def test_malformed_series_is_refused():
         build(shuffled, "24h")
     with pytest.raises(ValueError, match="rows"):
         build(series, "24h", rows=1)
+
+
+@pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+@settings(max_examples=60, deadline=None)
+@given(
+    cells=st.lists(st.one_of(st.just(0.0), st.floats(0.5, 2.0**40, width=32)), min_size=1, max_size=300),
+    percentiles=st.lists(st.floats(0.0, 100.0), min_size=1, max_size=4),
+)
+def test_radix_select_percentiles_equal_numpy(cells, percentiles):
+    values = np.asarray(cells, dtype=np.float32)
+    fast = positive_percentiles(values, percentiles, use_numba=True)
+    slow = positive_percentiles(values, percentiles, use_numba=False)
+    if slow is None:
+        assert fast is None
+    else:
+        # numpy interpolates float32 input in float32; the radix select in float64.
+        np.testing.assert_allclose(fast, slow, rtol=2e-7)
