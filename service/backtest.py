@@ -25,7 +25,7 @@ import csv
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -367,10 +367,7 @@ def run_calibrate_command(args: Any) -> int:
     print(json.dumps(params))
     specs = [MODELS["model1"], MODELS["model2"]]
     # The fresh fit, whatever the module loaded at import.
-    fitted = model3_spec(fit.params)
-    specs.append(
-        ModelSpec(**{**{f: getattr(fitted, f) for f in ("name", "params", "params_hash", "description", "doc", "reach", "tiers", "prepare")}, "version": version, "created": created, "calibration": calibration})
-    )
+    specs.append(replace(model3_spec(fit.params), version=version, created=created, calibration=calibration))
     scores: dict[str, Any] = {}
     for spec in specs:
         cases = score_cases(spec, data_dir)
