@@ -44,6 +44,7 @@
     events: 0,
     retryTimer: null,
     highlight: null, // a cluster's price band to outline
+    pointer: null, // where the pointer last was over the chart
   };
 
   // ---------------------------------------------------------------- formatting
@@ -284,6 +285,8 @@
     renderLegend();
     renderClusters();
     renderInfo();
+    // A new frame under a resting pointer: the tooltip tells the new frame's numbers.
+    if (!el.tooltip.hidden && state.pointer) onHover(state.pointer);
     Object.assign(document.body.dataset, {
       state: "ready", frameId: frame.id, exchange: frame.exchange, symbol: frame.symbol,
       model: frame.model, range: frame.range,
@@ -615,6 +618,7 @@
   }
 
   function onHover(event) {
+    state.pointer = { clientX: event.clientX, clientY: event.clientY };
     const cell = cellAt(event);
     if (!cell) {
       el.tooltip.hidden = true;
@@ -732,6 +736,7 @@
   function setup() {
     readHash();
     el.apiKey.value = localStorage.getItem(KEY_STORAGE) || "";
+    $("key-form").addEventListener("submit", (event) => event.preventDefault());
     el.apiKey.addEventListener("change", () => {
       const key = el.apiKey.value.trim();
       if (key) localStorage.setItem(KEY_STORAGE, key); else localStorage.removeItem(KEY_STORAGE);
