@@ -15,7 +15,7 @@ from engine.grid import DEFAULT_ROWS, PriceGrid, display_grid
 from engine.kernels import run_levels
 from engine.leverage import LeverageSpec, select_tiers
 from engine.models import ModelSpec, get_model
-from engine.percentiles import positive_percentiles
+from engine.percentiles import cell_stats
 from engine.ranges import DAY_MS, RANGES, RangeSpec
 from engine.resample import aggregate_bars, resample
 from engine.series import MarketSeries
@@ -206,16 +206,15 @@ def frame_stats(long_usd: Float32Array, short_usd: Float32Array, out_of_grid_usd
     **extra : float
         Further :class:`FrameStats` fields (beyond-grid and consumed totals).
     """
-    # float32 like the cells themselves: a float64 copy of the frame costs more than the rest.
-    combined = long_usd + short_usd
-    values = positive_percentiles(combined, PERCENTILES) or [0.0] * len(PERCENTILES)
+    cells = cell_stats(long_usd, short_usd, PERCENTILES)
+    values = cells.percentiles or [0.0] * len(PERCENTILES)
     percentiles = {f"p{p}": value for p, value in zip(PERCENTILES, values, strict=True)}
     return FrameStats(
         total_long_usd=float(long_usd[-1].sum(dtype=np.float64)) if long_usd.size else 0.0,
         total_short_usd=float(short_usd[-1].sum(dtype=np.float64)) if short_usd.size else 0.0,
-        max_long_usd=float(long_usd.max(initial=0.0)),
-        max_short_usd=float(short_usd.max(initial=0.0)),
-        max_cell_usd=float(combined.max(initial=0.0)),
+        max_long_usd=cells.max_long,
+        max_short_usd=cells.max_short,
+        max_cell_usd=cells.max_cell,
         percentiles=percentiles,
         out_of_grid_usd=out_of_grid_usd,
         **extra,

@@ -1,32 +1,42 @@
-"""Exact percentiles of the positive cells of a frame, fast.
+"""A frame's cell statistics in two passes: maxima and exact percentiles of the positive cells.
 
-A frame holds up to a few hundred thousand float32 cells; sorting them, or
-even numpy's partition after extracting the positive ones, costs more than
-computing the frame. Positive float32 values order like their bit patterns
-read as integers, so a radix select finds any order statistic in
-two passes: count the cells per top-16-bit bucket, then, inside the bucket
-holding the wanted rank, per low-16-bit value. Compiled with numba when
-available; numpy's partition otherwise (same results).
+A frame holds up to a few hundred thousand float32 cells per side; sorting
+their sums, or even numpy's partition after extracting the positive ones,
+costs more than computing the frame. Positive float32 values order like
+their bit patterns read as (signed 32-bit) integers, so a radix select finds
+any order statistic in two passes: count the cells per top-16-bit bucket
+(1/128 of a power of two wide), then gather the few buckets holding the
+wanted ranks and sort just those. Compiled with numba when available; numpy
+otherwise (same results).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from engine.kernels import HAVE_NUMBA, numba
-from engine.types import Float32Array, Float64Array
+from engine.types import Float32Array, Float64Array, Int32Array
 
 
-def _percentiles_kernel(values: Float32Array, percentiles: Float64Array) -> tuple[Float64Array, int]:
-    """Percentiles of the positive entries (linear interpolation) and how many there are."""
-    # As signed 32-bit integers positive floats are exactly the positive
-    # patterns (zero is 0, negatives and -0 have the sign bit set).
-    bits = values.view(np.int32)
+@dataclass(frozen=True, slots=True)
+class CellStats:
+    """Maxima of the long, short and long + short cells, and percentiles of the positive sums (None if none)."""
+
+    max_long: float
+    max_short: float
+    max_cell: float
+    percentiles: list[float] | None
+
+
+def _percentiles_kernel(bits: Int32Array, percentiles: Float64Array) -> tuple[Float64Array, int]:
+    """Percentiles of the positive float32 values whose bit patterns are ``bits``, and their count."""
+    n = bits.shape[0]
     high = np.zeros(65536, dtype=np.int64)
     count = 0
-    for i in range(values.shape[0]):
+    for i in range(n):
         pattern = bits[i]
         if pattern > 0:
             high[pattern >> 16] += 1
@@ -35,72 +45,84 @@ def _percentiles_kernel(values: Float32Array, percentiles: Float64Array) -> tupl
     if count == 0:
         return out, 0
     last = count - 1
-    # Every rank an interpolation needs, ascending: the histogram of a bucket's
-    # low bits is then built once for all ranks falling in it.
-    ranks = np.empty(2 * percentiles.shape[0], dtype=np.int64)
+    # Every rank an interpolation needs, located in its top-16-bit bucket.
+    wanted = 2 * percentiles.shape[0]
+    ranks = np.empty(wanted, dtype=np.int64)
     for q in range(percentiles.shape[0]):
         lower = int(np.floor(last * percentiles[q] / 100.0))
         ranks[2 * q] = lower
         ranks[2 * q + 1] = min(lower + 1, last)
-    order = np.argsort(ranks)
-    found = np.zeros(ranks.shape[0], dtype=np.float64)
-    low = np.zeros(65536, dtype=np.int64)
-    low_bucket = -1
-    pattern_bits = np.zeros(1, dtype=np.int32)
-    for position in range(order.shape[0]):
-        rank = ranks[order[position]]
+    bucket_of = np.empty(wanted, dtype=np.int64)
+    within = np.empty(wanted, dtype=np.int64)
+    slot_of_bucket = np.full(65536, -1, dtype=np.int8)
+    slot_start = np.zeros(wanted + 1, dtype=np.int64)
+    slots = 0
+    for r in range(wanted):
         seen = 0
         bucket = 0
-        while seen + high[bucket] <= rank:
+        while seen + high[bucket] <= ranks[r]:
             seen += high[bucket]
             bucket += 1
-        if bucket != low_bucket:
-            low[:] = 0
-            for i in range(values.shape[0]):
-                pattern = bits[i]
-                if pattern > 0 and (pattern >> 16) == bucket:
-                    low[pattern & 0xFFFF] += 1
-            low_bucket = bucket
-        within = rank - seen
-        low_bits = 0
-        while low[low_bits] <= within:
-            within -= low[low_bits]
-            low_bits += 1
-        pattern_bits[0] = (bucket << 16) | low_bits
-        found[order[position]] = pattern_bits.view(np.float32)[0]
+        bucket_of[r] = bucket
+        within[r] = ranks[r] - seen
+        if slot_of_bucket[bucket] < 0:
+            slot_of_bucket[bucket] = slots
+            slot_start[slots + 1] = slot_start[slots] + high[bucket]
+            slots += 1
+    # Second pass: gather the few buckets holding a wanted rank, then sort each.
+    gathered = np.empty(slot_start[slots], dtype=np.int32)
+    filled = slot_start[:slots].copy()
+    for i in range(n):
+        pattern = bits[i]
+        if pattern > 0:
+            slot = slot_of_bucket[pattern >> 16]
+            if slot >= 0:
+                gathered[filled[slot]] = pattern
+                filled[slot] += 1
+    for slot in range(slots):
+        gathered[slot_start[slot] : slot_start[slot + 1]].sort()
+    found = np.empty(1, dtype=np.int32)
+    value = found.view(np.float32)
+    ranked = np.empty(wanted, dtype=np.float64)
+    for r in range(wanted):
+        found[0] = gathered[slot_start[slot_of_bucket[bucket_of[r]]] + within[r]]
+        ranked[r] = value[0]
     for q in range(percentiles.shape[0]):
         rank = last * percentiles[q] / 100.0
-        lower_value = found[2 * q]
-        out[q] = lower_value + (found[2 * q + 1] - lower_value) * (rank - np.floor(rank))
+        out[q] = ranked[2 * q] + (ranked[2 * q + 1] - ranked[2 * q]) * (rank - np.floor(rank))
     return out, count
 
 
 _percentiles_compiled = numba.njit(cache=True, nogil=True)(_percentiles_kernel) if HAVE_NUMBA else None
 
 
-def positive_percentiles(cells: Float32Array, percentiles: Sequence[float], *, use_numba: bool | None = None) -> list[float] | None:
-    """Percentiles (linear interpolation, as ``np.percentile``) of the positive cells.
+def cell_stats(long_usd: Float32Array, short_usd: Float32Array, percentiles: Sequence[float], *, use_numba: bool | None = None) -> CellStats:
+    """Maxima of each side and of ``long + short``, and percentiles of the positive ``long + short`` cells.
 
     Parameters
     ----------
-    cells : Float32Array, any shape
-        Non-negative finite values.
+    long_usd, short_usd : Float32Array, same shape
+        Non-negative finite cells; the sums are taken in float32, as a
+        picture of the frame shows them.
     percentiles : sequence of float
-        In [0, 100].
+        In [0, 100]; linear interpolation, as ``np.percentile``.
     use_numba : bool or None
         Force the radix select (True) or numpy (False).
-
-    Returns
-    -------
-    list of float, or None when no cell is positive.
     """
-    flat = np.ascontiguousarray(cells, dtype=np.float32).reshape(-1)
+    long_flat = np.ascontiguousarray(long_usd, dtype=np.float32).reshape(-1)
+    short_flat = np.ascontiguousarray(short_usd, dtype=np.float32).reshape(-1)
     if use_numba is None:
         use_numba = HAVE_NUMBA
+    combined = long_flat + short_flat
+    maxima = (float(long_flat.max(initial=0.0)), float(short_flat.max(initial=0.0)), float(combined.max(initial=0.0)))
     if not use_numba:
-        positive = flat[flat > 0]
-        if not positive.size:
-            return None
-        return [float(v) for v in np.percentile(positive, list(percentiles))]
-    values, count = _percentiles_compiled(flat, np.asarray(percentiles, dtype=np.float64))
-    return [float(v) for v in values] if count else None
+        positive = combined[combined > 0]
+        values = [float(v) for v in np.percentile(positive.astype(np.float64), list(percentiles))] if positive.size else None
+        return CellStats(*maxima, percentiles=values)
+    found, count = _percentiles_compiled(combined.view(np.int32), np.asarray(percentiles, dtype=np.float64))
+    return CellStats(*maxima, percentiles=[float(v) for v in found] if count else None)
+
+
+def positive_percentiles(cells: Float32Array, percentiles: Sequence[float], *, use_numba: bool | None = None) -> list[float] | None:
+    """Percentiles (linear interpolation) of the positive cells; None when none is positive."""
+    return cell_stats(cells, np.zeros_like(cells, dtype=np.float32), percentiles, use_numba=use_numba).percentiles

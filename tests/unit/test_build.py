@@ -14,7 +14,7 @@ from engine.build import base_step_ms, frame_stats
 from engine.frame import Frame
 from engine.grid import DISPLAY_REACH, display_grid
 from engine.models import get_model
-from engine.percentiles import positive_percentiles
+from engine.percentiles import cell_stats, positive_percentiles
 from engine.ranges import DAY_MS, HOUR_MS, MINUTE_MS
 from engine.series import MarketSeries
 from reference_models import reference_model1
@@ -305,10 +305,13 @@ def test_malformed_series_is_refused():
 )
 def test_radix_select_percentiles_equal_numpy(cells, percentiles):
     values = np.asarray(cells, dtype=np.float32)
-    fast = positive_percentiles(values, percentiles, use_numba=True)
-    slow = positive_percentiles(values, percentiles, use_numba=False)
+    other = np.roll(values, 1)
+    fast = cell_stats(values, other, percentiles, use_numba=True)
+    slow = cell_stats(values, other, percentiles, use_numba=False)
+    assert (fast.max_long, fast.max_short, fast.max_cell) == (slow.max_long, slow.max_short, slow.max_cell)
+    fast, slow = fast.percentiles, slow.percentiles
+    assert positive_percentiles(values, percentiles) == pytest.approx(np.percentile(values[values > 0], percentiles) if (values > 0).any() else None)
     if slow is None:
         assert fast is None
     else:
-        # numpy interpolates float32 input in float32; the radix select in float64.
-        np.testing.assert_allclose(fast, slow, rtol=2e-7)
+        np.testing.assert_allclose(fast, slow, rtol=1e-12)
