@@ -42,6 +42,8 @@ class LiquidationMap:
     cumulative_short_usd : Float64Array, shape (rows,)
         For rows above price: short notional liquidated if price rises to the
         row (every short level at or below it); 0 at and below price.
+    cumulative_long_by_tier_usd, cumulative_short_by_tier_usd : Float64Array, shape (tiers, rows)
+        The same curves per tier (they sum to the totals).
     beyond_long_usd, beyond_short_usd : float
         Outstanding notional beyond the grid (not in any row), USD.
     """
@@ -61,6 +63,8 @@ class LiquidationMap:
     short_usd: Float64Array
     cumulative_long_usd: Float64Array
     cumulative_short_usd: Float64Array
+    cumulative_long_by_tier_usd: Float64Array
+    cumulative_short_by_tier_usd: Float64Array
     beyond_long_usd: float
     beyond_short_usd: float
 
@@ -71,12 +75,12 @@ def cumulative_curves(y: Float64Array, long_usd: Float64Array, short_usd: Float6
     Parameters
     ----------
     y : Float64Array, shape (rows,)
-    long_usd, short_usd : Float64Array, shape (rows,)
-        Notional per row over all tiers shown.
+    long_usd, short_usd : Float64Array, shape (..., rows)
+        Notional per row (per tier, or summed over tiers).
     price : float
     """
-    long_from_row = np.cumsum(long_usd[::-1])[::-1]  # sum over rows >= r
-    short_to_row = np.cumsum(short_usd)  # sum over rows <= r
+    long_from_row = np.cumsum(long_usd[..., ::-1], axis=-1)[..., ::-1]  # sum over rows >= r
+    short_to_row = np.cumsum(short_usd, axis=-1)  # sum over rows <= r
     return np.where(y < price, long_from_row, 0.0), np.where(y > price, short_to_row, 0.0)
 
 
@@ -128,6 +132,7 @@ def liquidation_map(
     long_usd = run.final_long_usd[selection.mask]
     short_usd = run.final_short_usd[selection.mask]
     cumulative_long, cumulative_short = cumulative_curves(window.grid.centres, long_usd.sum(axis=0), short_usd.sum(axis=0), window.price)
+    by_tier_long, by_tier_short = cumulative_curves(window.grid.centres, long_usd, short_usd, window.price)
     return LiquidationMap(
         exchange=exchange,
         symbol=symbol,
@@ -144,9 +149,15 @@ def liquidation_map(
         short_usd=short_usd,
         cumulative_long_usd=cumulative_long,
         cumulative_short_usd=cumulative_short,
+        cumulative_long_by_tier_usd=by_tier_long,
+        cumulative_short_by_tier_usd=by_tier_short,
         beyond_long_usd=run.beyond_long_usd,
         beyond_short_usd=run.beyond_short_usd,
     )
+
+
+def whole_usd(values: Float64Array) -> list[int]:
+    return np.rint(values).astype(np.int64).tolist()  # type: ignore[no-any-return]
 
 
 def map_json(liquidation_map: LiquidationMap) -> dict[str, Any]:
@@ -163,11 +174,24 @@ def map_json(liquidation_map: LiquidationMap) -> dict[str, Any]:
         "price": liquidation_map.price,
         "y": np.round(liquidation_map.y, 8).tolist(),
         "tiers": [
-            {"leverage": leverage, "long": np.rint(long_row).astype(np.int64).tolist(), "short": np.rint(short_row).astype(np.int64).tolist()}
-            for leverage, long_row, short_row in zip(liquidation_map.tiers, liquidation_map.long_usd, liquidation_map.short_usd, strict=True)
+            {
+                "leverage": leverage,
+                "long": whole_usd(long_row),
+                "short": whole_usd(short_row),
+                "cumulative_long": whole_usd(cumulative_long),
+                "cumulative_short": whole_usd(cumulative_short),
+            }
+            for leverage, long_row, short_row, cumulative_long, cumulative_short in zip(
+                liquidation_map.tiers,
+                liquidation_map.long_usd,
+                liquidation_map.short_usd,
+                liquidation_map.cumulative_long_by_tier_usd,
+                liquidation_map.cumulative_short_by_tier_usd,
+                strict=True,
+            )
         ],
-        "cumulative_long": np.rint(liquidation_map.cumulative_long_usd).astype(np.int64).tolist(),
-        "cumulative_short": np.rint(liquidation_map.cumulative_short_usd).astype(np.int64).tolist(),
+        "cumulative_long": whole_usd(liquidation_map.cumulative_long_usd),
+        "cumulative_short": whole_usd(liquidation_map.cumulative_short_usd),
         "beyond_long_usd": liquidation_map.beyond_long_usd,
         "beyond_short_usd": liquidation_map.beyond_short_usd,
         "max_pain": max_pain(liquidation_map),

@@ -130,6 +130,8 @@ def test_liquidation_map_is_the_frames_last_column_split_by_tier(model):
             assert the_map.cumulative_short_usd[row] == pytest.approx(short_total[: row + 1].sum())
         else:
             assert the_map.cumulative_short_usd[row] == 0
+    np.testing.assert_allclose(the_map.cumulative_long_by_tier_usd.sum(axis=0), the_map.cumulative_long_usd, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(the_map.cumulative_short_by_tier_usd.sum(axis=0), the_map.cumulative_short_usd, rtol=1e-9, atol=1e-6)
     pain = max_pain(the_map)
     assert pain["long"]["usd"] == pytest.approx(long_total.max()) and pain["long"]["price"] == the_map.y[np.argmax(long_total)]
     assert pain["short"]["usd"] == pytest.approx(short_total.max())
