@@ -14,10 +14,12 @@ import uvicorn
 from PIL import Image
 from redis.asyncio import Redis
 
+from engine.frame import Frame, FrameCandles, FrameStats
 from service.api.app import create_app
+from service.codec import to_native
 from service.pipeline import Pipeline
 from service.render import VIRIDIS_ANCHORS, render_png
-from service.schemas import FrameOut, FrameStatsOut
+from service.schemas import FrameOut
 from service.settings import Settings
 from service.sources.synthetic import SyntheticMarket
 from service.store import Store
@@ -176,32 +178,29 @@ async def test_png_unknown_market_and_default_leverage(http: httpx.AsyncClient) 
 
 
 def _frame_with_one_hot_cell(columns: int, rows: int, hot: tuple[int, int]) -> FrameOut:
-    long = [[0] * rows for _ in range(columns)]
-    short = [[1_000] * rows for _ in range(columns)]
-    long[hot[0]][hot[1]] = 5_000_000
-    x = [NOW_MS + i * COLUMN for i in range(columns)]
-    return FrameOut(
-        id="model1-test-24h-1",
+    """A frame as the API sends it (through the codec), $1,000 short in every cell and one $5M long."""
+    long = np.zeros((columns, rows), dtype=np.float32)
+    long[hot] = 5_000_000
+    x = NOW_MS + np.arange(columns, dtype=np.int64) * COLUMN
+    no_bars = np.full(columns, np.nan)
+    frame = Frame(
         exchange="synthetic",
         symbol="BTCUSDT",
         model="model1",
         model_version="1.0.0",
         params_hash="0" * 64,
         range="24h",
-        column_ms=COLUMN,
-        generated_at=NOW_MS,
-        data_until=x[-1] + COLUMN,
-        coverage_start=x[0],
-        x=x,
-        y=[50_000.0 + 10.0 * i for i in range(rows)],
-        long=long,
-        short=short,
-        candles=[[t, None, None, None, None, None] for t in x],
-        stats=FrameStatsOut(
-            total_long_usd=0.0, total_short_usd=0.0, max_long_usd=0.0, max_short_usd=0.0, max_cell_usd=0.0, out_of_grid_usd=0.0, percentiles={}
-        ),
-        clusters=[],
+        generated_at_ms=NOW_MS,
+        data_until_ms=int(x[-1]) + COLUMN,
+        coverage_start_ms=int(x[0]),
+        x_ms=x,
+        y=50_000.0 + 10.0 * np.arange(rows),
+        long_usd=long,
+        short_usd=np.full((columns, rows), 1_000, dtype=np.float32),
+        candles=FrameCandles(x, no_bars, no_bars, no_bars, no_bars, no_bars),
+        stats=FrameStats(total_long_usd=0.0, total_short_usd=0.0, max_long_usd=0.0, max_short_usd=0.0, max_cell_usd=0.0, percentiles={}),
     )
+    return to_native(frame)
 
 
 def test_a_single_hot_cell_survives_a_picture_smaller_than_the_grid() -> None:
