@@ -31,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -175,7 +176,7 @@ async def main_async(count: int, flush_every: int) -> list[Result]:
         server.start()
         url = f"redis://{server.host}:{server.port}/0"
     else:
-        url = url.rsplit("/", 1)[0] + "/14"
+        url = urlunsplit(urlsplit(url)._replace(path="/14"))
     redis = make_client(url)
     try:
         await redis.flushdb()
