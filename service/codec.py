@@ -90,9 +90,16 @@ def to_native(frame: Frame) -> FrameOut:
             max_short_usd=float(stats.max_short_usd),
             max_cell_usd=float(stats.max_cell_usd),
             out_of_grid_usd=float(stats.out_of_grid_usd),
+            beyond_long_usd=float(stats.beyond_long_usd),
+            beyond_short_usd=float(stats.beyond_short_usd),
+            consumed_long_usd=float(stats.consumed_long_usd),
+            consumed_short_usd=float(stats.consumed_short_usd),
             percentiles={k: float(v) for k, v in stats.percentiles.items()},
         ),
         clusters=list(frame.clusters),
+        leverage=frame.leverage,
+        tiers=[float(t) for t in frame.tiers],
+        sources=frame.sources,
     )
 
 

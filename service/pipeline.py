@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from engine.aggregate import aggregate_series
-from engine.build import build_frame
+from engine.build import build_frames
 from engine.frame import Frame
 from engine.ranges import DAY_MS, RANGES
 from engine.resample import align_open_interest
@@ -71,22 +72,20 @@ def compute_frames(
     ranges: tuple[str, ...],
     rows: int,
     generated_at_ms: int,
+    sources: dict[str, dict[str, Any]] | None = None,
 ) -> list[EncodedFrame]:
     """CPU work of one market's refresh: every model × range, built and encoded. Runs in a thread."""
-    out: list[EncodedFrame] = []
-    for model in models:
-        for range_name in ranges:
-            frame = build_frame(
-                series,
-                model=model,
-                range_name=range_name,
-                exchange=exchange,
-                symbol=symbol,
-                generated_at_ms=generated_at_ms,
-                rows=rows,
-            )
-            out.append(EncodedFrame(frame, encode_frame(frame), encode_event(frame)))
-    return out
+    frames = build_frames(
+        series,
+        models=models,
+        ranges=ranges,
+        exchange=exchange,
+        symbol=symbol,
+        generated_at_ms=generated_at_ms,
+        rows=rows,
+        sources=sources,
+    )
+    return [EncodedFrame(frame, encode_frame(frame), encode_event(frame)) for frame in frames]
 
 
 @dataclass(slots=True)
@@ -208,10 +207,15 @@ class Pipeline:
         await self.store.set_market_meta(
             AGGREGATE_EXCHANGE, coin, venues=",".join(sorted(parts)), coverage=msgspec.json.encode(coverage).decode()
         )
-        return await self.publish(AGGREGATE_EXCHANGE, coin, from_first_open_interest(aggregated.series), now)
+        return await self.publish(AGGREGATE_EXCHANGE, coin, from_first_open_interest(aggregated.series), now, sources=coverage)
 
-    async def publish(self, exchange: str, symbol: str, series: MarketSeries, now: int) -> list[str]:
-        """Compute, encode and store every configured frame of one series; returns the frame ids."""
+    async def publish(
+        self, exchange: str, symbol: str, series: MarketSeries, now: int, sources: dict[str, dict[str, Any]] | None = None
+    ) -> list[str]:
+        """Compute, encode and store every configured frame of one series; returns the frame ids.
+
+        ``sources``: for an ``all`` market, what each venue covered (the frames carry it).
+        """
         last = int(series.ts_ms[-1])
         step_ms = series.step_ms
         started = time.perf_counter()
@@ -224,6 +228,7 @@ class Pipeline:
             ranges=self.settings.ranges,
             rows=self.settings.frame_rows,
             generated_at_ms=now,
+            sources=sources,
         )
         for item in encoded:
             frame = item.frame

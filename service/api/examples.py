@@ -30,9 +30,16 @@ FRAME = Example(
             "max_short_usd": 2300000.0,
             "max_cell_usd": 2300000.0,
             "out_of_grid_usd": 0.0,
+            "beyond_long_usd": 4200000.0,
+            "beyond_short_usd": 3900000.0,
+            "consumed_long_usd": 1800000.0,
+            "consumed_short_usd": 950000.0,
             "percentiles": {"p50": 1250000.0, "p90": 2300000.0, "p99": 2300000.0},
         },
         "clusters": [],
+        "leverage": "all",
+        "tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
+        "sources": None,
     },
 )
 

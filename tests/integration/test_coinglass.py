@@ -52,7 +52,7 @@ SOURCES = [
 
 @pytest.fixture
 async def seeded(redis: Redis, redis_url: str) -> Settings:
-    settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=60, aggregate=True)
+    settings = Settings(redis_url=redis_url, models=("model1",), ranges=("12h", "24h"), backfill_days=1.0, frame_rows=60, aggregate=True)
     changed = await Pipeline(Store(redis), settings, SOURCES).collect_once(_now())
     assert sorted(changed) == sorted([*MARKETS, ("all", "BTC"), ("all", "ETH")])
     return settings
