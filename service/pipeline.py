@@ -56,6 +56,22 @@ def from_first_open_interest(series: MarketSeries) -> MarketSeries:
     return series.slice(int(np.argmax(known)), len(series))
 
 
+async def load_market_series(store: Store, exchange: str, symbol: str, *, span_ms: int, step_ms: int = 60_000) -> MarketSeries | None:
+    """The stored inputs of one market over the last ``span_ms`` (None: no bars yet).
+
+    The series starts at the first bar with open interest, so that frames state as
+    coverage what the model could see (open-interest history is often shorter than
+    candle history).
+    """
+    last = await store.last_candle_ts(exchange, symbol)
+    if last is None:
+        return None
+    start = last - span_ms
+    candles = await store.read_candles(exchange, symbol, start)
+    open_interest = await store.read_open_interest(exchange, symbol, start - DAY_MS)
+    return from_first_open_interest(series_from_rows(candles, open_interest, step_ms))
+
+
 @dataclass(slots=True)
 class EncodedFrame:
     frame: Frame
@@ -158,20 +174,9 @@ class Pipeline:
         return changed
 
     async def load_series(self, exchange: str, symbol: str, step_ms: int) -> MarketSeries | None:
-        """The stored inputs of one market over the longest configured range (None: no bars yet).
-
-        The series starts at the first bar with open interest, so that frames state as
-        coverage what the model could see (open-interest history is often shorter than
-        candle history).
-        """
+        """The stored inputs of one market over the longest configured range (None: no bars yet)."""
         span = max(RANGES[name].span_ms for name in self.settings.ranges)
-        last = await self.store.last_candle_ts(exchange, symbol)
-        if last is None:
-            return None
-        start = last - span
-        candles = await self.store.read_candles(exchange, symbol, start)
-        open_interest = await self.store.read_open_interest(exchange, symbol, start - DAY_MS)
-        return from_first_open_interest(series_from_rows(candles, open_interest, step_ms))
+        return await load_market_series(self.store, exchange, symbol, span_ms=span, step_ms=step_ms)
 
     async def recompute(self, exchange: str, symbol: str, step_ms: int, now: int) -> list[str]:
         """Rebuild and store every configured frame of one market; returns the frame ids."""

@@ -134,6 +134,23 @@ class LiquidationsOut(Base):
     totals: list[LiquidationTotalOut]  # oldest first
 
 
+class LevelsOut(Base):
+    """Price ranges with intensity metrics for the newest frame's data."""
+
+    frame_id: str  # the newest frame these levels rest on
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    range: str
+    leverage: str
+    data_until: int
+    price: float  # last close
+    clusters: dict[str, list[dict[str, Any]]]  # "above" (shorts) and "below" (longs)
+    max_pain: dict[str, dict[str, float] | None]  # "long" / "short": price, usd, distance
+    map: dict[str, Any]  # per tier: long, short, cumulative_long, cumulative_short by row of y
+
+
 class CoinglassHeatmap(Base):
     y_axis: list[float]
     liquidation_leverage_data: list[list[float]]

@@ -28,6 +28,7 @@ from service.api.liquidations import LiquidationsController
 from service.api.viewer import viewer_routes
 from service.connection import open_redis
 from service.migrate import migrate
+from service.ondemand import OnDemand
 from service.pipeline import Pipeline
 from service.scheduler import create_scheduler
 from service.settings import Settings
@@ -67,6 +68,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             app.state.settings = settings
             app.state.access = Access(redis)
             app.state.frames = LatestFrames(store)
+            app.state.ondemand = OnDemand(store, settings)
             app.state.renders = RenderCache()
             listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
             scheduler = None

@@ -19,9 +19,10 @@ from service import keys
 from service.api import examples
 from service.api.frames import LatestFrames, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
-from service.api.params import MODEL_ENUM, RANGE_ENUM, canonical_market, check_market, check_model, check_range
+from service.api.params import LEVERAGE_ENUM, MODEL_ENUM, RANGE_ENUM, canonical_market, check_market, check_model, check_range
 from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
-from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary
+from service.ondemand import check_leverage
+from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary, LevelsOut
 from service.settings import Settings
 from service.store import Store
 
@@ -33,6 +34,14 @@ RangeParam = Annotated[str, QueryParameter(name="range", description="12h, 24h, 
 FormatParam = Annotated[
     Format | None,
     QueryParameter(name="format", description="json (default) or msgpack; an Accept header of application/msgpack does the same"),
+]
+
+LeverageParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="Leverage filter: all (default), low (≤10x), mid (between), high (≥50x), or a comma-separated list of the model's tiers such as 25,50 (see /v1/models)",
+        schema_extra=LEVERAGE_ENUM,
+    ),
 ]
 
 _summary_decoder = msgspec.json.Decoder(FrameSummary)
@@ -77,6 +86,13 @@ def _frame_response(request: Request, frame_id: str, stored: bytes, msgpack: boo
     return stored_response(request, field, stored, MSGPACK if msgpack else "application/json", headers)
 
 
+def _leverage_filter(model: str, leverage: str | None) -> str | None:
+    try:
+        return check_leverage(model, leverage)
+    except ValueError as exc:
+        raise BadRequest(f"leverage: {exc}") from None
+
+
 def _encode_cursor(data_until: int, frame_id: str) -> str:
     return base64.urlsafe_b64encode(f"{data_until}|{frame_id}".encode()).decode().rstrip("=")
 
@@ -107,6 +123,7 @@ class HeatmapController(Controller):
         model: ModelParam = "model1",
         range_name: RangeParam = "24h",
         fmt: FormatParam = None,
+        leverage: LeverageParam = None,
     ) -> Response[bytes]:
         """The newest heatmap frame of a market for one model and range.
 
@@ -118,6 +135,7 @@ class HeatmapController(Controller):
         settings: Settings = state.settings
         check_model(settings, model)
         check_range(settings, range_name)
+        leverage_filter = _leverage_filter(model, leverage)
         exchange, symbol = canonical_market(exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
         frames: LatestFrames = state.frames
@@ -126,7 +144,61 @@ class HeatmapController(Controller):
             await check_market(state.store, exchange, symbol)  # 404 for a market we do not have
             raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
         frame_id, body = latest
+        if leverage_filter is not None:
+            filtered = await state.ondemand.filtered_frame(exchange, symbol, model, range_name, leverage_filter, based_on=frame_id)
+            if filtered is None:
+                raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
+            frame_id, body = filtered["id"].decode(), filtered[FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON]
         return _frame_response(request, frame_id, body, msgpack)
+
+    @get(
+        "/levels",
+        operation_id="getLiquidationLevels",
+        responses={200: ResponseSpec(data_container=LevelsOut, description="Magnet zones, the liquidation map by tier and max pain"), **ERRORS},
+    )
+    async def levels(
+        self,
+        request: Request,
+        store: NamedDependency[Store],
+        settings: NamedDependency[Settings],
+        exchange: FromPath[str],
+        symbol: FromPath[str],
+        model: ModelParam = "model1",
+        range_name: RangeParam = "24h",
+        leverage: LeverageParam = None,
+    ) -> LevelsOut:
+        """Price ranges with intensity metrics, from the newest frame's data.
+
+        `clusters`: bands of high intensity above price (shorts) and below it (longs), each with
+        price low/high, USD, share of its side and distance from price. `map`: per tier, the
+        outstanding USD per price row and cumulative longs below / shorts above price.
+        `max_pain`: the largest level on each side.
+        """
+        check_model(settings, model)
+        check_range(settings, range_name)
+        exchange, symbol = await check_market(store, exchange, symbol)
+        leverage_filter = _leverage_filter(model, leverage)
+        latest = await request.app.state.frames.get(exchange, symbol, model, range_name, FIELD_META)
+        if latest is None:
+            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
+        result = await request.app.state.ondemand.levels(exchange, symbol, model, range_name, leverage_filter, based_on=latest[0])
+        if result is None:
+            raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
+        book = result["map"]
+        return LevelsOut(
+            frame_id=latest[0],
+            exchange=exchange,
+            symbol=symbol,
+            model=model,
+            model_version=book["model_version"],
+            range=range_name,
+            leverage=book["leverage"],
+            data_until=book["data_until"],
+            price=book["price"],
+            clusters=result["clusters"],
+            max_pain=result["max_pain"],
+            map=book,
+        )
 
     @get(
         "/frames",

@@ -17,15 +17,14 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 from service.api.errors import BadRequest, NotFound, Unavailable
 from service.api.frames import LatestFrames
 from service.api.heatmaps import ERRORS, ModelParam, RangeParam
-from service.api.params import canonical_market, check_int_range, check_market, check_model, check_range
+from service.api.params import LEVERAGE_ENUM, canonical_market, check_int_range, check_market, check_model, check_range
 from service.codec import FIELD_V1_MSGPACK
+from service.ondemand import check_leverage
 from service.render import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
 from service.schemas import FrameOut
 from service.store import Store
 
 PNG = "image/png"
-# The frames are summed over every leverage tier; per-tier frames are not served yet.
-ALL_LEVERAGE = "all"
 
 WidthParam = Annotated[
     int | None,
@@ -37,7 +36,10 @@ HeightParam = Annotated[
 ]
 LeverageParam = Annotated[
     str | None,
-    QueryParameter(description="Leverage tiers to show; only `all` (every tier summed, the default) is available yet", schema_extra={"enum": [ALL_LEVERAGE]}),
+    QueryParameter(
+        description="Leverage filter: all (default), low (≤10x), mid (between), high (≥50x), or a comma-separated list of the model's tiers such as 25,50 (see /v1/models)",
+        schema_extra=LEVERAGE_ENUM,
+    ),
 ]
 
 PNG_RESPONSES = {
@@ -106,12 +108,11 @@ def _size(width: int | None, height: int | None) -> tuple[int, int]:
     )
 
 
-def _check_leverage(leverage: str | None) -> None:
-    if leverage is not None and leverage.strip().lower() != ALL_LEVERAGE:
-        raise BadRequest(
-            f"leverage filtering is not available yet; frames sum every leverage tier (leverage=all); got {leverage!r}",
-            allowed=[ALL_LEVERAGE],
-        )
+def _check_leverage(model: str, leverage: str | None) -> str | None:
+    try:
+        return check_leverage(model, leverage)
+    except ValueError as exc:
+        raise BadRequest(f"leverage: {exc}") from None
 
 
 async def _png_response(
@@ -158,7 +159,7 @@ class HeatmapImageController(Controller):
         state = request.app.state
         check_model(state.settings, model)
         check_range(state.settings, range_name)
-        _check_leverage(leverage)
+        leverage_filter = _check_leverage(model, leverage)
         size = _size(width, height)
         exchange, symbol = canonical_market(exchange, symbol)
         frames: LatestFrames = state.frames
@@ -167,6 +168,11 @@ class HeatmapImageController(Controller):
             await check_market(state.store, exchange, symbol)
             raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
         frame_id, stored = latest
+        if leverage_filter is not None:
+            filtered = await state.ondemand.filtered_frame(exchange, symbol, model, range_name, leverage_filter, based_on=frame_id)
+            if filtered is None:
+                raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
+            frame_id, stored = filtered["id"].decode(), filtered[FIELD_V1_MSGPACK]
         return await _png_response(request, (exchange, symbol, frame_id, *size), stored, "no-cache")
 
     @get("/frames/{frame_id:str}/heatmap.png", operation_id="getHeatmapFramePng", media_type=PNG, responses=PNG_RESPONSES)

@@ -19,6 +19,9 @@ Markets = Sequence[tuple[str, str]]
 # For the OpenAPI document: the values a parameter may take (what this build can compute;
 # an operator may configure fewer, and the route then says which).
 MODEL_ENUM = {"enum": sorted(MODELS)}
+# The groups; a comma-separated list of a model's own tiers ("25,50") is accepted too, but
+# which tiers exist depends on the model, so the document lists the groups only.
+LEVERAGE_ENUM = {"enum": ["all", "low", "mid", "high"]}
 RANGE_ENUM = {"enum": list(RANGES)}
 
 

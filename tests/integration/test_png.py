@@ -157,8 +157,8 @@ async def test_png_of_a_frame_by_id(http: httpx.AsyncClient, pipeline: Pipeline)
         ({"width": 100}, 400, "width must be 320..4000; got 100"),
         ({"height": 99999}, 400, "height must be 240..3000; got 99999"),
         ({"width": "wide"}, 400, "width"),
-        ({"leverage": "high"}, 400, "leverage filtering is not available yet"),
-        ({"leverage": "25"}, 400, "leverage filtering is not available yet"),
+        ({"leverage": "huge"}, 400, "allowed: all, low, mid, high"),
+        ({"leverage": "7"}, 400, "allowed: all, low, mid, high"),
         ({"range": "2h"}, 400, "range must be one of"),
         ({"model": "model9"}, 400, "model must be one of"),
         ({"range": "7d"}, 404, "not computed by this deployment"),
@@ -170,11 +170,15 @@ async def test_png_parameters_are_checked(http: httpx.AsyncClient, params: dict,
     assert message in response.json()["error"]["message"]
 
 
-async def test_png_unknown_market_and_default_leverage(http: httpx.AsyncClient) -> None:
+async def test_png_unknown_market_and_leverage_filters(http: httpx.AsyncClient) -> None:
     unknown = await http.get("/v1/heatmaps/synthetic/DOGEUSDT/latest.png")
     assert unknown.status_code == 404 and "DOGEUSDT" in unknown.json()["error"]["message"]
     everything = await http.get(f"{MARKET}/latest.png", params={"leverage": "all", "width": 320, "height": 240})
     assert everything.status_code == 200 and Image.open(io.BytesIO(everything.content)).size == (320, 240)
+    high = await http.get(f"{MARKET}/latest.png", params={"leverage": "high", "width": 320, "height": 240})
+    assert high.status_code == 200
+    assert high.headers["x-frame-id"] == everything.headers["x-frame-id"] + "-high"
+    assert high.content != everything.content
 
 
 def _frame_with_one_hot_cell(columns: int, rows: int, hot: tuple[int, int]) -> FrameOut:

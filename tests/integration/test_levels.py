@@ -1,0 +1,71 @@
+"""Leverage-filtered frames and /levels: built on demand from the newest frame's data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from service.api.app import create_app
+from service.pipeline import Pipeline
+from service.settings import Settings
+from service.sources.synthetic import SyntheticMarket
+from service.store import Store
+
+pytestmark = pytest.mark.integration
+
+NOW_MS = 1_780_000_000_000
+BASE = "/v1/heatmaps/synthetic/BTCUSDT"
+
+
+@pytest.fixture
+async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
+    settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=120)
+    await Pipeline(Store(redis), settings, [SyntheticMarket(seed=12, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+async def test_leverage_groups_split_the_full_frame(client: AsyncTestClient) -> None:
+    full = (await client.get(f"{BASE}/latest", params={"range": "24h"})).json()
+    parts = [(await client.get(f"{BASE}/latest", params={"range": "24h", "leverage": group})).json() for group in ("low", "mid", "high")]
+    assert [p["leverage"] for p in parts] == ["low", "mid", "high"]
+    assert all(p["id"] != full["id"] and p["id"].startswith(full["id"]) for p in parts)
+    assert set().union(*(p["tiers"] for p in parts)) == set(full["tiers"])
+    for side in ("long", "short"):
+        summed = sum(np.array(p[side], dtype=float) for p in parts)
+        # Cells are whole dollars: each part rounds on its own.
+        np.testing.assert_allclose(summed, np.array(full[side], dtype=float), atol=2.0)
+    high = parts[2]
+    assert all(t >= 50 for t in high["tiers"])
+    subset = (await client.get(f"{BASE}/latest", params={"range": "24h", "leverage": "25,50"})).json()
+    assert subset["tiers"] == [25.0, 50.0]
+
+
+async def test_bad_leverage_is_400_naming_what_is_allowed(client: AsyncTestClient) -> None:
+    for value in ("huge", "7"):
+        response = await client.get(f"{BASE}/latest", params={"leverage": value})
+        assert response.status_code == 400
+        assert "allowed: all, low, mid, high" in response.json()["error"]["message"]
+
+
+async def test_levels_give_clusters_on_each_side_a_map_by_tier_and_max_pain(client: AsyncTestClient) -> None:
+    frame = (await client.get(f"{BASE}/latest", params={"range": "24h"})).json()
+    levels = (await client.get(f"{BASE}/levels", params={"range": "24h"})).json()
+    assert levels["frame_id"] == frame["id"] and levels["data_until"] == frame["data_until"]
+    price = levels["price"]
+    assert all(band["price_low"] > price or band["price_high"] > price for band in levels["clusters"]["above"])
+    assert all(band["side"] == "long" and band["price_high"] < price * 1.001 for band in levels["clusters"]["below"])
+    book = levels["map"]
+    y = np.array(book["y"])
+    long_by_row = sum(np.array(t["long"], dtype=float) for t in book["tiers"])
+    # The map's book is the frame's last column, split by tier.
+    np.testing.assert_allclose(y, frame["y"])
+    np.testing.assert_allclose(long_by_row, np.array(frame["long"][-1], dtype=float), atol=len(book["tiers"]) + 1)
+    assert levels["max_pain"]["long"]["price"] == pytest.approx(y[int(np.argmax(long_by_row))])
+    assert levels["max_pain"]["long"]["price"] < price < levels["max_pain"]["short"]["price"]
+    high = (await client.get(f"{BASE}/levels", params={"range": "24h", "leverage": "high"})).json()
+    assert high["leverage"] == "high" and all(t["leverage"] >= 50 for t in high["map"]["tiers"])
