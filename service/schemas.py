@@ -102,8 +102,10 @@ class ModelOut(Base):
     params: dict[str, Any]
     description: str
     doc: str  # markdown: assumptions, parameters, known weaknesses
+    tiers: list[float]  # leverage tiers (what `leverage=` filters)
     created: str | None
     score: dict[str, Any] | None  # backtest against realized liquidations, where measured
+    calibration: dict[str, Any] | None  # what the fitted parameters were fitted on, where fitted
 
 
 class ModelsOut(Base):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
@@ -47,18 +45,19 @@ class CatalogController(Controller):
         """Every model this service computes: version, parameters and their hash, assumptions, score."""
         out = []
         for name in settings.models:
-            spec = MODELS[name]
-            score: Any = getattr(spec, "score", None)
+            meta = MODELS[name].metadata()
             out.append(
                 ModelOut(
-                    name=spec.name,
-                    version=spec.version,
-                    params_hash=spec.params_hash,
-                    params=spec.params,
-                    description=spec.description,
-                    doc=spec.doc,
-                    created=getattr(spec, "created", None),
-                    score=score if isinstance(score, dict) or score is None else dict(score),
+                    name=meta["name"],
+                    version=meta["version"],
+                    params_hash=meta["params_hash"],
+                    params=meta["params"],
+                    description=meta["description"],
+                    doc=meta["doc"],
+                    tiers=list(meta["tiers"]),
+                    created=meta.get("created"),
+                    score=meta.get("score"),
+                    calibration=meta.get("calibration"),
                 )
             )
         return ModelsOut(models=out)

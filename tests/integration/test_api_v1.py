@@ -185,3 +185,17 @@ async def test_frames_go_compressed_to_clients_that_accept_gzip_and_plain_to_oth
     assert "content-encoding" not in raw.headers
     assert int(raw.headers["content-length"]) > 2 * int(compressed.headers["content-length"])
     assert raw.json() == compressed.json()
+
+
+async def test_models_publish_their_scores_and_calibration(http: httpx.AsyncClient) -> None:
+    from engine.models import MODELS
+
+    models = {m["name"]: m for m in (await http.get("/v1/models")).json()["models"]}
+    model3 = models["model3"]
+    assert model3["version"] == MODELS["model3"].version and model3["tiers"] == list(MODELS["model3"].tiers)
+    score = model3["score"]
+    assert score is not None and score["cases"]
+    for case in score["cases"].values():
+        assert case["params_hash"] == model3["params_hash"] and case["overlaps_calibration"] is False
+        assert -1 <= case["spearman_long"] <= 1 and -1 <= case["baseline_spearman_short"] <= 1
+    assert model3["calibration"]["until_ms"] <= min(case["first_bar_ms"] for case in score["cases"].values())
