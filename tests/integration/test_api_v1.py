@@ -199,3 +199,36 @@ async def test_models_publish_their_scores_and_calibration(http: httpx.AsyncClie
         assert case["params_hash"] == model3["params_hash"] and case["overlaps_calibration"] is False
         assert -1 <= case["spearman_long"] <= 1 and -1 <= case["baseline_spearman_short"] <= 1
     assert model3["calibration"]["until_ms"] <= min(case["first_bar_ms"] for case in score["cases"].values())
+
+
+async def test_history_by_model_version_after_a_parameter_change(
+    http: httpx.AsyncClient, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from engine import models as registry
+    from engine.models import model1
+
+    old = registry.MODELS["model1"]
+    changed = dataclasses.replace(
+        registry.model1_spec(model1.Model1Params(mmr=0.006)), version="1.1.0"
+    )
+    assert changed.params_hash != old.params_hash
+    monkeypatch.setitem(registry.MODELS, "model1", changed)
+    await pipeline.collect_once(NOW_MS + COLUMN)
+    await pipeline.collect_once(NOW_MS + 2 * COLUMN)
+
+    async def fetch(version: str | None) -> list[dict]:
+        params = {"range": "12h", **({"model_version": version} if version else {})}
+        return (await http.get("/v1/heatmaps/synthetic/BTCUSDT/frames", params=params)).json()["items"]
+
+    before, after, every = await fetch(old.version), await fetch("1.1.0"), await fetch(None)
+    assert len(before) == 1 and len(after) == 2 and len(every) == 3
+    assert all(item["params_hash"] == old.params_hash for item in before)
+    assert all(item["params_hash"] == changed.params_hash for item in after)
+    assert [item["id"] for item in every] == [item["id"] for item in after] + [item["id"] for item in before]
+    # The old version's frame is still there, whole, by its id.
+    old_frame = (await http.get(f"/v1/heatmaps/synthetic/BTCUSDT/frames/{before[0]['id']}")).json()
+    assert old_frame["model_version"] == old.version and old_frame["params_hash"] == old.params_hash
+    latest = (await http.get(LATEST, params={"range": "12h"})).json()
+    assert latest["model_version"] == "1.1.0"
