@@ -23,6 +23,10 @@ def _group_mask(name: str, levels: np.ndarray) -> BoolArray:
         return (levels > LOW_UP_TO) & (levels < HIGH_FROM)
     return levels >= HIGH_FROM
 ALL = "all"
+# Every string select_tiers can parse (after lower-casing and stripping), for
+# request schemas: a group, or a comma-separated list of leverages with an
+# optional "x". A parsable list may still name a tier the model lacks.
+LEVERAGE_PATTERN = r"^(all|low|mid|high|[0-9]+(\.[0-9]+)?x?(,[0-9]+(\.[0-9]+)?x?)*)$"
 
 LeverageSpec = str | Iterable[float] | None
 

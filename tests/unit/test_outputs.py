@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from engine.build import build_frame, build_frames
 from engine.clusters import clusters, find_clusters
-from engine.leverage import select_tiers
+from engine.leverage import LEVERAGE_PATTERN, select_tiers
 from engine.liqmap import cumulative_curves, liquidation_map, map_json, max_pain
 from engine.models import MODELS
 from engine.ranges import MINUTE_MS, RANGES
@@ -69,6 +71,11 @@ def test_leverage_groups_and_subsets():
     for bad in ("huge", "7", "5,abc", [3.0], []):
         with pytest.raises(ValueError, match="allowed: all, low, mid, high"):
             select_tiers(tiers, bad)
+    # The request pattern admits exactly the strings the parser reads (tier or not).
+    for text in ("all", "low", "mid", "high", "25", "25x", "5,10", "100x,25", "7", "2.5x"):
+        assert re.fullmatch(LEVERAGE_PATTERN, text)
+    for text in ("huge", "5,abc", "", "#ah", ",5", "5,", "x5"):
+        assert not re.fullmatch(LEVERAGE_PATTERN, text)
 
 
 def test_leverage_filtered_frames_split_the_whole():
