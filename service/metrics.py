@@ -11,3 +11,11 @@ MARKET_REFRESH_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 COLLECT_ERRORS = Counter("liqmap_collect_errors_total", "Collect rounds of one market that failed", ["exchange"])
+
+REQUESTS = Counter("liqmap_requests_total", "HTTP requests answered", ["method", "path", "status_code"])
+REQUEST_SECONDS = Histogram(
+    "liqmap_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["path"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

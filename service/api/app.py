@@ -13,7 +13,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig
 
 from service.access import Access
 from service.api.auth import AccessMiddleware
@@ -25,6 +24,7 @@ from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
 from service.api.images import HeatmapImageController, RenderCache
 from service.api.liquidations import LiquidationsController
+from service.api.observe import RequestMetricsMiddleware
 from service.api.viewer import viewer_routes
 from service.connection import open_redis
 from service.migrate import migrate
@@ -36,9 +36,6 @@ from service.sources.base import MarketSource, StreamingSource
 from service.store import Store
 
 log = logging.getLogger(__name__)
-
-# Request metrics, grouped by route template so ids in paths do not explode cardinality.
-PROMETHEUS = PrometheusConfig(app_name="liqmap", prefix="liqmap", group_path=True, exclude=["/metrics"])
 
 
 API_DESCRIPTION = """Liquidation heatmaps for crypto perpetual futures.
@@ -99,7 +96,7 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
 
     return Litestar(
         route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
-        middleware=[PROMETHEUS.middleware, AccessMiddleware(settings)],
+        middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -87,6 +87,8 @@ def _frame_response(request: Request, frame_id: str, stored: bytes, msgpack: boo
 
 
 def _leverage_filter(model: str, leverage: str | None) -> str | None:
+    if leverage is None or leverage == "all":
+        return None
     try:
         return check_leverage(model, leverage)
     except ValueError as exc:
