@@ -20,6 +20,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import PathParameter, QueryParameter
+from litestar.response.base import ASGIResponse
 
 from engine.ranges import DAY_MS, HOUR_MS
 from service.api.errors import NotFound, Unavailable
@@ -143,7 +144,7 @@ def _not_computed_yet(market: tuple[str, str], model: str, range_name: str) -> U
 
 async def _stored_heatmap(
     request: Request, market: tuple[str, str], model: str, range_name: str, check_exists: Callable[[], Awaitable[object]]
-) -> Response[bytes]:
+) -> ASGIResponse:
     """A market's newest Coinglass heatmap as stored (gzip to clients that take it), from the cache of newest frames.
 
     Without one, ``check_exists`` answers 404 for a market we do not have; else 503 while it is computed.
@@ -209,7 +210,7 @@ class CoinglassController(Controller):
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
         range_: HeatmapRangeParam = None,
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         """Pair liquidation heatmap (``model1``..``model3``), as Coinglass serves it."""
         state = request.app.state  # the hot path: no dependency resolution per request
         check_model(state.settings, model)
@@ -230,7 +231,7 @@ class CoinglassController(Controller):
         model: ModelPath,
         symbol: CoinParam = None,
         range_: HeatmapRangeParam = None,
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         """Coin liquidation heatmap over every exchange (the frames of market ``all:<COIN>``)."""
         state = request.app.state
         check_model(state.settings, model)

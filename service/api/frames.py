@@ -8,7 +8,8 @@ import logging
 import time
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
+from litestar.response.base import ASGIResponse
 from redis.exceptions import RedisError
 
 from service import keys
@@ -23,20 +24,37 @@ _summary = msgspec.json.Decoder(FrameSummary)
 CacheKey = tuple[str, str, str, str, str]  # exchange, symbol, model, range, field
 
 
+def raw_header(request: Request, name: bytes) -> str:
+    """One request header (``name`` in lower case), read straight from the ASGI scope; "" if absent.
+
+    Cheaper than ``request.headers``, which decodes every header: this is the hot path.
+    """
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
 def accepts_gzip(request: Request) -> bool:
-    return "gzip" in request.headers.get("accept-encoding", "")
+    return "gzip" in raw_header(request, b"accept-encoding")
 
 
-def stored_response(request: Request, field: str, stored: bytes, media_type: str, headers: dict[str, str] | None = None) -> Response[bytes]:
+VARY = ("vary", "Accept, Accept-Encoding")
+GZIP = ("content-encoding", "gzip")
+
+
+def stored_response(
+    request: Request, field: str, stored: bytes, media_type: str, headers: list[tuple[str, str]] | None = None, status_code: int = 200
+) -> ASGIResponse:
     """A frame field as stored, sent compressed to clients that accept gzip and plain to the rest."""
-    headers = dict(headers or {})
+    encoded = list(headers or [])
     if field in COMPRESSED_FIELDS:
-        headers["Vary"] = "Accept, Accept-Encoding"
+        encoded.append(VARY)
         if accepts_gzip(request):
-            headers["Content-Encoding"] = "gzip"
+            encoded.append(GZIP)
         else:
             stored = gzip.decompress(stored)
-    return Response(content=stored, media_type=media_type, headers=headers)
+    return ASGIResponse(body=stored, media_type=media_type, headers=encoded, status_code=status_code)
 
 
 class LatestFrames:

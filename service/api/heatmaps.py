@@ -13,11 +13,12 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service import keys
 from service.api import examples
-from service.api.frames import LatestFrames, stored_response
+from service.api.frames import VARY, LatestFrames, raw_header, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
 from service.api.params import LEVERAGE_ENUM, MODEL_ENUM, RANGE_ENUM, canonical_market, check_market, check_model, check_range
 from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
@@ -69,19 +70,18 @@ ERRORS = {
 def _wants_msgpack(request: Request, fmt: Format | None) -> bool:
     if fmt is not None:
         return fmt == "msgpack"
-    accept = request.headers.get("accept", "")
-    return "msgpack" in accept
+    return "msgpack" in raw_header(request, b"accept")
 
 
 def _etag(frame_id: str, msgpack: bool) -> str:
     return f'"{frame_id}{".mp" if msgpack else ""}"'
 
 
-def _frame_response(request: Request, frame_id: str, stored: bytes, msgpack: bool) -> Response[bytes]:
+def _frame_response(request: Request, frame_id: str, stored: bytes, msgpack: bool) -> ASGIResponse:
     etag = _etag(frame_id, msgpack)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") in (etag, f"W/{etag}", "*"):
-        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers={**headers, "Vary": "Accept, Accept-Encoding"})
+    headers = [("etag", etag), ("cache-control", "no-cache")]
+    if raw_header(request, b"if-none-match") in (etag, f"W/{etag}", "*"):
+        return ASGIResponse(body=b"", status_code=HTTP_304_NOT_MODIFIED, headers=[*headers, VARY])
     field = FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON
     return stored_response(request, field, stored, MSGPACK if msgpack else "application/json", headers)
 
@@ -126,7 +126,7 @@ class HeatmapController(Controller):
         range_name: RangeParam = "24h",
         fmt: FormatParam = None,
         leverage: LeverageParam = None,
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         """The newest heatmap frame of a market for one model and range.
 
         Send ``If-None-Match`` with the ``ETag`` of the frame you hold: the answer
@@ -268,7 +268,7 @@ class HeatmapController(Controller):
         symbol: FromPath[str],
         frame_id: FromPath[str],
         fmt: FormatParam = None,
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         """One stored frame by id (ids come from /latest, /frames and the stream)."""
         exchange, symbol = await check_market(store, exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
