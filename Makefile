@@ -27,6 +27,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .liqmap .pytest_cache .hypothesis
