@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import msgspec
 import pytest
-import uvicorn
-from redis.asyncio import Redis
 
-from service.api.app import create_app
 from service.pipeline import Pipeline
-from service.settings import Settings
-from service.sources.synthetic import SyntheticMarket
-from service.store import Store
-from tests.conftest import free_port
+from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration
 
-NOW_MS = 1_780_000_000_000
 MINUTE = 60_000
 COLUMN = 5 * MINUTE  # the column width of the 12h and 24h ranges: history keeps one frame per column
 LATEST = "/v1/heatmaps/synthetic/BTCUSDT/latest"
-
-
-@pytest.fixture
-async def pipeline(redis: Redis, redis_url: str) -> Pipeline:
-    settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=100)
-    pipeline = Pipeline(Store(redis), settings, [SyntheticMarket(seed=4, symbols={"BTCUSDT": 77_000.0})])
-    await pipeline.collect_once(NOW_MS)
-    return pipeline
-
-
-@pytest.fixture
-async def http(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
-    """The app behind a real uvicorn server on a free loopback port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(pipeline.settings), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield client
-    server.should_exit = True
-    await task
 
 
 async def test_etag_gives_304_until_a_newer_frame_exists(http: httpx.AsyncClient, pipeline: Pipeline) -> None:

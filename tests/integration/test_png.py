@@ -2,58 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
-from redis.asyncio import Redis
 
 from engine.frame import Frame, FrameCandles, FrameStats
-from service.api.app import create_app
 from service.codec import to_native
 from service.pipeline import Pipeline
 from service.render import VIRIDIS_ANCHORS, render_png
 from service.schemas import FrameOut
-from service.settings import Settings
-from service.sources.synthetic import SyntheticMarket
-from service.store import Store
-from tests.conftest import free_port
+from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration
 
-NOW_MS = 1_780_000_000_000
 MINUTE = 60_000
 COLUMN = 5 * MINUTE
 MARKET = "/v1/heatmaps/synthetic/BTCUSDT"
 YELLOW = np.array([int(VIRIDIS_ANCHORS[-1][i : i + 2], 16) for i in (1, 3, 5)])
-
-
-@pytest.fixture
-async def pipeline(redis: Redis, redis_url: str) -> Pipeline:
-    settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=100)
-    pipeline = Pipeline(Store(redis), settings, [SyntheticMarket(seed=4, symbols={"BTCUSDT": 77_000.0})])
-    await pipeline.collect_once(NOW_MS)
-    return pipeline
-
-
-@pytest.fixture
-async def http(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
-    """The app behind a real uvicorn server on a free loopback port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(pipeline.settings), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        yield client
-    server.should_exit = True
-    await task
 
 
 def _image(body: bytes) -> tuple[np.ndarray, dict]:

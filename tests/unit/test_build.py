@@ -184,7 +184,6 @@ def test_frame_matches_the_reference_on_its_window(n, seed, gap, rows, nan_oi):
         series.open_interest_usd[::3] = np.nan
     frame = build(series, "12h", rows=rows)
     spec = RANGES["12h"]
-    model = get_model("model1")
 
     first = int(np.searchsorted(series.ts_ms, frame.x_ms[0]))
     window = series.slice(first, len(series))
