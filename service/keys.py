@@ -72,9 +72,15 @@ def frame_latest(exchange: str, symbol: str, model: str, range_name: str) -> str
     return f"{_market(exchange, symbol)}:latest:{model}:{range_name}"
 
 
-def frame_channel(exchange: str, symbol: str) -> str:
-    """Pub/sub channel announcing every new frame of a market."""
-    return f"{_market(exchange, symbol)}:frames:events"
+def frame_channel(exchange: str, symbol: str, db: int) -> str:
+    """Pub/sub channel announcing every new frame of a market.
+
+    Pub/sub is shared by every database of a server, so the channel names the database
+    the frames are stored in: deployments on one server must not hear each other.
+    """
+    return f"{PREFIX}:db{db}:{{{exchange}:{symbol}}}:frames:events"
 
 
-FRAME_CHANNELS = f"{PREFIX}:{{*}}:frames:events"  # pattern matching every market's frame channel
+def frame_channels(db: int) -> str:
+    """Pattern matching every market's frame channel of one database."""
+    return f"{PREFIX}:db{db}:{{*}}:frames:events"

@@ -54,6 +54,7 @@ class Store:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.db = int(redis.connection_pool.connection_kwargs.get("db", 0) or 0)
         self._upsert: AsyncScript = redis.register_script(_lua("upsert_rows.lua"))
         self._put_frame: AsyncScript = redis.register_script(_lua("put_frame.lua"))
 
@@ -204,7 +205,7 @@ class Store:
             data_until_ms,
             keep,
             keys.frame_prefix(exchange, symbol),
-            keys.frame_channel(exchange, symbol),
+            self.frame_channel(exchange, symbol),
             event,
             column_ms,
             len(history),
@@ -219,6 +220,9 @@ class Store:
             ],
             args=args,
         )
+
+    def frame_channel(self, exchange: str, symbol: str) -> str:
+        return keys.frame_channel(exchange, symbol, self.db)
 
     async def latest_frame_field(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> bytes | None:
         """One encoded form of the newest frame, decompressed, in one read."""

@@ -95,7 +95,7 @@ class LatestFrames:
         while True:
             pubsub = self.store.redis.pubsub()
             try:
-                await pubsub.psubscribe(keys.FRAME_CHANNELS)
+                await pubsub.psubscribe(keys.frame_channels(self.store.db))
                 self._listening = True
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)

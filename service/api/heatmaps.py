@@ -16,7 +16,6 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
-from service import keys
 from service.api import examples
 from service.api.frames import VARY, LatestFrames, raw_header, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
@@ -303,7 +302,7 @@ class HeatmapController(Controller):
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             pubsub = store.redis.pubsub()
-            await pubsub.subscribe(keys.frame_channel(exchange, symbol))
+            await pubsub.subscribe(store.frame_channel(exchange, symbol))
             try:
                 yield ServerSentEventMessage(comment="subscribed", retry=3000, data=None)
                 sent: set[str] = set()

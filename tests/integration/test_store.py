@@ -96,7 +96,7 @@ async def test_liquidations_deduplicate_identical_events(redis: Redis) -> None:
 async def test_put_frame_keeps_latest_history_and_announces(redis: Redis) -> None:
     store = Store(redis)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.frame_channel("binance", "BTCUSDT"))
+    await pubsub.subscribe(store.frame_channel("binance", "BTCUSDT"))
     await pubsub.get_message(timeout=1.0)  # subscribe confirmation
     for i, until in enumerate([3000, 1000, 2000, 4000]):
         await store.put_frame(
@@ -154,3 +154,30 @@ async def test_embedded_server_restart_keeps_data(tmp_path) -> None:
     finally:
         await client.aclose()
         await asyncio.to_thread(server.stop)
+
+
+async def test_frame_announcements_stay_within_their_database(redis: Redis, redis_url: str) -> None:
+    """Pub/sub spans every database of a server: two deployments on one server must not hear each other."""
+    other_db = make_client(redis_url.rsplit("/", 1)[0] + "/" + str((Store(redis).db + 1) % 16))
+    here, there = Store(redis), Store(other_db)
+    assert here.frame_channel("binance", "BTCUSDT") != there.frame_channel("binance", "BTCUSDT")
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(here.frame_channel("binance", "BTCUSDT"))
+    await pubsub.get_message(timeout=1.0)
+    fields = {"v1": b"x", "meta": b"m"}
+    await there.put_frame("binance", "BTCUSDT", "model1", "24h", frame_id="f1", data_until_ms=1, fields=fields, event=b"there", keep=3, column_ms=1)
+    await here.put_frame("binance", "BTCUSDT", "model1", "24h", frame_id="f1", data_until_ms=1, fields=fields, event=b"here", keep=3, column_ms=1)
+    heard = []
+    for _ in range(10):
+        message = await pubsub.get_message(timeout=0.3)
+        if message and message["type"] == "message":
+            heard.append(message["data"])
+    assert heard == [b"here"]
+    await pubsub.aclose()
+    # Only what this test wrote: the other database may be another test run's.
+    await other_db.delete(
+        keys.frame_blob("binance", "BTCUSDT", "f1"),
+        keys.frame_history("binance", "BTCUSDT", "model1", "24h"),
+        keys.frame_latest("binance", "BTCUSDT", "model1", "24h"),
+    )
+    await other_db.aclose()
