@@ -417,6 +417,8 @@ def _draw_clusters(painter: _Painter, scales: _Scales, clusters: list[dict[str, 
 def _draw_header(painter: _Painter, frame: FrameOut, scale_usd: float) -> None:
     layout = painter.layout
     title = f"{frame.exchange} {frame.symbol} · {frame.model} {frame.model_version} · {frame.range}"
+    if frame.leverage != "all":
+        title += f" · leverage {frame.leverage} ({', '.join(f'{t:g}x' for t in frame.tiers)})"
     painter.text((layout.left, 6), title, fill=PANEL_TEXT)
     until = _utc(frame.data_until).strftime("%Y-%m-%d %H:%M UTC")
     since = _utc(frame.coverage_start).strftime("%Y-%m-%d %H:%M")
