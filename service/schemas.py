@@ -20,11 +20,12 @@ class FrameStatsOut(Base):
     max_short_usd: float
     max_cell_usd: float
     out_of_grid_usd: float  # notional of levels outside the price rows, not drawn
-    beyond_long_usd: float  # outstanding longs liquidating below the lowest row (mostly the 5x tier)
-    beyond_short_usd: float  # outstanding shorts liquidating above the highest row
-    consumed_long_usd: float  # what the model says was liquidated inside the window
-    consumed_short_usd: float
     percentiles: dict[str, float]
+    # Defaults only so that frames stored before these fields existed still decode.
+    beyond_long_usd: float = 0.0  # outstanding longs liquidating below the lowest row (mostly the 5x tier)
+    beyond_short_usd: float = 0.0  # outstanding shorts liquidating above the highest row
+    consumed_long_usd: float = 0.0  # what the model says was liquidated inside the window
+    consumed_short_usd: float = 0.0
 
 
 class FrameOut(Base):
@@ -53,9 +54,10 @@ class FrameOut(Base):
     candles: list[list[float | None]]
     stats: FrameStatsOut
     clusters: list[dict[str, Any]]
-    leverage: str  # "all", "low", "mid", "high" or a subset of tiers
-    tiers: list[float]  # leverage of the tiers the frame includes
-    sources: dict[str, dict[str, Any]] | None  # "all" markets: what each venue covered
+    # Defaults only so that frames stored before these fields existed still decode.
+    leverage: str = "all"  # "all", "low", "mid", "high" or a subset of tiers
+    tiers: list[float] = []  # leverage of the tiers the frame includes
+    sources: dict[str, dict[str, Any]] | None = None  # "all" markets: what each venue covered
 
 
 class FrameSummary(Base):
