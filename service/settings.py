@@ -68,8 +68,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Price rows of every frame.
     frame_rows: int = 400
     # Frames kept in history per (market, model, range): the newest of each column, this many
-    # columns back (a frame is about 200 KB). Per range: LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
-    frame_history: int = 48
+    # columns back. A history frame is about 230 KB, so 12 columns of 8 ranges cost about 22 MB
+    # per market and model. Per range: LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
+    frame_history: int = 12
     frame_history_by_range: dict[str, int] = {}
     # Retention of raw inputs, days.
     candle_retention_days: float = 35.0
