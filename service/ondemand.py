@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any, TypeVar
 
-from engine.aggregate import aggregate_series
 from engine.build import build_frame
 from engine.clusters import find_clusters
 from engine.leverage import select_tiers
@@ -20,7 +18,7 @@ from engine.ranges import RANGES
 from engine.series import MarketSeries
 from service.codec import encode_frame
 from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
-from service.pipeline import from_first_open_interest, load_market_series
+from service.pipeline import load_aggregate_series, load_market_series
 from service.settings import Settings
 from service.store import Store
 
@@ -39,17 +37,8 @@ async def load_series(store: Store, exchange: str, symbol: str, range_name: str)
     if exchange != AGGREGATE_EXCHANGE:
         series = await load_market_series(store, exchange, symbol, span_ms=span)
         return None if series is None or not len(series) else (series, None)
-    parts: dict[str, MarketSeries] = {}
-    for venue, venue_symbol in await store.markets():
-        if venue in (AGGREGATE_EXCHANGE, "synthetic") or coin_of(venue_symbol) != symbol:
-            continue
-        series = await load_market_series(store, venue, venue_symbol, span_ms=span)
-        if series is not None and len(series):
-            parts[venue] = series
-    if not parts:
-        return None
-    aggregated = aggregate_series(parts)
-    return from_first_open_interest(aggregated.series), {venue: asdict(c) for venue, c in aggregated.coverage.items()}
+    venues = [(venue, venue_symbol) for venue, venue_symbol in await store.markets() if venue not in (AGGREGATE_EXCHANGE, "synthetic") and coin_of(venue_symbol) == symbol]
+    return await load_aggregate_series(store, venues, span_ms=span)
 
 
 class OnDemand:

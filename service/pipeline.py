@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -70,6 +71,25 @@ async def load_market_series(store: Store, exchange: str, symbol: str, *, span_m
     candles = await store.read_candles(exchange, symbol, start)
     open_interest = await store.read_open_interest(exchange, symbol, start - DAY_MS)
     return from_first_open_interest(series_from_rows(candles, open_interest, step_ms))
+
+
+async def load_aggregate_series(
+    store: Store, venue_markets: Iterable[tuple[str, str]], *, span_ms: int
+) -> tuple[MarketSeries, dict[str, dict[str, Any]]] | None:
+    """One coin summed over its venue markets ``(exchange, symbol)``, and what each venue covered.
+
+    None when no venue has bars yet.
+    """
+    parts: dict[str, MarketSeries] = {}
+    for exchange, symbol in sorted(venue_markets):
+        series = await load_market_series(store, exchange, symbol, span_ms=span_ms)
+        if series is not None and len(series):
+            parts[exchange] = series
+    if not parts:
+        return None
+    aggregated = aggregate_series(parts)
+    coverage = {venue: asdict(c) for venue, c in aggregated.coverage.items()}
+    return from_first_open_interest(aggregated.series), coverage
 
 
 @dataclass(slots=True)
@@ -197,22 +217,22 @@ class Pipeline:
 
         The market's metadata names the venues that contributed and what each covered.
         """
-        parts: dict[str, MarketSeries] = {}
-        for exchange, source in self._venues().items():
-            for symbol in source.symbols():
-                if coin_of(symbol) == coin:
-                    series = await self.load_series(exchange, symbol, source.step_ms)
-                    if series is not None and len(series):
-                        parts[exchange] = series
-        if not parts:
+        venues = {
+            (exchange, symbol)
+            for exchange, source in self._venues().items()
+            for symbol in source.symbols()
+            if coin_of(symbol) == coin
+        }
+        span = max(RANGES[name].span_ms for name in self.settings.ranges)
+        aggregated = await load_aggregate_series(self.store, venues, span_ms=span)
+        if aggregated is None:
             return []
-        aggregated = aggregate_series(parts)
+        series, coverage = aggregated
         await self.store.add_market(AGGREGATE_EXCHANGE, coin)
-        coverage = {venue: asdict(c) for venue, c in aggregated.coverage.items()}
         await self.store.set_market_meta(
-            AGGREGATE_EXCHANGE, coin, venues=",".join(sorted(parts)), coverage=msgspec.json.encode(coverage).decode()
+            AGGREGATE_EXCHANGE, coin, venues=",".join(sorted(coverage)), coverage=msgspec.json.encode(coverage).decode()
         )
-        return await self.publish(AGGREGATE_EXCHANGE, coin, from_first_open_interest(aggregated.series), now, sources=coverage)
+        return await self.publish(AGGREGATE_EXCHANGE, coin, series, now, sources=coverage)
 
     async def publish(
         self, exchange: str, symbol: str, series: MarketSeries, now: int, sources: dict[str, dict[str, Any]] | None = None

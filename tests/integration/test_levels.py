@@ -69,3 +69,17 @@ async def test_levels_give_clusters_on_each_side_a_map_by_tier_and_max_pain(clie
     assert levels["max_pain"]["long"]["price"] < price < levels["max_pain"]["short"]["price"]
     high = (await client.get(f"{BASE}/levels", params={"range": "24h", "leverage": "high"})).json()
     assert high["leverage"] == "high" and all(t["leverage"] >= 50 for t in high["map"]["tiers"])
+
+
+async def test_leverage_and_levels_on_an_all_market(redis: Redis, redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url, ranges=("12h",), backfill_days=0.5, frame_rows=80, aggregate=True, models=("model1",))
+    venues = [SyntheticMarket(seed=seed, symbols={"BTCUSDT": 77_000.0}, exchange=name) for seed, name in ((1, "binance"), (2, "okx"))]
+    await Pipeline(Store(redis), settings, venues).collect_once(NOW_MS)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        full = (await client.get("/v1/heatmaps/all/BTC/latest", params={"range": "12h"})).json()
+        assert set(full["sources"]) == {"binance", "okx"}
+        high = (await client.get("/v1/heatmaps/all/BTC/latest", params={"range": "12h", "leverage": "high"})).json()
+        assert high["id"] == full["id"] + "-high" and set(high["sources"]) == {"binance", "okx"}
+        assert 0 < np.sum(high["long"]) < np.sum(full["long"])
+        levels = (await client.get("/v1/heatmaps/all/BTC/levels", params={"range": "12h"})).json()
+        assert levels["frame_id"] == full["id"] and levels["max_pain"]["long"]["price"] < levels["price"]
