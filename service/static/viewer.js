@@ -731,6 +731,23 @@
     el.liveText.textContent = label;
   }
 
+  // A plain link cannot send the API key: with one stored, the PNG is fetched with it
+  // and shown from a blob URL instead.
+  async function openPng(event) {
+    if (!localStorage.getItem(KEY_STORAGE)) return;
+    event.preventDefault();
+    const tab = window.open("", "_blank");
+    try {
+      const response = await fetch(el.png.href, { headers: apiHeaders() });
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      const url = URL.createObjectURL(await response.blob());
+      if (tab) tab.location = url; else window.open(url, "_blank");
+    } catch (error) {
+      if (tab) tab.close();
+      showMessage(`PNG: ${error.message}`, "error");
+    }
+  }
+
   // ---------------------------------------------------------------- start
 
   function setup() {
@@ -746,6 +763,7 @@
       ["range", el.range], ["leverage", el.leverage], ["side", el.side]]) {
       select.addEventListener("change", () => onSelect(name, select.value));
     }
+    el.png.addEventListener("click", openPng);
     el.heatmap.addEventListener("mousemove", onHover);
     el.heatmap.addEventListener("mouseleave", () => { el.tooltip.hidden = true; drawOverlay(); });
     new ResizeObserver(() => { if (state.view) { draw(); renderLegend(); } }).observe(el.chart);
