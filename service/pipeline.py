@@ -19,6 +19,7 @@ from engine.ranges import DAY_MS, RANGES
 from engine.resample import align_open_interest
 from engine.series import MarketSeries
 from service.codec import encode_event, encode_frame
+from service.collectors.errors import VenueError
 from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
 from service.metrics import COLLECT_ERRORS, FRAMES_COMPUTED, MARKET_REFRESH_SECONDS
 from service.settings import Settings
@@ -187,6 +188,10 @@ class Pipeline:
                 if batch.candles.size or fresh:
                     await self.recompute(source.exchange, symbol, source.step_ms, now)
                     changed.append(market)
+            except VenueError as exc:
+                # The venue is down, limiting us or sent garbage: expected, said in one line.
+                log.warning("collecting %s:%s failed: %s", source.exchange, symbol, exc)
+                COLLECT_ERRORS.labels(source.exchange).inc()
             except Exception:
                 # One market's failure must not stop the others or the scheduler.
                 log.exception("collecting %s:%s failed", source.exchange, symbol)
