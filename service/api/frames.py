@@ -13,6 +13,8 @@ from litestar.response.base import ASGIResponse
 from redis.exceptions import RedisError
 
 from service import keys
+from service.api.errors import Unavailable
+from service.api.params import check_market
 from service.codec import COMPRESSED_FIELDS
 from service.schemas import FrameSummary
 from service.store import Store
@@ -117,3 +119,22 @@ class LatestFrames:
                     await pubsub.aclose()
                 except RedisError:
                     pass
+
+
+async def newest_frame(request: Request, exchange: str, symbol: str, model: str, range_name: str, leverage: str | None, field: str) -> tuple[str, bytes]:
+    """``(frame_id, stored bytes)`` of a market's newest frame, leverage-filtered on demand.
+
+    ``exchange``/``symbol`` canonical, ``leverage`` as :func:`service.api.params.check_leverage_filter`
+    returns it. 404 for a market we do not have, 503 while its first frame is computed.
+    """
+    state = request.app.state
+    latest = await state.frames.get(exchange, symbol, model, range_name, field)
+    if latest is None:
+        await check_market(state.store, exchange, symbol)
+        raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
+    if leverage is None:
+        return latest
+    filtered = await state.ondemand.filtered_frame(exchange, symbol, model, range_name, leverage, based_on=latest[0])
+    if filtered is None:
+        raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
+    return filtered["id"].decode(), filtered[field]

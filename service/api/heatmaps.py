@@ -17,11 +17,19 @@ from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api import examples
-from service.api.frames import VARY, LatestFrames, raw_header, stored_response
+from service.api.frames import VARY, newest_frame, raw_header, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
-from service.api.params import LEVERAGE_ENUM, MODEL_ENUM, RANGE_ENUM, canonical_market, check_market, check_model, check_range
+from service.api.params import (
+    LEVERAGE_ENUM,
+    MODEL_ENUM,
+    RANGE_ENUM,
+    canonical_market,
+    check_leverage_filter,
+    check_market,
+    check_model,
+    check_range,
+)
 from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
-from service.ondemand import check_leverage
 from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary, LevelsOut
 from service.settings import Settings
 from service.store import Store
@@ -85,15 +93,6 @@ def _frame_response(request: Request, frame_id: str, stored: bytes, msgpack: boo
     return stored_response(request, field, stored, MSGPACK if msgpack else "application/json", headers)
 
 
-def _leverage_filter(model: str, leverage: str | None) -> str | None:
-    if leverage is None or leverage == "all":
-        return None
-    try:
-        return check_leverage(model, leverage)
-    except ValueError as exc:
-        raise BadRequest(f"leverage: {exc}") from None
-
-
 def _encode_cursor(data_until: int, frame_id: str) -> str:
     return base64.urlsafe_b64encode(f"{data_until}|{frame_id}".encode()).decode().rstrip("=")
 
@@ -136,20 +135,11 @@ class HeatmapController(Controller):
         settings: Settings = state.settings
         check_model(settings, model)
         check_range(settings, range_name)
-        leverage_filter = _leverage_filter(model, leverage)
+        leverage_filter = check_leverage_filter(model, leverage)
         exchange, symbol = canonical_market(exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
-        frames: LatestFrames = state.frames
-        latest = await frames.get(exchange, symbol, model, range_name, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
-        if latest is None:
-            await check_market(state.store, exchange, symbol)  # 404 for a market we do not have
-            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-        frame_id, body = latest
-        if leverage_filter is not None:
-            filtered = await state.ondemand.filtered_frame(exchange, symbol, model, range_name, leverage_filter, based_on=frame_id)
-            if filtered is None:
-                raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
-            frame_id, body = filtered["id"].decode(), filtered[FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON]
+        field = FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON
+        frame_id, body = await newest_frame(request, exchange, symbol, model, range_name, leverage_filter, field)
         return _frame_response(request, frame_id, body, msgpack)
 
     @get(
@@ -178,7 +168,7 @@ class HeatmapController(Controller):
         check_model(settings, model)
         check_range(settings, range_name)
         exchange, symbol = await check_market(store, exchange, symbol)
-        leverage_filter = _leverage_filter(model, leverage)
+        leverage_filter = check_leverage_filter(model, leverage)
         latest = await request.app.state.frames.get(exchange, symbol, model, range_name, FIELD_META)
         if latest is None:
             raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})

@@ -14,12 +14,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
-from service.api.errors import BadRequest, NotFound, Unavailable
-from service.api.frames import LatestFrames
+from service.api.errors import NotFound
+from service.api.frames import newest_frame
 from service.api.heatmaps import ERRORS, ModelParam, RangeParam
-from service.api.params import LEVERAGE_ENUM, canonical_market, check_int_range, check_market, check_model, check_range
+from service.api.params import LEVERAGE_ENUM, canonical_market, check_leverage_filter, check_int_range, check_market, check_model, check_range
 from service.codec import FIELD_V1_MSGPACK
-from service.ondemand import check_leverage
 from service.render import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
 from service.schemas import FrameOut
 from service.store import Store
@@ -108,13 +107,6 @@ def _size(width: int | None, height: int | None) -> tuple[int, int]:
     )
 
 
-def _check_leverage(model: str, leverage: str | None) -> str | None:
-    try:
-        return check_leverage(model, leverage)
-    except ValueError as exc:
-        raise BadRequest(f"leverage: {exc}") from None
-
-
 async def _png_response(
     request: Request, key: RenderKey, stored: bytes | None, cache_control: str, headers: dict[str, str] | None = None
 ) -> Response[bytes]:
@@ -159,20 +151,10 @@ class HeatmapImageController(Controller):
         state = request.app.state
         check_model(state.settings, model)
         check_range(state.settings, range_name)
-        leverage_filter = _check_leverage(model, leverage)
+        leverage_filter = check_leverage_filter(model, leverage)
         size = _size(width, height)
         exchange, symbol = canonical_market(exchange, symbol)
-        frames: LatestFrames = state.frames
-        latest = await frames.get(exchange, symbol, model, range_name, FIELD_V1_MSGPACK)
-        if latest is None:
-            await check_market(state.store, exchange, symbol)
-            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-        frame_id, stored = latest
-        if leverage_filter is not None:
-            filtered = await state.ondemand.filtered_frame(exchange, symbol, model, range_name, leverage_filter, based_on=frame_id)
-            if filtered is None:
-                raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
-            frame_id, stored = filtered["id"].decode(), filtered[FIELD_V1_MSGPACK]
+        frame_id, stored = await newest_frame(request, exchange, symbol, model, range_name, leverage_filter, FIELD_V1_MSGPACK)
         return await _png_response(request, (exchange, symbol, frame_id, *size), stored, "no-cache")
 
     @get("/frames/{frame_id:str}/heatmap.png", operation_id="getHeatmapFramePng", media_type=PNG, responses=PNG_RESPONSES)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from engine.models import MODELS
 from engine.ranges import RANGES
 from service.api.errors import BadRequest, NotFound
+from service.ondemand import check_leverage
 from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
 from service.liqmap_compat import exchange_name
 from service.settings import Settings
@@ -49,6 +50,16 @@ def check_offered(name: str, value: str, known: Iterable[str], offered: Sequence
     if value not in offered:
         raise NotFound(f"{name} {value} is not computed by this deployment; it computes {', '.join(offered)}", allowed=list(offered))
     return value
+
+
+def check_leverage_filter(model: str, leverage: str | None) -> str | None:
+    """The leverage filter as the engine takes it (None for every tier); 400 naming what is allowed."""
+    if leverage is None or leverage == "all":
+        return None
+    try:
+        return check_leverage(model, leverage)
+    except ValueError as exc:
+        raise BadRequest(f"leverage: {exc}") from None
 
 
 def canonical_market(exchange: str, symbol: str) -> tuple[str, str]:
