@@ -71,7 +71,8 @@ async def load_market_series(store: Store, exchange: str, symbol: str, *, span_m
     start = last - span_ms
     candles = await store.read_candles(exchange, symbol, start)
     open_interest = await store.read_open_interest(exchange, symbol, start - DAY_MS)
-    return from_first_open_interest(series_from_rows(candles, open_interest, step_ms))
+    # Up to weeks of 1m bars: joined off the event loop (the API builds on-demand frames with this too).
+    return await asyncio.to_thread(lambda: from_first_open_interest(series_from_rows(candles, open_interest, step_ms)))
 
 
 async def load_aggregate_series(
@@ -88,7 +89,7 @@ async def load_aggregate_series(
             parts[exchange] = series
     if not parts:
         return None
-    aggregated = aggregate_series(parts)
+    aggregated = await asyncio.to_thread(aggregate_series, parts)
     coverage = {venue: asdict(c) for venue, c in aggregated.coverage.items()}
     return from_first_open_interest(aggregated.series), coverage
 
