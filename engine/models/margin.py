@@ -107,7 +107,7 @@ class MarginTable:
         return long_x / notional_usd, short_x / notional_usd
 
 
-# Binance USDⓈ-M BTCUSDT brackets (the table the collectors ship as their default).
+# Binance USDⓈ-M BTCUSDT brackets; the collectors ship this same table as their default.
 BINANCE_BTCUSDT = MarginTable(
     (
         (300_000, 0.004, 125),

@@ -8,24 +8,13 @@ is used whenever no fresher copy could be had.
 
 from __future__ import annotations
 
+from engine.models.margin import BINANCE_BTCUSDT
 from service.collectors import tiers
 from service.collectors.tiers import Tier
 
 _CAPS: dict[str, list[tuple[float, float, float]]] = {
-    "BTCUSDT": [
-        (300_000, 0.004, 125),
-        (800_000, 0.005, 100),
-        (3_000_000, 0.0065, 75),
-        (12_000_000, 0.01, 50),
-        (70_000_000, 0.02, 25),
-        (100_000_000, 0.025, 20),
-        (230_000_000, 0.05, 10),
-        (480_000_000, 0.1, 5),
-        (600_000_000, 0.125, 4),
-        (800_000_000, 0.15, 3),
-        (1_200_000_000, 0.25, 2),
-        (1_800_000_000, 0.5, 1),
-    ],
+    # The engine's model2/model3 use the same table: one copy, kept there.
+    "BTCUSDT": [tuple(map(float, bracket)) for bracket in BINANCE_BTCUSDT.brackets],
     "ETHUSDT": [
         (300_000, 0.004, 125),
         (800_000, 0.005, 100),
