@@ -124,12 +124,12 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -
 
 
 async def seed(redis_url: str) -> tuple[str, bytes]:
-    from service.access import Access
-    from service.connection import make_client
-    from service.pipeline import Pipeline
+    from service.store.access import Access
+    from service.store.client import make_client
+    from service.compute.refresh import Pipeline
     from service.settings import Settings
-    from service.sources.synthetic import SyntheticMarket
-    from service.store import Store
+    from service.collect.synthetic import SyntheticMarket
+    from service.store.writer import Store
 
     client = make_client(redis_url)
     try:

@@ -38,13 +38,13 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from service.collectors.registry import build_collector  # noqa: E402
-from service.connection import make_client  # noqa: E402
+from service.collect.venues.registry import build_collector  # noqa: E402
+from service.store.client import make_client  # noqa: E402
 from service.fakeexchange import formats as fmt  # noqa: E402
 from service.fakeexchange.market import CONTRACT_VALUES  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from service.sources.synthetic import DAY_MS, SyntheticMarket  # noqa: E402
-from service.store import Store  # noqa: E402
+from service.collect.synthetic import DAY_MS, SyntheticMarket  # noqa: E402
+from service.store.writer import Store  # noqa: E402
 
 START_MS = 1_780_000_000_000 - 1_780_000_000_000 % DAY_MS
 EVENTS_PER_MESSAGE = {"binance": 1, "bybit": 5, "okx": 5}

@@ -4,7 +4,7 @@ A frame is built by the engine (model1 on a BTC-like random walk at 1m, the serv
 400 price rows), encoded and compressed as the store keeps it, then per case:
 
 - ``decode``: gunzip + msgpack into FrameOut (what a cache miss pays before drawing).
-- ``render``: service.render.render_png alone (raster, axes, candles, clusters, legend, PNG encoding).
+- ``render``: service.wire.png.render_png alone (raster, axes, candles, clusters, legend, PNG encoding).
 - ``total``: both, the cost of one cache miss.
 
 Each case is warmed up, then repeated; the median wall time is reported, with the PNG's size.
@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.engine import window_series  # noqa: E402
 from engine.build import build_frame  # noqa: E402
 from service.api.images import render_stored  # noqa: E402
-from service.codec import FIELD_V1_MSGPACK, encode_frame  # noqa: E402
-from service.render import render_png  # noqa: E402
-from service.schemas import FrameOut  # noqa: E402
+from service.wire.codec import FIELD_V1_MSGPACK, encode_frame  # noqa: E402
+from service.wire.png import render_png  # noqa: E402
+from service.wire.schemas import FrameOut  # noqa: E402
 
 ROWS = 400
 CASES = (("24h", 1200, 700), ("24h", 1600, 900), ("24h", 640, 400), ("7d", 1200, 700), ("1y", 1200, 700))

@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(build, name)
     if name in ("liquidation_map", "max_pain"):
-        from engine import liqmap
+        from engine import book
 
         return getattr(liqmap, name)
     if name == "MODELS":

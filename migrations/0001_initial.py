@@ -6,8 +6,8 @@ import json
 
 from redis.asyncio import Redis
 
-from service import keys
-from service.canonical import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.store import keys
+from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
 
 VERSION = 1
 DESCRIPTION = "initial layout: per-market sorted sets of packed rows, frame blobs, history and latest"

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import msgspec
 
 from service.settings import Settings
-from service.sources.base import MarketSource
+from service.collect.source import MarketSource
 
 log = logging.getLogger("liqmap")
 
@@ -20,8 +20,8 @@ DEMO_DEFAULTS = {"mode": "demo", "sources": ("synthetic",), "collect_interval_s"
 
 
 def build_sources(settings: Settings) -> list[MarketSource]:
-    from service.collectors.registry import COLLECTORS
-    from service.sources.synthetic import SyntheticMarket
+    from service.collect.venues.registry import COLLECTORS
+    from service.collect.synthetic import SyntheticMarket
 
     sources: list[MarketSource] = []
     for name in settings.sources:
@@ -48,11 +48,11 @@ def _maybe_fake_exchange(settings: Settings, enabled: bool) -> Iterator[Settings
 
 
 def _backfill(settings: Settings, args: argparse.Namespace) -> int:
-    from service.collectors.backfill import backfill_market, window
-    from service.collectors.registry import COLLECTORS
-    from service.connection import open_redis
-    from service.pipeline import now_ms
-    from service.store import Store
+    from service.collect.backfill import backfill_market, window
+    from service.collect.venues.registry import COLLECTORS
+    from service.store.client import open_redis
+    from service.compute.refresh import now_ms
+    from service.store.writer import Store
 
     if args.all:
         markets = [(venue, symbol) for venue in settings.sources if venue in COLLECTORS for symbol in settings.markets]
@@ -114,8 +114,8 @@ def _run_server(settings: Settings, with_sources: bool) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from service.connection import open_redis
-    from service.migrate import current_version, migrate
+    from service.store.client import open_redis
+    from service.store.migrate import current_version, migrate
 
     async def run() -> None:
         async with open_redis(settings) as redis:
@@ -136,8 +136,8 @@ def _parse_limit(text: str) -> int:
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
-    from service.access import Access
-    from service.connection import open_redis
+    from service.store.access import Access
+    from service.store.client import open_redis
 
     async def run() -> int:
         async with open_redis(settings) as redis:
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command in ("backtest", "calibrate"):
         # Offline jobs on files: no settings, no store.
-        from service.backtest import run_backtest_command, run_calibrate_command
+        from service.compute.scoring import run_backtest_command, run_calibrate_command
 
         raise SystemExit(run_backtest_command(args) if args.command == "backtest" else run_calibrate_command(args))
     defaults = DEMO_DEFAULTS if args.command == "demo" else {"mode": args.command if args.command in ("serve", "api") else "serve"}

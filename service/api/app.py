@@ -14,26 +14,26 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
-from service.access import Access
+from service.store.access import Access
 from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
-from service.api.coinglass import CoinglassController, CoinglassMarketsController
+from service.api.coinglass.liquidation import CoinglassController, CoinglassMarketsController
 from service.api.errors import EXCEPTION_HANDLERS
-from service.api.frames import LatestFrames
+from service.api.newest import LatestFrames
 from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
 from service.api.images import HeatmapImageController, RenderCache
 from service.api.liquidations import LiquidationsController
 from service.api.observe import RequestMetricsMiddleware
 from service.api.viewer import viewer_routes
-from service.connection import open_redis
-from service.migrate import migrate
-from service.ondemand import OnDemand
-from service.pipeline import Pipeline
-from service.scheduler import create_scheduler
+from service.store.client import open_redis
+from service.store.migrate import migrate
+from service.compute.ondemand import OnDemand
+from service.compute.refresh import Pipeline
+from service.collect.scheduler import create_scheduler
 from service.settings import Settings
-from service.sources.base import MarketSource, StreamingSource
-from service.store import Store
+from service.collect.source import MarketSource, StreamingSource
+from service.store.writer import Store
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from service.access import Access, parse_key
+from service.store.access import Access, parse_key
 from service.api.errors import COINGLASS_PREFIX
-from service.schemas import Envelope, ErrorBody, ErrorOut
+from service.wire.schemas import Envelope, ErrorBody, ErrorOut
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

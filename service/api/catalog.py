@@ -7,9 +7,9 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from engine.models import MODELS
-from service.schemas import MarketOut, MarketsOut, ModelOut, ModelsOut
+from service.wire.schemas import MarketOut, MarketsOut, ModelOut, ModelsOut
 from service.settings import Settings
-from service.store import Store
+from service.store.writer import Store
 
 
 class CatalogController(Controller):

@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.schemas import Envelope, ErrorBody, ErrorOut
+from service.wire.schemas import Envelope, ErrorBody, ErrorOut
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.plugins.prometheus import PrometheusController
 
-from service.migrate import current_version
-from service.schemas import Health, Readiness
+from service.store.migrate import current_version
+from service.wire.schemas import Health, Readiness
 from service.settings import Settings
-from service.store import Store
+from service.store.writer import Store
 
 
 @get("/health", operation_id="health", tags=["operations"])

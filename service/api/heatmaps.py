@@ -17,7 +17,7 @@ from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api import examples
-from service.api.frames import VARY, newest_frame, raw_header, stored_response
+from service.api.newest import VARY, newest_frame, raw_header, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
 from service.api.params import (
     LEVERAGE_ENUM,
@@ -29,10 +29,10 @@ from service.api.params import (
     check_model,
     check_range,
 )
-from service.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
-from service.schemas import ErrorOut, FrameOut, FramePage, FrameSummary, LevelsOut
+from service.wire.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
+from service.wire.schemas import ErrorOut, FrameOut, FramePage, FrameSummary, LevelsOut
 from service.settings import Settings
-from service.store import Store
+from service.store.writer import Store
 
 MSGPACK = "application/msgpack"
 Format = Literal["json", "msgpack"]

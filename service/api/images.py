@@ -15,13 +15,13 @@ from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api.errors import NotFound
-from service.api.frames import newest_frame
+from service.api.newest import newest_frame
 from service.api.heatmaps import ERRORS, ModelParam, RangeParam
 from service.api.params import LEVERAGE_ENUM, canonical_market, check_leverage_filter, check_int_range, check_market, check_model, check_range
-from service.codec import FIELD_V1_MSGPACK
-from service.render import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
-from service.schemas import FrameOut
-from service.store import Store
+from service.wire.codec import FIELD_V1_MSGPACK
+from service.wire.png import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
+from service.wire.schemas import FrameOut
+from service.store.writer import Store
 
 PNG = "image/png"
 

@@ -13,10 +13,10 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.errors import BadRequest
 from service.api.params import check_market
-from service.canonical import SIDE_LONG
-from service.realized import INTERVALS_MS, BucketWindow, bucket_start, bucket_totals
-from service.schemas import ErrorOut, LiquidationEventOut, LiquidationsOut, LiquidationTotalOut
-from service.store import Store
+from service.store.rows import SIDE_LONG
+from service.compute.realized import INTERVALS_MS, BucketWindow, bucket_start, bucket_totals
+from service.wire.schemas import ErrorOut, LiquidationEventOut, LiquidationsOut, LiquidationTotalOut
+from service.store.writer import Store
 
 DEFAULT_SPAN_MS = 24 * 3_600_000
 MAX_BUCKETS = 2000

@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 from engine.models import MODELS
 from engine.ranges import RANGES
 from service.api.errors import BadRequest, NotFound
-from service.ondemand import check_leverage
-from service.collectors.symbols import AGGREGATE_EXCHANGE, coin_of
-from service.liqmap_compat import exchange_name
+from service.compute.ondemand import check_leverage
+from service.markets import AGGREGATE_EXCHANGE, coin_of
+from service.wire.coinglass import exchange_name
 from service.settings import Settings
-from service.store import Store
+from service.store.writer import Store
 
 Markets = Sequence[tuple[str, str]]
 

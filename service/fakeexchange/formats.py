@@ -8,8 +8,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from service.canonical import SIDE_LONG
-from service.collectors.tiers import Tier
+from service.store.rows import SIDE_LONG
+from service.collect.venues.tiers import Tier
 
 MINUTE_MS = 60_000
 _json = msgspec.json.Encoder()

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.canonical import LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
-from service.sources.synthetic import MINUTE_MS, SyntheticMarket
+from service.store.rows import LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.collect.synthetic import MINUTE_MS, SyntheticMarket
 
 # Share of the synthetic market's open interest, volume and liquidations each venue holds.
 VENUE_SCALE = {"binance": 1.0, "bybit": 0.55, "okx": 0.45}

@@ -33,11 +33,11 @@ from typing import Literal
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from service.collectors.binance_brackets import default_tiers
-from service.collectors.symbols import from_okx_instrument, okx_family, okx_instrument
+from service.collect.venues.binance_brackets import default_tiers
+from service.markets import from_okx_instrument, okx_family, okx_instrument
 from service.fakeexchange import formats as fmt
 from service.fakeexchange.market import FUNDING_RATE, VenueMarket
-from service.sources.synthetic import MINUTE_MS, SyntheticMarket
+from service.collect.synthetic import MINUTE_MS, SyntheticMarket
 
 log = logging.getLogger(__name__)
 
@@ -592,7 +592,7 @@ class FakeExchange:
 
 
 def _base_price(symbol: str) -> float:
-    from service.sources.synthetic import DEFAULT_PROFILES
+    from service.collect.synthetic import DEFAULT_PROFILES
 
     profile = DEFAULT_PROFILES.get(symbol)
     return profile.base_price if profile is not None else 10.0

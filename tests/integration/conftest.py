@@ -11,10 +11,10 @@ import uvicorn
 from redis.asyncio import Redis
 
 from service.api.app import create_app
-from service.pipeline import Pipeline
+from service.compute.refresh import Pipeline
 from service.settings import Settings
-from service.sources.synthetic import SyntheticMarket
-from service.store import Store
+from service.collect.synthetic import SyntheticMarket
+from service.store.writer import Store
 from tests.conftest import free_port
 
 # The instant the synthetic market is collected at (tests step on from it).

@@ -9,7 +9,7 @@ import httpx
 import msgspec
 import pytest
 
-from service.pipeline import Pipeline
+from service.compute.refresh import Pipeline
 from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,10 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from service.api.app import create_app
-from service.pipeline import Pipeline
+from service.compute.refresh import Pipeline
 from service.settings import Settings
-from service.sources.synthetic import SyntheticMarket
-from service.store import Store
+from service.collect.synthetic import SyntheticMarket
+from service.store.writer import Store
 
 pytestmark = pytest.mark.integration
 

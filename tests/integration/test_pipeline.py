@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from service.pipeline import Pipeline
+from service.compute.refresh import Pipeline
 from service.settings import Settings
-from service.sources.base import Batch
-from service.sources.synthetic import SyntheticMarket
-from service.store import Store
+from service.collect.source import Batch
+from service.collect.synthetic import SyntheticMarket
+from service.store.writer import Store
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from engine.frame import Frame, FrameCandles, FrameStats
-from service.codec import to_native
-from service.pipeline import Pipeline
-from service.render import VIRIDIS_ANCHORS, render_png
-from service.schemas import FrameOut
+from service.wire.codec import to_native
+from service.compute.refresh import Pipeline
+from service.wire.png import VIRIDIS_ANCHORS, render_png
+from service.wire.schemas import FrameOut
 from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration

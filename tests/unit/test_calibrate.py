@@ -15,7 +15,7 @@ from engine.calibrate import calibrate_model3
 from engine.models import MODELS
 from engine.models.model3 import Model3Params
 from engine.series import MarketSeries
-from service.backtest import CALIBRATION_FILE, CALIBRATION_FROM, CALIBRATION_UNTIL, CASES, parse_time, read_candles, read_liquidations
+from service.compute.scoring import CALIBRATION_FILE, CALIBRATION_FROM, CALIBRATION_UNTIL, CASES, parse_time, read_candles, read_liquidations
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"
 needs_real_data = pytest.mark.skipif(not REAL.is_dir(), reason=f"real data not found at {REAL} (../shared/data/real beside the repo)")

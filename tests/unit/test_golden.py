@@ -27,7 +27,7 @@ if __name__ == "__main__":
 
 from engine.build import build_frames  # noqa: E402
 from engine.models import MODELS  # noqa: E402
-from service.backtest import parse_time, read_candles  # noqa: E402
+from service.compute.scoring import parse_time, read_candles  # noqa: E402
 
 REAL = REPO_ROOT.parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"
 CANDLES = REAL / "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv"

@@ -358,7 +358,7 @@ def test_engine_works_without_numba():
         "assert abs(st.total_long_usd + st.total_short_usd + st.beyond_long_usd + st.beyond_short_usd - 1e6) < 1e-3 * 1e6\n"
         "assert st.beyond_long_usd > 0 and st.total_long_usd > 0\n"
         "from engine.build import build_frames\n"
-        "from engine.liqmap import liquidation_map\n"
+        "from engine.book import liquidation_map\n"
         "frames = build_frames(s, models=['model1', 'model2', 'model3'], ranges=['12h', '30d'], exchange='x', symbol='y', generated_at_ms=0, rows=50)\n"
         "assert len(frames) == 6 and all(fr.stats.percentiles['p99'] >= fr.stats.percentiles['p50'] > 0 for fr in frames)\n"
         "assert liquidation_map(s, model='model3', range_name='12h', exchange='x', symbol='y', rows=50).long_usd.any()\n"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine.build import build_frame, build_frames
 from engine.clusters import clusters, find_clusters
 from engine.leverage import LEVERAGE_PATTERN, select_tiers
-from engine.liqmap import cumulative_curves, liquidation_map, map_json, max_pain
+from engine.book import cumulative_curves, liquidation_map, map_json, max_pain
 from engine.models import MODELS
 from engine.ranges import MINUTE_MS, RANGES
 from test_build import synthetic_series

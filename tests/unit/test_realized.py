@@ -9,9 +9,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.canonical import LIQUIDATION_DTYPE
-from service.liqmap_compat import coin_markets, liquidation_levels, map_data, max_pain
-from service.realized import INTERVALS_MS, WEEK_MS, BucketWindow, bucket_start, bucket_totals, history_window, newest_at_least, stack, window_totals
+from service.store.rows import LIQUIDATION_DTYPE
+from service.wire.coinglass import coin_markets, liquidation_levels, map_data, max_pain
+from service.compute.realized import INTERVALS_MS, WEEK_MS, BucketWindow, bucket_start, bucket_totals, history_window, newest_at_least, stack, window_totals
 
 HOUR = 3_600_000
 T0 = 1_780_000_000_000

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.canonical import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, SIDE_LONG, SIDE_SHORT
-from service.sources.base import Batch
-from service.sources.synthetic import (
+from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, SIDE_LONG, SIDE_SHORT
+from service.collect.source import Batch
+from service.collect.synthetic import (
     DAY_MS,
     DEFAULT_PROFILES,
     EPOCH_MS,

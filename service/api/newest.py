@@ -1,0 +1,140 @@
+"""Serving stored frames: an in-process cache of the newest ones, and gzip-aware responses."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import time
+
+import msgspec
+from litestar import Request
+from litestar.response.base import ASGIResponse
+from redis.exceptions import RedisError
+
+from service.store import keys
+from service.api.errors import Unavailable
+from service.api.params import check_market
+from service.wire.codec import COMPRESSED_FIELDS
+from service.wire.schemas import FrameSummary
+from service.store.writer import Store
+
+log = logging.getLogger(__name__)
+
+_summary = msgspec.json.Decoder(FrameSummary)
+
+CacheKey = tuple[str, str, str, str, str]  # exchange, symbol, model, range, field
+
+
+def raw_header(request: Request, name: bytes) -> str:
+    """One request header (``name`` in lower case), read straight from the ASGI scope; "" if absent.
+
+    Cheaper than ``request.headers``, which decodes every header: this is the hot path.
+    """
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def accepts_gzip(request: Request) -> bool:
+    return "gzip" in raw_header(request, b"accept-encoding")
+
+
+VARY = ("vary", "Accept, Accept-Encoding")
+GZIP = ("content-encoding", "gzip")
+
+
+def stored_response(
+    request: Request, field: str, stored: bytes, media_type: str, headers: list[tuple[str, str]] | None = None, status_code: int = 200
+) -> ASGIResponse:
+    """A frame field as stored, sent compressed to clients that accept gzip and plain to the rest."""
+    encoded = list(headers or [])
+    if field in COMPRESSED_FIELDS:
+        encoded.append(VARY)
+        if accepts_gzip(request):
+            encoded.append(GZIP)
+        else:
+            stored = gzip.decompress(stored)
+    return ASGIResponse(body=stored, media_type=media_type, headers=encoded, status_code=status_code)
+
+
+class LatestFrames:
+    """The newest frames' stored bytes, kept in memory and dropped as soon as a newer frame is announced.
+
+    Every API replica keeps its own copy; announcements come from the store's pub/sub.
+    Entries also expire after ``max_age_s`` so a missed announcement costs at most that.
+    While the subscription is down nothing is cached.
+    """
+
+    def __init__(self, store: Store, max_age_s: float = 5.0) -> None:
+        self.store = store
+        self.max_age_s = max_age_s
+        self._entries: dict[CacheKey, tuple[float, str, bytes]] = {}
+        self._listening = False
+        # Bumped by every announcement: a read that overlapped one is not cached (it may be older).
+        self._epoch = 0
+
+    async def get(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> tuple[str, bytes] | None:
+        key = (exchange, symbol, model, range_name, field)
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and now - entry[0] < self.max_age_s:
+            return entry[1], entry[2]
+        epoch = self._epoch
+        latest = await self.store.latest_frame_stored(exchange, symbol, model, range_name, field)
+        if latest is not None and self._listening and epoch == self._epoch:
+            self._entries[key] = (now, latest[0], latest[1])
+        return latest
+
+    def _forget(self, exchange: str, symbol: str, model: str, range_name: str) -> None:
+        self._epoch += 1
+        for key in [k for k in self._entries if k[:4] == (exchange, symbol, model, range_name)]:
+            del self._entries[key]
+
+    async def listen(self) -> None:
+        """Follow frame announcements until cancelled; resubscribe after store outages."""
+        while True:
+            pubsub = self.store.redis.pubsub()
+            try:
+                await pubsub.psubscribe(keys.frame_channels(self.store.db))
+                self._listening = True
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                    if message is None:
+                        continue
+                    try:
+                        summary = _summary.decode(message["data"])
+                    except msgspec.DecodeError:
+                        log.warning("ignoring a malformed frame announcement on %s", message.get("channel"))
+                        continue
+                    self._forget(summary.exchange, summary.symbol, summary.model, summary.range)
+            except RedisError as exc:
+                log.warning("frame announcements interrupted (%s); not caching until resubscribed", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                self._listening = False
+                self._entries.clear()
+                try:
+                    await pubsub.aclose()
+                except RedisError:
+                    pass
+
+
+async def newest_frame(request: Request, exchange: str, symbol: str, model: str, range_name: str, leverage: str | None, field: str) -> tuple[str, bytes]:
+    """``(frame_id, stored bytes)`` of a market's newest frame, leverage-filtered on demand.
+
+    ``exchange``/``symbol`` canonical, ``leverage`` as :func:`service.api.params.check_leverage_filter`
+    returns it. 404 for a market we do not have, 503 while its first frame is computed.
+    """
+    state = request.app.state
+    latest = await state.frames.get(exchange, symbol, model, range_name, field)
+    if latest is None:
+        await check_market(state.store, exchange, symbol)
+        raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
+    if leverage is None:
+        return latest
+    filtered = await state.ondemand.filtered_frame(exchange, symbol, model, range_name, leverage, based_on=latest[0])
+    if filtered is None:
+        raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
+    return filtered["id"].decode(), filtered[field]

@@ -1,0 +1,469 @@
+"""What every venue's collector shares: polling, backfill, liquidation ingest, error accounting.
+
+A venue adapter subclasses :class:`ExchangeCollector` and supplies the calls
+(one page of candles, one page of open-interest history, the current open
+interest with mark price and funding, the margin tiers) and the parser of its
+liquidation stream. This class turns those into the
+:class:`~service.collect.source.MarketSource` behaviour the pipeline expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+import numpy as np
+
+from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, empty
+from service.collect.venues import parse as canonical
+from service.collect.venues.budget import RequestBudget
+from service.collect.venues.errors import BadPayload, RateLimited, VenueError, VenueUnavailable
+from service.collect.venues.http import HttpPolicy, VenueHttp
+from service.collect.venues.parse import LiquidationTuple
+from service.collect.venues.ws import WsFeed, WsPolicy, cancel
+from service.settings import Settings
+from service.collect.source import Batch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+# Where liquidations go as they arrive (the store's add_liquidations); returns how many were new.
+LiquidationSink = Callable[[str, str, np.ndarray], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The current state of a market from one poll: open interest (one row) and metadata."""
+
+    open_interest: np.ndarray
+    meta: dict[str, str | int | float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillChunk:
+    """One step of a backfill: rows for bars opening in ``[start_ms, end_ms)``."""
+
+    start_ms: int
+    end_ms: int
+    batch: Batch
+    skipped: bool = False  # already stored; nothing was fetched
+
+
+@dataclass(slots=True)
+class LiquidationStats:
+    received: int = 0  # events parsed from the stream for our symbols
+    duplicates: int = 0  # dropped as identical to a recent event
+    dropped: int = 0  # dropped because the buffer was full (store unreachable for long)
+    stored: int = 0  # new rows the sink reported
+
+
+class LiquidationBuffer:
+    """Per-symbol queue of parsed events between the stream and the store, with dedupe.
+
+    Venues resend events (reconnect snapshots, at-least-once delivery); an event identical
+    to one of the last ``remember`` of its symbol is dropped here, and the store drops
+    identical rows too. Order does not matter: rows are kept by event time.
+    """
+
+    def __init__(self, max_events: int = 200_000, remember: int = 20_000) -> None:
+        self.max_events = max_events
+        self.remember = remember
+        self.stats = LiquidationStats()
+        self._pending: dict[str, list[LiquidationTuple]] = {}
+        self._recent: dict[str, tuple[set[LiquidationTuple], deque[LiquidationTuple]]] = {}
+        self._changed = asyncio.Event()
+
+    def add(self, symbol: str, event: LiquidationTuple) -> bool:
+        seen, order = self._recent.setdefault(symbol, (set(), deque()))
+        if event in seen:
+            self.stats.duplicates += 1
+            return False
+        seen.add(event)
+        order.append(event)
+        if len(order) > self.remember:
+            seen.discard(order.popleft())
+        pending = self._pending.setdefault(symbol, [])
+        if len(pending) >= self.max_events:
+            pending.pop(0)
+            self.stats.dropped += 1
+        pending.append(event)
+        self.stats.received += 1
+        self._changed.set()
+        return True
+
+    def drain(self, symbol: str) -> np.ndarray:
+        events = self._pending.pop(symbol, None)
+        return canonical.liquidation_rows(events) if events else empty(LIQUIDATION_DTYPE)
+
+    def symbols(self) -> list[str]:
+        return [symbol for symbol, events in self._pending.items() if events]
+
+    def requeue(self, symbol: str, rows: np.ndarray) -> None:
+        """Put rows back after a failed write (they go first; order does not matter)."""
+        events = [tuple(row) for row in rows.tolist()]
+        self._pending[symbol] = events + self._pending.get(symbol, [])  # type: ignore[operator]
+
+    async def changed(self) -> None:
+        """Wait for the next event added."""
+        self._changed.clear()
+        await self._changed.wait()
+
+
+def closed_bars(rows: np.ndarray, step_ms: int, now_ms: int) -> np.ndarray:
+    """Candles whose bar has closed by ``now_ms`` (venues also return the bar in progress)."""
+    return rows[rows["ts_ms"] + step_ms <= now_ms]
+
+
+class ExchangeCollector(ABC):
+    """A live venue as a :class:`~service.collect.source.MarketSource` (plus ``start``/``close``).
+
+    Parameters
+    ----------
+    settings : Settings
+        Base URLs, markets, timeouts, budgets.
+    symbols : sequence of str, optional
+        Canonical symbols to collect (default ``settings.markets``).
+    """
+
+    exchange: ClassVar[str]
+    step_ms: int = MINUTE_MS
+    # Bars per candle request, open-interest history step and rows per request.
+    candle_page_bars: ClassVar[int]
+    oi_history_step_ms: ClassVar[int] = 5 * MINUTE_MS
+    oi_history_page_rows: ClassVar[int]
+    # Published limit as (burst weight, weight per second); budgets take a share of it.
+    rate_limit: ClassVar[tuple[float, float]]
+    forbidden_backoff_s: ClassVar[float] = 60.0
+    backfill_chunk_ms: ClassVar[int] = DAY_MS
+    tiers_refresh_ms: ClassVar[int] = HOUR_MS
+    # After an outage longer than this, poll also fetches open-interest history for the gap.
+    gap_fill_after_ms: ClassVar[int] = 10 * MINUTE_MS
+    # Candle pages one poll may fetch when catching up (the rest waits for the next poll).
+    max_catch_up_pages: ClassVar[int] = 10
+
+    def __init__(self, settings: Settings, symbols: Sequence[str] | None = None) -> None:
+        self.settings = settings
+        self._symbols = list(symbols if symbols is not None else settings.markets)
+        burst, per_s = self.rate_limit
+        share = settings.request_budget_share
+        self.http = VenueHttp(
+            self.exchange,
+            self.rest_url(settings),
+            RequestBudget(burst * share, per_s * share),
+            HttpPolicy(timeout_s=settings.http_timeout_s, forbidden_backoff_s=self.forbidden_backoff_s),
+        )
+        self.liquidations = LiquidationBuffer()
+        # Failures per endpoint ("klines", "ws:forceOrder", ...), bad payloads among them.
+        self.errors: Counter[str] = Counter()
+        self.bad_payloads: Counter[str] = Counter()
+        self._next_bar: dict[str, int] = {}
+        self._tiers_due: dict[str, int] = {}
+        self._feed: WsFeed | None = None
+        self._sink: LiquidationSink | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._flushed = asyncio.Condition()
+
+    # --- what a venue adapter provides -------------------------------------------------
+
+    @staticmethod
+    @abstractmethod
+    def rest_url(settings: Settings) -> str: ...
+
+    @abstractmethod
+    async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> np.ndarray:
+        """At most ``candle_page_bars`` bars opening in ``[start_ms, end_ms)``, oldest first (any closed state)."""
+
+    @abstractmethod
+    async def fetch_open_interest_history(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray) -> np.ndarray:
+        """Open interest observed in ``[start_ms, end_ms)`` at ``oi_history_step_ms`` (one page).
+
+        ``candles`` are 1m bars around the window, for venues that report coins, not USD.
+        """
+
+    @abstractmethod
+    async def fetch_snapshot(self, symbol: str) -> Snapshot:
+        """Open interest now (USD, stamped when observed), mark price and funding."""
+
+    @abstractmethod
+    async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
+        """Maintenance-margin tiers as market metadata (see :mod:`service.collect.venues.tiers`)."""
+
+    @abstractmethod
+    def stream(self) -> tuple[str, list[str], str | None]:
+        """The liquidation stream: URL, subscribe frames, application ping frame."""
+
+    @abstractmethod
+    def parse_stream_message(self, text: str) -> list[tuple[str, LiquidationTuple]]:
+        """Events of one stream message as ``(canonical symbol, event)``; ``BadPayload`` if malformed."""
+
+    async def prepare(self) -> None:
+        """Load what parsing needs before the first call (OKX: contract sizes)."""
+
+    # --- MarketSource ------------------------------------------------------------------
+
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    async def start(self, sink: LiquidationSink | None = None) -> None:
+        """Open the liquidation stream; with ``sink``, write events to it as they arrive."""
+        try:
+            await self.prepare()
+        except VenueError as exc:
+            self._count(exc)
+        url, subscribe, app_ping = self.stream()
+        policy = WsPolicy(
+            ping_interval_s=self.settings.ws_ping_interval_s,
+            idle_timeout_s=self.settings.ws_idle_timeout_s,
+            backoff_base_s=self.settings.ws_backoff_base_s,
+            backoff_max_s=self.settings.ws_backoff_max_s,
+        )
+        self._feed = WsFeed(self.exchange, url, subscribe, app_ping, self.handle_stream_message, self.http.session, policy)
+        self._feed.start()
+        self._sink = sink
+        if sink is not None:
+            self._flush_task = asyncio.create_task(self._flush_loop(), name=f"liquidations:{self.exchange}")
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            await self._feed.stop()
+        if self._flush_task is not None:
+            await cancel(self._flush_task)
+            self._flush_task = None
+            await self.flush_liquidations()
+        await self.http.close()
+
+    @property
+    def feed(self) -> WsFeed | None:
+        return self._feed
+
+    async def backfill(self, symbol: str, start_ms: int, end_ms: int) -> Batch:
+        """Candles, open-interest history, current state and tiers for ``[start_ms, end_ms)``.
+
+        Open-interest history that the venue no longer has (or refuses) leaves that part
+        of the range without open interest; candles that cannot be had raise.
+        """
+        try:
+            parts = [chunk.batch async for chunk in self.backfill_chunks(symbol, start_ms, end_ms, patient=False)]
+        except VenueError as exc:
+            self._count(exc)
+            raise
+        batch = _concat(parts)
+        batch.meta.update(await self._state(symbol, batch))
+        self._next_bar[symbol] = max(self._next_bar.get(symbol, 0), _closed_until(end_ms, self.step_ms))
+        if len(batch.candles):
+            self._next_bar[symbol] = max(self._next_bar[symbol], int(batch.candles["ts_ms"][-1]) + self.step_ms)
+        return batch
+
+    async def backfill_chunks(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        skip: Callable[[int, int], Awaitable[bool]] | None = None,
+        patient: bool = True,
+    ) -> AsyncIterator[BackfillChunk]:
+        """Backfill in ``backfill_chunk_ms`` steps, oldest first; ``skip(start, end)`` true skips a chunk.
+
+        ``patient`` (one-shot jobs): each call is retried, a venue's back-off of up to
+        ``settings.backfill_max_wait_s`` is slept out, unreachable venues are retried with
+        growing pauses; then the error is raised. Otherwise (a scheduled round) the
+        first error is raised and the next round tries again.
+        """
+        await self._attempt(self.prepare, patient)
+        now = min(end_ms, int(time.time() * 1000))
+        start = start_ms - start_ms % self.step_ms
+        for chunk_start in range(start, end_ms, self.backfill_chunk_ms):
+            chunk_end = min(chunk_start + self.backfill_chunk_ms, end_ms)
+            if skip is not None and await skip(chunk_start, chunk_end):
+                yield BackfillChunk(chunk_start, chunk_end, Batch(), skipped=True)
+                continue
+            candles = await self._candles_between(symbol, chunk_start, chunk_end, now, patient=patient)
+            open_interest = await self._open_interest_between(symbol, chunk_start, chunk_end, candles, patient=patient)
+            yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest))
+
+    async def poll(self, symbol: str, now_ms: int) -> Batch:
+        """New closed bars since the last poll, open interest now, fresh tiers, buffered liquidations.
+
+        Each part is fetched on its own: a failing call is logged and counted, its part is
+        left for the next poll (bars are fetched from the last one stored), the others go on.
+        """
+        batch = Batch()
+        first = self._next_bar.setdefault(symbol, _closed_until(now_ms, self.step_ms) - self.step_ms)
+        try:
+            batch.candles = await self._candles_between(symbol, first, now_ms, now_ms, max_pages=self.max_catch_up_pages)
+        except VenueError as exc:
+            self._count(exc)
+        if len(batch.candles):
+            self._next_bar[symbol] = int(batch.candles["ts_ms"][-1]) + self.step_ms
+            if now_ms - first > self.gap_fill_after_ms:
+                try:
+                    batch.open_interest = await self._open_interest_between(symbol, first, now_ms, batch.candles)
+                except VenueError as exc:
+                    self._count(exc)
+        batch.meta.update(await self._state(symbol, batch))
+        batch.liquidations = self.liquidations.drain(symbol)
+        return batch
+
+    # --- liquidation stream --------------------------------------------------------------
+
+    def handle_stream_message(self, text: str) -> int:
+        """Parse one stream message into the buffer; returns the new events. Never raises."""
+        try:
+            events = self.parse_stream_message(text)
+        except BadPayload as exc:
+            self._count(exc)
+            return 0
+        wanted = self._symbols
+        added = 0
+        for symbol, event in events:
+            if symbol in wanted and self.liquidations.add(symbol, event):
+                added += 1
+        return added
+
+    async def flush_liquidations(self) -> int:
+        """Write buffered events to the sink; returns how many were new to the store."""
+        if self._sink is None:
+            return 0
+        new = 0
+        for symbol in self.liquidations.symbols():
+            rows = self.liquidations.drain(symbol)
+            try:
+                async with asyncio.timeout(self.settings.job_timeout_s):
+                    new += await self._sink(self.exchange, symbol, rows)
+            except Exception:
+                log.exception("%s: storing %d liquidations of %s failed; kept for the next try", self.exchange, len(rows), symbol)
+                self.liquidations.requeue(symbol, rows)
+        self.liquidations.stats.stored += new
+        async with self._flushed:
+            self._flushed.notify_all()
+        return new
+
+    async def wait_stored(self, count: int) -> None:
+        """Wait until the sink has taken ``count`` new events in all (for tests and tools)."""
+        async with self._flushed:
+            await self._flushed.wait_for(lambda: self.liquidations.stats.stored >= count)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            if not self.liquidations.symbols():
+                await self.liquidations.changed()
+            await self.flush_liquidations()
+            await asyncio.sleep(self.settings.liquidation_flush_s)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _state(self, symbol: str, batch: Batch) -> dict[str, str | int | float]:
+        """Current open interest (appended to the batch), mark/funding and, when due, tiers."""
+        meta: dict[str, str | int | float] = {}
+        try:
+            snapshot = await self.fetch_snapshot(symbol)
+            batch.open_interest = _join(batch.open_interest, snapshot.open_interest, OPEN_INTEREST_DTYPE)
+            meta.update(snapshot.meta)
+        except VenueError as exc:
+            self._count(exc)
+        now = int(time.time() * 1000)
+        if now >= self._tiers_due.get(symbol, 0):
+            try:
+                meta.update(await self.fetch_tiers(symbol))
+                self._tiers_due[symbol] = now + self.tiers_refresh_ms
+            except VenueError as exc:
+                self._count(exc)
+        return meta
+
+    async def _candles_between(
+        self, symbol: str, start_ms: int, end_ms: int, now_ms: int, *, patient: bool = False, max_pages: int | None = None
+    ) -> np.ndarray:
+        pages: list[np.ndarray] = []
+        page_ms = self.candle_page_bars * self.step_ms
+        stop = min(end_ms, _closed_until(now_ms, self.step_ms))
+        for count, page_start in enumerate(range(start_ms, stop, page_ms)):
+            if max_pages is not None and count >= max_pages:
+                break
+            page_end = min(page_start + page_ms, stop)
+            fetch = lambda s=page_start, e=page_end: self.fetch_candles(symbol, s, e, now_ms)  # noqa: E731
+            page = await self._attempt(fetch, patient)
+            page = page[(page["ts_ms"] >= page_start) & (page["ts_ms"] < page_end)]
+            pages.append(closed_bars(page, self.step_ms, now_ms))
+        return _join_all(pages, CANDLE_DTYPE)
+
+    async def _open_interest_between(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray, *, patient: bool = False) -> np.ndarray:
+        """History pages over the window; a venue that has none (too old, refused) gives none."""
+        pages: list[np.ndarray] = []
+        page_ms = self.oi_history_page_rows * self.oi_history_step_ms
+        for page_start in range(start_ms, end_ms, page_ms):
+            page_end = min(page_start + page_ms, end_ms)
+            fetch = lambda s=page_start, e=page_end: self.fetch_open_interest_history(symbol, s, e, candles)  # noqa: E731
+            try:
+                page = await self._attempt(fetch, patient)
+            except VenueError as exc:
+                self._count(exc)
+                continue
+            pages.append(page[(page["ts_ms"] >= page_start) & (page["ts_ms"] < page_end)])
+        return _join_all(pages, OPEN_INTEREST_DTYPE)
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]], patient: bool, attempts: int = 4) -> T:
+        """``call()``; if ``patient``, retried through back-offs (up to backfill_max_wait_s) and outages."""
+        if not patient:
+            return await call()
+        pause = 1.0
+        for attempt in range(attempts):
+            try:
+                return await call()
+            except RateLimited as exc:
+                wait = exc.until_s - time.monotonic()
+                if wait > self.settings.backfill_max_wait_s or attempt == attempts - 1:
+                    raise
+                self._count(exc)
+                await asyncio.sleep(max(wait, 0.0))
+            except (VenueUnavailable, BadPayload) as exc:
+                if attempt == attempts - 1:
+                    raise
+                self._count(exc)
+                await asyncio.sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable")
+
+    def _count(self, exc: VenueError) -> None:
+        self.errors[exc.endpoint] += 1
+        if isinstance(exc, BadPayload):
+            self.bad_payloads[exc.endpoint] += 1
+        log.warning("%s", exc)
+
+    def request_counts(self) -> Counter[str]:
+        """Calls made per endpoint since start."""
+        return Counter(self.http.budget.requests)
+
+
+def _closed_until(now_ms: int, step_ms: int) -> int:
+    """Open time of the bar in progress at ``now_ms``: every earlier bar has closed."""
+    return now_ms - now_ms % step_ms
+
+
+def _join(a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return _join_all([a, b], dtype)
+
+
+def _join_all(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return empty(dtype)
+    return canonical.sorted_unique(np.concatenate(parts))
+
+
+def _concat(batches: list[Batch]) -> Batch:
+    return Batch(
+        candles=_join_all([b.candles for b in batches], CANDLE_DTYPE),
+        open_interest=_join_all([b.open_interest for b in batches], OPEN_INTEREST_DTYPE),
+        liquidations=empty(LIQUIDATION_DTYPE),
+    )

@@ -1,0 +1,256 @@
+"""Binance USDⓈ-M futures: REST ``/fapi``, open-interest history, ``!forceOrder@arr`` liquidations.
+
+Formats: klines are arrays oldest first (index 7 quote volume, 10 taker-buy quote
+volume, both USDT); open interest is in coins (× mark price for USD); the
+all-market liquidation stream mixes USDⓈ-M (``st == 1``) with COIN-M, whose sizes are
+contracts, so only ``st == 1`` is kept; side ``SELL`` means a long was liquidated.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import numpy as np
+
+from service.store.rows import SIDE_LONG, SIDE_SHORT
+from service.collect.venues import parse, tiers
+from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
+from service.collect.venues.binance_brackets import default_tiers
+from service.collect.venues.budget import RequestBudget
+from service.collect.venues.errors import BadPayload, VenueError
+from service.collect.venues.parse import LiquidationTuple
+from service.settings import Settings
+
+VENUE = "binance"
+
+
+class Kline(msgspec.Struct, array_like=True):
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_time: int
+    quote_volume: float
+    trades: int
+    taker_buy_volume: float
+    taker_buy_quote_volume: float
+    ignore: str | float | None = None
+
+
+class OpenInterest(msgspec.Struct):
+    openInterest: float
+    symbol: str
+    time: int
+
+
+class OpenInterestHistRow(msgspec.Struct):
+    symbol: str
+    sumOpenInterest: float
+    sumOpenInterestValue: float
+    timestamp: int
+
+
+class PremiumIndex(msgspec.Struct):
+    symbol: str
+    markPrice: float
+    indexPrice: float
+    lastFundingRate: float
+    nextFundingTime: int
+    time: int
+
+
+class ForceOrderDetail(msgspec.Struct):
+    s: str
+    S: str
+    q: float
+    p: float
+    ap: float
+    X: str
+    z: float
+    T: int
+    l: float | None = None  # noqa: E741 - the venue's field name
+
+
+class ForceOrder(msgspec.Struct):
+    e: str
+    E: int
+    o: ForceOrderDetail
+    st: int | None = None
+    ps: str | None = None
+
+
+class Combined(msgspec.Struct):
+    stream: str
+    data: ForceOrder
+
+
+class RiskBracket(msgspec.Struct):
+    bracketNotionalFloor: float
+    bracketNotionalCap: float
+    bracketMaintenanceMarginRate: float
+    cumFastMaintenanceAmount: float
+    maxOpenPosLeverage: float
+
+
+class SymbolBrackets(msgspec.Struct):
+    symbol: str
+    riskBrackets: list[RiskBracket]
+
+
+class BracketsData(msgspec.Struct):
+    brackets: list[SymbolBrackets]
+
+
+class BracketsResponse(msgspec.Struct):
+    data: BracketsData
+
+
+_klines = msgspec.json.Decoder(list[Kline], strict=False)
+_open_interest = msgspec.json.Decoder(OpenInterest, strict=False)
+_oi_hist = msgspec.json.Decoder(list[OpenInterestHistRow], strict=False)
+_premium = msgspec.json.Decoder(PremiumIndex, strict=False)
+_combined = msgspec.json.Decoder(Combined, strict=False)
+_force_order = msgspec.json.Decoder(ForceOrder, strict=False)
+_brackets = msgspec.json.Decoder(BracketsResponse, strict=False)
+
+
+def kline_weight(limit: int) -> int:
+    """Request weight of a klines call by its ``limit``."""
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+def parse_klines(body: bytes) -> np.ndarray:
+    """Candle rows from ``/fapi/v1/klines``: USD volume is the quote volume, taker buy its quote part."""
+    page = parse.decode(_klines, body, VENUE, "klines")
+    return parse.candles(
+        VENUE,
+        "klines",
+        [k.open_time for k in page],
+        [(k.open, k.high, k.low, k.close) for k in page],
+        [k.quote_volume for k in page],
+        [k.taker_buy_quote_volume for k in page],
+    )
+
+
+def parse_open_interest_history(body: bytes) -> np.ndarray:
+    """Rows from ``openInterestHist``: ``sumOpenInterestValue`` (USDT) at ``timestamp`` (the period's end)."""
+    page = parse.decode(_oi_hist, body, VENUE, "openInterestHist")
+    return parse.open_interest(VENUE, "openInterestHist", [r.timestamp for r in page], [r.sumOpenInterestValue for r in page])
+
+
+def parse_snapshot(open_interest_body: bytes, premium_body: bytes) -> Snapshot:
+    """Open interest (coins × mark price) and mark/funding from ``openInterest`` + ``premiumIndex``."""
+    current = parse.decode(_open_interest, open_interest_body, VENUE, "openInterest")
+    premium = parse.decode(_premium, premium_body, VENUE, "premiumIndex")
+    mark = parse.number(VENUE, "premiumIndex", lambda: premium.markPrice, "markPrice")
+    oi = parse.open_interest(VENUE, "openInterest", [current.time], [current.openInterest * mark])
+    meta: dict[str, str | int | float] = {
+        "mark_price": mark,
+        "index_price": premium.indexPrice,
+        "funding_rate": premium.lastFundingRate,
+        "next_funding_ms": premium.nextFundingTime,
+        "state_ms": premium.time,
+    }
+    return Snapshot(oi, meta)
+
+
+def parse_force_order(text: str | bytes) -> list[tuple[str, LiquidationTuple]]:
+    """Events of one ``forceOrder`` message (combined-stream wrapped or bare); COIN-M ignored."""
+    try:
+        event = _combined.decode(text).data
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        event = parse.decode(_force_order, text, VENUE, "ws:forceOrder")
+    if event.e != "forceOrder":
+        return []
+    if event.st is not None and event.st != 1:
+        return []
+    order = event.o
+    if order.S not in ("SELL", "BUY"):
+        raise BadPayload(VENUE, "ws:forceOrder", f"unknown side {order.S!r}")
+    side = SIDE_LONG if order.S == "SELL" else SIDE_SHORT
+    price = order.ap if order.ap > 0 else order.p
+    quantity = order.z if order.z > 0 else order.q
+    return [(order.s, parse.liquidation(VENUE, "ws:forceOrder", order.T, side, price, quantity))]
+
+
+def parse_brackets(body: bytes) -> dict[str, list[tiers.Tier]]:
+    """Tiers per symbol from the keyless web brackets endpoint."""
+    response = parse.decode(_brackets, body, VENUE, "brackets")
+    out: dict[str, list[tiers.Tier]] = {}
+    for entry in response.data.brackets:
+        ordered = sorted(entry.riskBrackets, key=lambda b: b.bracketNotionalFloor)
+        out[entry.symbol] = [
+            tiers.Tier(b.bracketNotionalFloor, b.bracketNotionalCap, b.bracketMaintenanceMarginRate, b.cumFastMaintenanceAmount, b.maxOpenPosLeverage)
+            for b in ordered
+        ]
+    return out
+
+
+class BinanceCollector(ExchangeCollector):
+    exchange = VENUE
+    candle_page_bars = 1500
+    oi_history_page_rows = 500
+    # 2400 weight per minute per IP.
+    rate_limit = (400.0, 40.0)
+    forbidden_backoff_s = 120.0  # the web application firewall
+
+    def __init__(self, settings: Settings, symbols: list[str] | None = None) -> None:
+        super().__init__(settings, symbols)
+        # openInterestHist has its own limit: 1000 requests per 5 minutes per IP.
+        share = settings.request_budget_share
+        self.history_budget = RequestBudget(50 * share, 1000 / 300 * share)
+        self._brackets: dict[str, list[tiers.Tier]] = {}
+        self._brackets_at_s = 0.0
+
+    @staticmethod
+    def rest_url(settings: Settings) -> str:
+        return settings.binance_rest_url
+
+    async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> np.ndarray:
+        limit = max(1, min(self.candle_page_bars, (end_ms - start_ms) // MINUTE_MS))
+        params = {"symbol": symbol, "interval": "1m", "startTime": start_ms, "endTime": end_ms - 1, "limit": limit}
+        return parse_klines(await self.http.get("/fapi/v1/klines", params, weight=kline_weight(limit)))
+
+    async def fetch_open_interest_history(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray) -> np.ndarray:
+        await self.history_budget.acquire("openInterestHist")
+        params = {"symbol": symbol, "period": "5m", "startTime": start_ms, "endTime": end_ms - 1, "limit": self.oi_history_page_rows}
+        return parse_open_interest_history(await self.http.get("/futures/data/openInterestHist", params))
+
+    async def fetch_snapshot(self, symbol: str) -> Snapshot:
+        open_interest = await self.http.get("/fapi/v1/openInterest", {"symbol": symbol})
+        premium = await self.http.get("/fapi/v1/premiumIndex", {"symbol": symbol})
+        return parse_snapshot(open_interest, premium)
+
+    async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
+        """Brackets from the keyless web endpoint (one call for all symbols), else the shipped table."""
+        source = "binance web brackets"
+        now = time.time()
+        if now - self._brackets_at_s >= self.tiers_refresh_ms / 2000:
+            self._brackets_at_s = now
+            try:
+                body = await self.http.post_json(
+                    "/bapi/futures/v1/friendly/future/common/brackets", b"{}", url=self.settings.binance_web_url
+                )
+                self._brackets = parse_brackets(body)
+            except VenueError as exc:
+                self._count(exc)
+        found = self._brackets.get(symbol)
+        if not found:
+            found, source = default_tiers(symbol), "shipped default"
+        return {tiers.META_FIELD: tiers.encode(found), tiers.META_SOURCE_FIELD: source}
+
+    def stream(self) -> tuple[str, list[str], str | None]:
+        # Binance pings us; protocol-level pongs are automatic.
+        return self.settings.binance_ws_url, [], None
+
+    def parse_stream_message(self, text: str) -> list[tuple[str, LiquidationTuple]]:
+        return parse_force_order(text)

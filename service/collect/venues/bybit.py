@@ -1,0 +1,276 @@
+"""Bybit v5 linear: REST ``/v5/market``, ``allLiquidation.{symbol}`` liquidations.
+
+Formats: every REST answer is an envelope with ``retCode`` (0 = fine, 10006 = too many
+visits); klines are newest first with no taker split (taker-buy volume is NaN),
+USD volume is ``turnover``; open interest is reported for both sides summed, so the
+``singleOpenInterest*`` fields (one side) are used; liquidation side ``Buy`` means a
+long position was liquidated.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Generic, TypeVar
+
+import msgspec
+import numpy as np
+
+from service.store.rows import SIDE_LONG, SIDE_SHORT
+from service.collect.venues import parse, tiers
+from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
+from service.collect.venues.errors import BadPayload, VenueRejected
+from service.collect.venues.parse import LiquidationTuple
+from service.settings import Settings
+
+VENUE = "bybit"
+T = TypeVar("T")
+
+RATE_LIMIT_CODES = {10006, 10018}
+
+
+class Envelope(msgspec.Struct, Generic[T]):
+    retCode: int
+    retMsg: str
+    result: T | None = None
+    time: int | None = None
+
+
+class KlineRow(msgspec.Struct, array_like=True):
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    turnover: float
+
+
+class KlineResult(msgspec.Struct):
+    items: list[KlineRow] = msgspec.field(name="list")
+
+
+class OpenInterestRow(msgspec.Struct):
+    openInterest: float
+    timestamp: int
+    singleOpenInterest: float | None = None
+
+
+class OpenInterestResult(msgspec.Struct):
+    items: list[OpenInterestRow] = msgspec.field(name="list")
+
+
+class Ticker(msgspec.Struct):
+    symbol: str
+    markPrice: float
+    indexPrice: float
+    fundingRate: float
+    nextFundingTime: int
+    openInterestValue: float
+    singleOpenInterestValue: float | None = None
+
+
+class TickerResult(msgspec.Struct):
+    items: list[Ticker] = msgspec.field(name="list")
+
+
+class RiskLimit(msgspec.Struct):
+    riskLimitValue: float
+    maintenanceMargin: float
+    maxLeverage: float
+    mmDeduction: str | float | None = None
+
+
+class RiskLimitResult(msgspec.Struct):
+    items: list[RiskLimit] = msgspec.field(name="list")
+
+
+class Liquidation(msgspec.Struct):
+    T: int
+    s: str
+    S: str
+    v: float
+    p: float
+
+
+class StreamMessage(msgspec.Struct):
+    topic: str | None = None
+    data: list[Liquidation] | None = None
+    op: str | None = None
+    success: bool | None = None
+    ret_msg: str | None = None
+
+
+_klines = msgspec.json.Decoder(Envelope[KlineResult], strict=False)
+_open_interest = msgspec.json.Decoder(Envelope[OpenInterestResult], strict=False)
+_tickers = msgspec.json.Decoder(Envelope[TickerResult], strict=False)
+_risk_limits = msgspec.json.Decoder(Envelope[RiskLimitResult], strict=False)
+_stream = msgspec.json.Decoder(StreamMessage, strict=False)
+
+
+class Status(msgspec.Struct):
+    retCode: int
+    retMsg: str = ""
+
+
+_status = msgspec.json.Decoder(Status, strict=False)
+
+
+def _envelope(decoder: msgspec.json.Decoder[Envelope[T]], body: bytes, endpoint: str) -> Envelope[T]:
+    """The whole answer once its ``retCode`` says it is one (error answers carry other shapes)."""
+    status = parse.decode(_status, body, VENUE, endpoint)
+    if status.retCode in RATE_LIMIT_CODES:
+        raise _RateCode(endpoint, status.retMsg)
+    if status.retCode != 0:
+        raise VenueRejected(VENUE, endpoint, f"retCode {status.retCode}: {status.retMsg}")
+    envelope = parse.decode(decoder, body, VENUE, endpoint)
+    if envelope.result is None:
+        raise BadPayload(VENUE, endpoint, "no result")
+    return envelope
+
+
+def _result(decoder: msgspec.json.Decoder[Envelope[T]], body: bytes, endpoint: str) -> T:
+    return _envelope(decoder, body, endpoint).result  # type: ignore[return-value]
+
+
+class _RateCode(Exception):
+    """retCode 10006: the caller turns it into a back-off of the venue."""
+
+    def __init__(self, endpoint: str, message: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+def parse_klines(body: bytes) -> np.ndarray:
+    """Candle rows from ``/v5/market/kline`` (newest first there; oldest first here)."""
+    page = _result(_klines, body, "kline").items
+    return parse.candles(VENUE, "kline", [k.start for k in page], [(k.open, k.high, k.low, k.close) for k in page], [k.turnover for k in page], None)
+
+
+def parse_open_interest(body: bytes, candles: np.ndarray) -> np.ndarray:
+    """One-side open interest in coins × the close of the 1m bar ending nearest the observation (±5 min)."""
+    page = _result(_open_interest, body, "open-interest").items
+    ts = np.array([r.timestamp for r in page], dtype=np.int64)
+    coins = np.array([r.singleOpenInterest if r.singleOpenInterest is not None else r.openInterest / 2 for r in page], dtype=np.float64)
+    price = price_at(candles, ts)
+    known = np.isfinite(price)
+    return parse.open_interest(VENUE, "open-interest", ts[known], coins[known] * price[known])
+
+
+def price_at(candles: np.ndarray, ts_ms: np.ndarray, tolerance_ms: int = 5 * MINUTE_MS) -> np.ndarray:
+    """Price at each observation time: the close of the 1m bar ending then, else the open of the
+    bar starting then, else the close nearest in time within ``tolerance_ms``; NaN beyond."""
+    out = np.full(len(ts_ms), np.nan)
+    if not len(candles) or not len(ts_ms):
+        return out
+    last = len(candles) - 1
+    close_ts = candles["ts_ms"] + MINUTE_MS
+    right = np.clip(np.searchsorted(close_ts, ts_ms), 0, last)
+    left = np.clip(right - 1, 0, last)
+    nearest = np.where(np.abs(close_ts[left] - ts_ms) <= np.abs(close_ts[right] - ts_ms), left, right)
+    near = np.abs(close_ts[nearest] - ts_ms) <= tolerance_ms
+    out[near] = candles["close"][nearest[near]]
+    starting = np.clip(np.searchsorted(candles["ts_ms"], ts_ms), 0, last)
+    opens = candles["ts_ms"][starting] == ts_ms
+    out[opens] = candles["open"][starting[opens]]
+    ending = close_ts[right] == ts_ms
+    out[ending] = candles["close"][right[ending]]
+    return out
+
+
+def parse_ticker(body: bytes) -> Snapshot:
+    """Open interest (one side, USD), mark price and funding from ``/v5/market/tickers``."""
+    envelope = _envelope(_tickers, body, "tickers")
+    listing = envelope.result.items  # type: ignore[union-attr]
+    if len(listing) != 1 or envelope.time is None:
+        raise BadPayload(VENUE, "tickers", f"expected one ticker and a time, got {len(listing)}")
+    ticker = listing[0]
+    value = ticker.singleOpenInterestValue if ticker.singleOpenInterestValue is not None else ticker.openInterestValue / 2
+    mark = parse.number(VENUE, "tickers", lambda: ticker.markPrice, "markPrice")
+    oi = parse.open_interest(VENUE, "tickers", [envelope.time], [value])
+    meta: dict[str, str | int | float] = {
+        "mark_price": mark,
+        "index_price": ticker.indexPrice,
+        "funding_rate": ticker.fundingRate,
+        "next_funding_ms": ticker.nextFundingTime,
+        "state_ms": envelope.time,
+    }
+    return Snapshot(oi, meta)
+
+
+def parse_risk_limits(body: bytes) -> list[tiers.Tier]:
+    """Tiers from ``/v5/market/risk-limit``; an empty ``mmDeduction`` is derived (margin continuous)."""
+    limits = _result(_risk_limits, body, "risk-limit").items
+    if not limits:
+        raise BadPayload(VENUE, "risk-limit", "no tiers")
+    ordered = sorted(limits, key=lambda r: r.riskLimitValue)
+    floors = [0.0, *(r.riskLimitValue for r in ordered[:-1])]
+    bands = [(floor, r.riskLimitValue, r.maintenanceMargin, r.maxLeverage) for floor, r in zip(floors, ordered, strict=True)]
+    return tiers.from_bands(bands, [None if r.mmDeduction in (None, "") else float(r.mmDeduction) for r in ordered])
+
+
+def parse_liquidations(text: str | bytes) -> list[tuple[str, LiquidationTuple]]:
+    """Events of one ``allLiquidation`` push; pongs and subscription acks give none."""
+    message = parse.decode(_stream, text, VENUE, "ws:allLiquidation")
+    if message.op is not None:
+        if message.success is False:
+            raise BadPayload(VENUE, f"ws:{message.op}", f"refused: {message.ret_msg}")
+        return []
+    if message.topic is None or not message.topic.startswith("allLiquidation.") or message.data is None:
+        raise BadPayload(VENUE, "ws:allLiquidation", f"unexpected message on topic {message.topic!r}")
+    out: list[tuple[str, LiquidationTuple]] = []
+    for item in message.data:
+        if item.S not in ("Buy", "Sell"):
+            raise BadPayload(VENUE, "ws:allLiquidation", f"unknown side {item.S!r}")
+        side = SIDE_LONG if item.S == "Buy" else SIDE_SHORT
+        out.append((item.s, parse.liquidation(VENUE, "ws:allLiquidation", item.T, side, item.p, item.v)))
+    return out
+
+
+class BybitCollector(ExchangeCollector):
+    exchange = VENUE
+    candle_page_bars = 1000
+    oi_history_page_rows = 200
+    # 600 requests per 5 s per IP; a breach is a 10-minute 403.
+    rate_limit = (100.0, 120.0)
+    forbidden_backoff_s = 600.0
+    # Pause after a retCode rate limit (10006), seconds.
+    rate_code_backoff_s = 10.0
+
+    @staticmethod
+    def rest_url(settings: Settings) -> str:
+        return settings.bybit_rest_url
+
+    async def _get(self, endpoint: str, params: dict[str, str | int]) -> bytes:
+        return await self.http.get(endpoint, {"category": "linear", **params})
+
+    def _checked(self, endpoint: str, parse, *args):  # noqa: ANN001, ANN202
+        try:
+            return parse(*args)
+        except _RateCode as exc:
+            raise self.http.block(exc.endpoint, self.rate_code_backoff_s, f"retCode rate limit: {exc}") from None
+
+    async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> np.ndarray:
+        limit = max(1, min(self.candle_page_bars, (end_ms - start_ms) // MINUTE_MS))
+        body = await self._get("/v5/market/kline", {"symbol": symbol, "interval": "1", "start": start_ms, "end": end_ms - 1, "limit": limit})
+        return self._checked("kline", parse_klines, body)
+
+    async def fetch_open_interest_history(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray) -> np.ndarray:
+        params = {"symbol": symbol, "intervalTime": "5min", "startTime": start_ms, "endTime": end_ms - 1, "limit": self.oi_history_page_rows}
+        body = await self._get("/v5/market/open-interest", params)
+        return self._checked("open-interest", parse_open_interest, body, candles)
+
+    async def fetch_snapshot(self, symbol: str) -> Snapshot:
+        return self._checked("tickers", parse_ticker, await self._get("/v5/market/tickers", {"symbol": symbol}))
+
+    async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
+        found = self._checked("risk-limit", parse_risk_limits, await self._get("/v5/market/risk-limit", {"symbol": symbol}))
+        return {tiers.META_FIELD: tiers.encode(found), tiers.META_SOURCE_FIELD: "bybit risk-limit"}
+
+    def stream(self) -> tuple[str, list[str], str | None]:
+        topics = [f"allLiquidation.{symbol}" for symbol in self._symbols]
+        # At most 10 topics per subscribe request.
+        frames = [json.dumps({"op": "subscribe", "args": topics[i : i + 10]}) for i in range(0, len(topics), 10)]
+        return self.settings.bybit_ws_url, frames, json.dumps({"op": "ping"})
+
+    def parse_stream_message(self, text: str) -> list[tuple[str, LiquidationTuple]]:
+        return parse_liquidations(text)

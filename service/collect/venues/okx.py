@@ -1,0 +1,312 @@
+"""OKX v5 swaps: REST ``/api/v5``, ``liquidation-orders`` liquidations.
+
+Formats: envelopes ``{"code":"0","msg":"","data":[...]}`` with business errors on
+HTTP 200 (50011 = rate limit, 50013 = busy, 51001 = no such instrument); candles are
+newest first with a ``confirm`` flag, USD volume is ``volCcyQuote``, no taker split;
+sizes are contracts, worth ``ctVal`` coins each (from ``/public/instruments``);
+liquidation messages come out of time order, and ``posSide`` tells which side was
+liquidated (``short`` + ``buy`` = a short was liquidated).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Generic, TypeVar
+
+import msgspec
+import numpy as np
+
+from service.store.rows import SIDE_LONG, SIDE_SHORT
+from service.collect.venues import parse, tiers
+from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
+from service.collect.venues.budget import RequestBudget
+from service.collect.venues.errors import BadPayload, VenueRejected, VenueUnavailable
+from service.collect.venues.parse import LiquidationTuple
+from service.markets import from_okx_instrument, okx_family, okx_instrument
+from service.settings import Settings
+
+VENUE = "okx"
+T = TypeVar("T")
+
+RATE_LIMIT_CODE = "50011"
+BUSY_CODE = "50013"
+# /market/candles keeps the newest 1,440 bars; older ones come from /market/history-candles.
+RECENT_CANDLES_MS = 1_400 * MINUTE_MS
+
+
+class Envelope(msgspec.Struct, Generic[T]):
+    code: str
+    msg: str = ""
+    data: list[T] = []
+
+
+class Candle(msgspec.Struct, array_like=True):
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume_contracts: float
+    volume_coins: float
+    volume_quote: float
+    confirm: int
+
+
+class OpenInterestHistRow(msgspec.Struct, array_like=True):
+    ts: int
+    oi: float
+    oi_coins: float
+    oi_usd: float
+
+
+class OpenInterest(msgspec.Struct):
+    instId: str
+    oi: float
+    ts: int
+    oiUsd: float | None = None
+
+
+class MarkPrice(msgspec.Struct):
+    instId: str
+    markPx: float
+    ts: int
+
+
+class FundingRate(msgspec.Struct):
+    instId: str
+    fundingRate: float
+    nextFundingTime: int | None = None
+    fundingTime: int | None = None
+
+
+class PositionTier(msgspec.Struct):
+    tier: int
+    minSz: float
+    maxSz: float
+    mmr: float
+    maxLever: float
+
+
+class Instrument(msgspec.Struct):
+    instId: str
+    ctVal: float
+
+
+class Detail(msgspec.Struct):
+    bkPx: float
+    posSide: str
+    side: str
+    sz: float
+    ts: int
+
+
+class LiquidationItem(msgspec.Struct):
+    instId: str
+    details: list[Detail]
+
+
+class ChannelArg(msgspec.Struct):
+    channel: str
+
+
+class StreamMessage(msgspec.Struct):
+    arg: ChannelArg | None = None
+    data: list[LiquidationItem] | None = None
+    event: str | None = None
+    code: str | None = None
+    msg: str | None = None
+
+
+def _decoder(kind: type) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(Envelope[kind], strict=False)  # type: ignore[valid-type]
+
+
+_candles = _decoder(Candle)
+_oi_hist = _decoder(OpenInterestHistRow)
+_open_interest = _decoder(OpenInterest)
+_mark = _decoder(MarkPrice)
+_funding = _decoder(FundingRate)
+_tiers = _decoder(PositionTier)
+_instruments = _decoder(Instrument)
+_stream = msgspec.json.Decoder(StreamMessage, strict=False)
+
+
+class RateCode(Exception):
+    """Code 50011 on HTTP 200: the collector turns it into a back-off of the venue."""
+
+
+def _data(decoder: msgspec.json.Decoder, body: bytes, endpoint: str) -> list:
+    envelope = parse.decode(decoder, body, VENUE, endpoint)
+    if envelope.code == RATE_LIMIT_CODE:
+        raise RateCode(envelope.msg)
+    if envelope.code == BUSY_CODE:
+        raise VenueUnavailable(VENUE, endpoint, f"code {envelope.code}: {envelope.msg}")
+    if envelope.code != "0":
+        raise VenueRejected(VENUE, endpoint, f"code {envelope.code}: {envelope.msg}")
+    return envelope.data
+
+
+def _one(items: list[T], endpoint: str) -> T:
+    if len(items) != 1:
+        raise BadPayload(VENUE, endpoint, f"expected one row, got {len(items)}")
+    return items[0]
+
+
+def parse_candles(body: bytes, endpoint: str = "candles") -> np.ndarray:
+    """Confirmed (closed) bars, oldest first; USD volume is ``volCcyQuote``."""
+    page = [c for c in _data(_candles, body, endpoint) if c.confirm == 1]
+    return parse.candles(VENUE, endpoint, [c.ts for c in page], [(c.open, c.high, c.low, c.close) for c in page], [c.volume_quote for c in page], None)
+
+
+def parse_open_interest_history(body: bytes) -> np.ndarray:
+    """Rows ``[ts, oi, oiCcy, oiUsd]`` → ``oiUsd`` at ``ts``."""
+    page = _data(_oi_hist, body, "open-interest-history")
+    return parse.open_interest(VENUE, "open-interest-history", [r.ts for r in page], [r.oi_usd for r in page])
+
+
+def parse_snapshot(oi_body: bytes, mark_body: bytes, funding_body: bytes, contract_value: float) -> Snapshot:
+    """Open interest = contracts × ctVal × mark price, stamped at its ``ts``; mark and funding."""
+    current = _one(_data(_open_interest, oi_body, "open-interest"), "open-interest")
+    mark = _one(_data(_mark, mark_body, "mark-price"), "mark-price")
+    funding = _one(_data(_funding, funding_body, "funding-rate"), "funding-rate")
+    mark_price = parse.number(VENUE, "mark-price", lambda: mark.markPx, "markPx")
+    oi = parse.open_interest(VENUE, "open-interest", [current.ts], [current.oi * contract_value * mark_price])
+    meta: dict[str, str | int | float] = {
+        "mark_price": mark_price,
+        "funding_rate": funding.fundingRate,
+        "contract_value": contract_value,
+        "state_ms": mark.ts,
+    }
+    if funding.nextFundingTime is not None:
+        meta["next_funding_ms"] = funding.nextFundingTime
+    return Snapshot(oi, meta)
+
+
+def parse_position_tiers(body: bytes, contract_value: float, mark_price: float) -> list[tiers.Tier]:
+    """Tiers sized in contracts → USD at the mark price; deductions keep the margin continuous."""
+    found = sorted(_data(_tiers, body, "position-tiers"), key=lambda t: t.tier)
+    if not found:
+        raise BadPayload(VENUE, "position-tiers", "no tiers")
+    usd = contract_value * mark_price
+    return tiers.from_bands([(t.minSz * usd, t.maxSz * usd, t.mmr, t.maxLever) for t in found])
+
+
+def parse_instruments(body: bytes) -> dict[str, float]:
+    """``ctVal`` per instrument id."""
+    found = {i.instId: i.ctVal for i in _data(_instruments, body, "instruments")}
+    if any(not (value > 0 and np.isfinite(value)) for value in found.values()):
+        raise BadPayload(VENUE, "instruments", "ctVal must be positive")
+    return found
+
+
+def parse_liquidations(text: str | bytes, contract_values: dict[str, float]) -> list[tuple[str, LiquidationTuple]]:
+    """Events of one ``liquidation-orders`` push (size = contracts × ctVal); pongs and acks give none."""
+    if text in ("pong", b"pong"):
+        return []
+    message = parse.decode(_stream, text, VENUE, "ws:liquidation-orders")
+    if message.event is not None:
+        if message.event == "error":
+            raise BadPayload(VENUE, "ws:liquidation-orders", f"refused: {message.code} {message.msg}")
+        return []
+    if message.arg is None or message.arg.channel != "liquidation-orders" or message.data is None:
+        raise BadPayload(VENUE, "ws:liquidation-orders", "unexpected message")
+    out: list[tuple[str, LiquidationTuple]] = []
+    for item in message.data:
+        symbol = from_okx_instrument(item.instId)
+        contract_value = contract_values.get(item.instId)
+        if symbol is None or contract_value is None:
+            continue
+        for detail in item.details:
+            out.append((symbol, parse.liquidation(VENUE, "ws:liquidation-orders", detail.ts, _side(detail), detail.bkPx, detail.sz * contract_value)))
+    return out
+
+
+def _side(detail: Detail) -> int:
+    if detail.posSide == "long":
+        return SIDE_LONG
+    if detail.posSide == "short":
+        return SIDE_SHORT
+    # One-way (net) mode: the forced order sells a long, buys back a short.
+    if detail.side == "sell":
+        return SIDE_LONG
+    if detail.side == "buy":
+        return SIDE_SHORT
+    raise BadPayload(VENUE, "ws:liquidation-orders", f"unknown side {detail.posSide!r}/{detail.side!r}")
+
+
+class OkxCollector(ExchangeCollector):
+    exchange = VENUE
+    candle_page_bars = 100
+    oi_history_page_rows = 100
+    # 20 requests per 2 s per endpoint and IP.
+    rate_limit = (20.0, 10.0)
+    # Pause after code 50011, seconds.
+    rate_code_backoff_s = 2.0
+
+    def __init__(self, settings: Settings, symbols: list[str] | None = None) -> None:
+        super().__init__(settings, symbols)
+        # The rubik statistics endpoints allow 5 requests per 2 s.
+        share = settings.request_budget_share
+        self.history_budget = RequestBudget(5 * share, 2.5 * share)
+        self.contract_values: dict[str, float] = {}
+        self._mark: dict[str, float] = {}
+
+    @staticmethod
+    def rest_url(settings: Settings) -> str:
+        return settings.okx_rest_url
+
+    def _parsed(self, endpoint: str, parse, *args):  # noqa: ANN001, ANN202
+        try:
+            return parse(*args)
+        except RateCode as exc:
+            raise self.http.block(endpoint, self.rate_code_backoff_s, f"code {RATE_LIMIT_CODE}: {exc}") from None
+
+    async def prepare(self) -> None:
+        if not self.contract_values:
+            body = await self.http.get("/api/v5/public/instruments", {"instType": "SWAP"})
+            self.contract_values = self._parsed("instruments", parse_instruments, body)
+
+    def _contract_value(self, symbol: str) -> float:
+        try:
+            return self.contract_values[okx_instrument(symbol)]
+        except KeyError:
+            raise VenueRejected(VENUE, "instruments", f"no swap {okx_instrument(symbol)}") from None
+
+    async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> np.ndarray:
+        recent = start_ms >= int(time.time() * 1000) - RECENT_CANDLES_MS
+        endpoint = "candles" if recent else "history-candles"
+        params = {"instId": okx_instrument(symbol), "bar": "1m", "after": end_ms, "before": start_ms - 1, "limit": self.candle_page_bars}
+        return self._parsed(endpoint, parse_candles, await self.http.get(f"/api/v5/market/{endpoint}", params), endpoint)
+
+    async def fetch_open_interest_history(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray) -> np.ndarray:
+        await self.history_budget.acquire("open-interest-history")
+        params = {"instId": okx_instrument(symbol), "period": "5m", "begin": start_ms, "end": end_ms - 1, "limit": self.oi_history_page_rows}
+        body = await self.http.get("/api/v5/rubik/stat/contracts/open-interest-history", params)
+        return self._parsed("open-interest-history", parse_open_interest_history, body)
+
+    async def fetch_snapshot(self, symbol: str) -> Snapshot:
+        await self.prepare()
+        inst = okx_instrument(symbol)
+        oi_body = await self.http.get("/api/v5/public/open-interest", {"instType": "SWAP", "instId": inst})
+        mark_body = await self.http.get("/api/v5/public/mark-price", {"instType": "SWAP", "instId": inst})
+        funding_body = await self.http.get("/api/v5/public/funding-rate", {"instId": inst})
+        snapshot = self._parsed("open-interest", parse_snapshot, oi_body, mark_body, funding_body, self._contract_value(symbol))
+        self._mark[symbol] = float(snapshot.meta["mark_price"])
+        return snapshot
+
+    async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
+        mark = self._mark.get(symbol)
+        if mark is None:
+            raise VenueUnavailable(VENUE, "position-tiers", "no mark price yet to size the tiers")
+        params = {"instType": "SWAP", "tdMode": "cross", "instFamily": okx_family(symbol)}
+        body = await self.http.get("/api/v5/public/position-tiers", params)
+        found = self._parsed("position-tiers", parse_position_tiers, body, self._contract_value(symbol), mark)
+        return {tiers.META_FIELD: tiers.encode(found), tiers.META_SOURCE_FIELD: "okx position-tiers"}
+
+    def stream(self) -> tuple[str, list[str], str | None]:
+        subscribe = json.dumps({"op": "subscribe", "args": [{"channel": "liquidation-orders", "instType": "SWAP"}]})
+        return self.settings.okx_ws_url, [subscribe], "ping"
+
+    def parse_stream_message(self, text: str) -> list[tuple[str, LiquidationTuple]]:
+        return parse_liquidations(text, self.contract_values)

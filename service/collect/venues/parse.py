@@ -1,0 +1,106 @@
+"""Building canonical rows from parsed venue values, with the checks every venue shares.
+
+A page with any bad value is rejected whole (:class:`BadPayload`): nothing from it
+is written, so the store never holds half of a payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import msgspec
+import numpy as np
+
+from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.collect.venues.errors import BadPayload
+
+T = TypeVar("T")
+
+
+def decode(decoder: msgspec.json.Decoder[T], body: bytes | str, venue: str, endpoint: str) -> T:
+    """Decode one payload with its typed decoder; malformed or mistyped input is a ``BadPayload``."""
+    try:
+        return decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BadPayload(venue, endpoint, str(exc)) from exc
+
+
+def candles(
+    venue: str,
+    endpoint: str,
+    ts_ms: Sequence[int],
+    ohlc: Sequence[Sequence[float]],
+    volume_usd: Sequence[float],
+    taker_buy_usd: Sequence[float] | None,
+) -> np.ndarray:
+    """Candle rows sorted by open time, one per timestamp; ``taker_buy_usd=None`` stores NaN.
+
+    ``ohlc`` is one ``(open, high, low, close)`` per bar.
+    """
+    rows = np.empty(len(ts_ms), dtype=CANDLE_DTYPE)
+    if not len(rows):
+        return rows
+    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
+    prices = np.asarray(ohlc, dtype=np.float64).reshape(len(rows), 4)
+    rows["open"], rows["high"], rows["low"], rows["close"] = prices.T
+    rows["volume_usd"] = np.asarray(volume_usd, dtype=np.float64)
+    rows["taker_buy_usd"] = np.nan if taker_buy_usd is None else np.asarray(taker_buy_usd, dtype=np.float64)
+    if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
+        raise BadPayload(venue, endpoint, "candle prices must be finite and positive")
+    if np.any(rows["high"] < prices.max(axis=1)) or np.any(rows["low"] > prices.min(axis=1)):
+        raise BadPayload(venue, endpoint, "candle high/low do not bound open and close")
+    volume = rows["volume_usd"]
+    if not np.all(np.isfinite(volume)) or np.any(volume < 0):
+        raise BadPayload(venue, endpoint, "candle volume must be finite and not negative")
+    taker = rows["taker_buy_usd"]
+    if taker_buy_usd is not None and (not np.all(np.isfinite(taker)) or np.any(taker < 0) or np.any(taker > volume * (1 + 1e-9))):
+        raise BadPayload(venue, endpoint, "taker-buy volume must lie in [0, volume]")
+    if np.any(rows["ts_ms"] <= 0):
+        raise BadPayload(venue, endpoint, "candle times must be positive epoch ms")
+    return sorted_unique(rows)
+
+
+def open_interest(venue: str, endpoint: str, ts_ms: Sequence[int], usd: Sequence[float]) -> np.ndarray:
+    """Open-interest rows (USD notional of one side) sorted by observation time."""
+    rows = np.empty(len(ts_ms), dtype=OPEN_INTEREST_DTYPE)
+    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
+    rows["open_interest_usd"] = np.asarray(usd, dtype=np.float64)
+    if len(rows) and (not np.all(np.isfinite(rows["open_interest_usd"])) or np.any(rows["open_interest_usd"] < 0)):
+        raise BadPayload(venue, endpoint, "open interest must be finite and not negative")
+    if np.any(rows["ts_ms"] <= 0):
+        raise BadPayload(venue, endpoint, "open-interest times must be positive epoch ms")
+    return sorted_unique(rows)
+
+
+LiquidationTuple = tuple[int, int, float, float, float]  # ts_ms, side, price, quantity (base), usd
+
+
+def liquidation(venue: str, endpoint: str, ts_ms: int, side: int, price: float, quantity: float) -> LiquidationTuple:
+    """One liquidation event as a tuple (rows are built in bulk later); checks its values."""
+    if not (price > 0 and quantity > 0 and np.isfinite(price) and np.isfinite(quantity)) or ts_ms <= 0:
+        raise BadPayload(venue, endpoint, f"liquidation needs positive finite price and size, got {price!r} × {quantity!r}")
+    return (int(ts_ms), side, float(price), float(quantity), float(price) * float(quantity))
+
+
+def liquidation_rows(events: Sequence[LiquidationTuple]) -> np.ndarray:
+    """Tuples from :func:`liquidation` as LIQUIDATION_DTYPE rows, sorted by time."""
+    rows = np.array(events, dtype=LIQUIDATION_DTYPE) if events else np.zeros(0, dtype=LIQUIDATION_DTYPE)
+    return rows[np.argsort(rows["ts_ms"], kind="stable")]
+
+
+def number(venue: str, endpoint: str, parse: Callable[[], float], what: str) -> float:
+    """A single value that must be finite and positive (a mark price, a contract size)."""
+    try:
+        value = float(parse())
+    except (TypeError, ValueError) as exc:
+        raise BadPayload(venue, endpoint, f"{what}: {exc}") from exc
+    if not np.isfinite(value) or value <= 0:
+        raise BadPayload(venue, endpoint, f"{what} must be finite and positive, got {value!r}")
+    return value
+
+
+def sorted_unique(rows: np.ndarray) -> np.ndarray:
+    """Oldest first; of rows sharing a timestamp the last one given wins."""
+    _, last = np.unique(rows["ts_ms"][::-1], return_index=True)
+    return rows[::-1][last]

@@ -1,1 +1,0 @@
-"""Market data sources: the synthetic market and (later) exchange collectors."""

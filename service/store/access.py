@@ -1,0 +1,194 @@
+"""API keys and per-client rate limits, shared by every API replica through the store."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+import msgspec
+from redis.asyncio import Redis
+
+from service.store import keys
+from service.store.writer import _lua
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "lm_"
+WINDOW_MS = 60_000
+# Far from its limit a client's requests are counted in memory and added to the shared
+# counter at most this long after; close to it every request is counted in the store at once.
+FLUSH_INTERVAL_S = 0.05
+# A key record read from the store is trusted this long before it is read again,
+# so a revocation takes effect on every replica within this many seconds.
+RECORD_TTL_S = 5.0
+
+
+class ApiKey(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    name: str
+    limit_per_min: int
+    created_ms: int
+    secret_sha256: str
+    revoked_ms: int | None = None
+
+
+def exact_margin(limit: int) -> int:
+    """How close to its limit a client is counted exactly: 10 % of it, and never fewer than 50 requests."""
+    return max(limit // 10, 50)
+
+
+@dataclass(slots=True)
+class _Window:
+    """One client's count in one window: the shared total last seen, and requests not yet added to it."""
+
+    start_ms: int
+    known: int = 0
+    pending: int = 0
+    synced: bool = False  # known has been read from the store in this window
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """The outcome of counting one request against a client's per-minute limit."""
+
+    limit: int
+    used: int
+    retry_after_s: int
+
+    @property
+    def allowed(self) -> bool:
+        return self.used <= self.limit
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_key(presented: str) -> tuple[str, str] | None:
+    """``(key id, secret)`` of a well-formed key, else None."""
+    if not presented.startswith(KEY_PREFIX):
+        return None
+    key_id, sep, secret = presented[len(KEY_PREFIX) :].partition("_")
+    if not sep or len(key_id) != 8 or not secret:
+        return None
+    return key_id, secret
+
+
+class Access:
+    """Key management and checks. One per process."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._count = redis.register_script(_lua("rate_limit.lua"))
+        self._records: dict[str, tuple[float, ApiKey | None]] = {}
+        self._windows: dict[str, _Window] = {}
+        self._flush_task: asyncio.Task[None] | None = None
+
+    async def create(self, name: str, limit_per_min: int) -> tuple[ApiKey, str]:
+        """A new key; the returned plain key is shown once and never stored."""
+        if limit_per_min < 1:
+            raise ValueError("limit must be at least 1 request per minute")
+        key_id = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(24)
+        record = ApiKey(id=key_id, name=name, limit_per_min=limit_per_min, created_ms=int(time.time() * 1000), secret_sha256=_digest(secret))
+        await self.redis.hset(keys.API_KEYS, key_id, msgspec.json.encode(record))
+        return record, f"{KEY_PREFIX}{key_id}_{secret}"
+
+    async def list(self) -> list[ApiKey]:
+        raw = await self.redis.hgetall(keys.API_KEYS)
+        return sorted((msgspec.json.decode(v, type=ApiKey) for v in raw.values()), key=lambda k: k.created_ms)
+
+    async def revoke(self, key_id: str) -> bool:
+        raw = await self.redis.hget(keys.API_KEYS, key_id)
+        if raw is None:
+            return False
+        record = msgspec.json.decode(raw, type=ApiKey)
+        if record.revoked_ms is None:
+            record = msgspec.structs.replace(record, revoked_ms=int(time.time() * 1000))
+            await self.redis.hset(keys.API_KEYS, key_id, msgspec.json.encode(record))
+        self._records.pop(key_id, None)
+        return True
+
+    async def _record(self, key_id: str) -> ApiKey | None:
+        now = time.monotonic()
+        cached = self._records.get(key_id)
+        if cached is not None and now - cached[0] < RECORD_TTL_S:
+            return cached[1]
+        raw = await self.redis.hget(keys.API_KEYS, key_id)
+        record = msgspec.json.decode(raw, type=ApiKey) if raw is not None else None
+        self._records[key_id] = (now, record)
+        return record
+
+    async def verify(self, presented: str) -> ApiKey | None:
+        """The active key matching ``presented``, compared in constant time; else None."""
+        parsed = parse_key(presented)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        record = await self._record(key_id)
+        if record is None:
+            # Spend the same work as a real comparison so timing says nothing.
+            hmac.compare_digest(_digest(secret), "0" * 64)
+            return None
+        if not hmac.compare_digest(_digest(secret), record.secret_sha256) or record.revoked_ms is not None:
+            return None
+        return record
+
+    async def count(self, client: str, limit: int, now_ms: int | None = None) -> Allowance:
+        """Count a request of ``client`` in the current one-minute window, shared by all replicas.
+
+        A client's first request in a window, and every request within ``exact_margin(limit)``
+        of the limit, is counted in the store at once. Between those, requests are counted in
+        memory and added to the shared counter within ``FLUSH_INTERVAL_S`` (the hot path makes
+        no round trip), so what a replica knows of the others is at most that old and a limit
+        is overshot by at most what other replicas serve in one flush interval.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        window_start = now_ms - now_ms % WINDOW_MS
+        retry_after = max(1, -(-(window_start + WINDOW_MS - now_ms) // 1000))
+        window = self._windows.get(client)
+        if window is None or window.start_ms != window_start:
+            window = self._windows[client] = _Window(window_start)
+        if not window.synced or window.known + window.pending + 1 > limit - exact_margin(limit):
+            add, window.pending = window.pending + 1, 0
+            try:
+                used = await self._add(client, window_start, add)
+            except BaseException:
+                window.pending += add - 1
+                raise
+            window.known = max(window.known, used)
+            window.synced = True
+            return Allowance(limit=limit, used=window.known + window.pending, retry_after_s=retry_after)
+        window.pending += 1
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.create_task(self._flush_soon())
+        return Allowance(limit=limit, used=window.known + window.pending, retry_after_s=retry_after)
+
+    async def _add(self, client: str, window_start: int, requests: int) -> int:
+        return int(await self._count(keys=[keys.rate_counter(client, window_start)], args=[WINDOW_MS, requests]))
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        await self.flush()
+
+    async def flush(self, now_ms: int | None = None) -> None:
+        """Add every client's in-memory count to the shared counters; forget windows that are over."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        now_window = now_ms - now_ms % WINDOW_MS
+        for client, window in list(self._windows.items()):
+            if window.pending:
+                add, window.pending = window.pending, 0
+                try:
+                    used = await self._add(client, window.start_ms, add)
+                except Exception as exc:  # the store is down: keep the count for the next flush
+                    window.pending += add
+                    log.warning("could not add request counts to the store: %s", exc)
+                    return
+                window.known = max(window.known, used)
+            if window.start_ms < now_window and not window.pending:
+                del self._windows[client]

@@ -1,0 +1,173 @@
+"""Encoding a Frame once, when computed, into every form the API serves."""
+
+from __future__ import annotations
+
+import gzip
+import math
+
+import msgspec
+import numpy as np
+
+from engine.frame import Frame
+from engine.ranges import RANGES
+from service.wire.schemas import CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
+
+_json = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
+
+# Field names of the encoded forms in a stored frame.
+FIELD_V1_JSON = "v1"
+FIELD_V1_MSGPACK = "v1.msgpack"
+FIELD_COINGLASS_JSON = "cg"
+FIELD_META = "meta"
+# Stored gzip-compressed (level 1: a quarter of the size for a few ms, once per frame);
+# served as they are to clients that accept gzip, which is nearly all of them.
+COMPRESSED_FIELDS = frozenset({FIELD_V1_JSON, FIELD_V1_MSGPACK, FIELD_COINGLASS_JSON})
+GZIP_LEVEL = 1
+# What history keeps of a frame (the latest copy keeps every form): other forms are made from these.
+HISTORY_FIELDS = (FIELD_V1_MSGPACK, FIELD_META)
+
+
+def compress(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def plain(field: str, stored: bytes) -> bytes:
+    """A stored field's bytes as the client would read them (decompressed where stored compressed)."""
+    return gzip.decompress(stored) if field in COMPRESSED_FIELDS else stored
+
+
+def _number_text(value: float) -> str:
+    """A number the way Coinglass writes it in strings: no exponent, no trailing .0."""
+    text = repr(round(float(value), 8))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _opt(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def msgpack_to_json(stored_msgpack: bytes) -> bytes:
+    """A stored (compressed) msgpack frame as plain JSON: the same frame, the other encoding."""
+    return _json.encode(msgspec.msgpack.decode(gzip.decompress(stored_msgpack)))
+
+
+def to_native(frame: Frame) -> FrameOut:
+    candles = frame.candles
+    candle_rows = [
+        [int(ts), _opt(o), _opt(h), _opt(lo), _opt(c), _opt(v)]
+        for ts, o, h, lo, c, v in zip(
+            candles.ts_ms.tolist(),
+            candles.open.tolist(),
+            candles.high.tolist(),
+            candles.low.tolist(),
+            candles.close.tolist(),
+            candles.volume_usd.tolist(),
+        )
+    ]
+    stats = frame.stats
+    return FrameOut(
+        id=frame.frame_id,
+        exchange=frame.exchange,
+        symbol=frame.symbol,
+        model=frame.model,
+        model_version=frame.model_version,
+        params_hash=frame.params_hash,
+        range=frame.range,
+        column_ms=RANGES[frame.range].column_ms,
+        generated_at=frame.generated_at_ms,
+        data_until=frame.data_until_ms,
+        coverage_start=frame.coverage_start_ms,
+        x=frame.x_ms.tolist(),
+        y=np.round(frame.y, 8).tolist(),
+        long=np.rint(frame.long_usd).astype(np.int64).tolist(),
+        short=np.rint(frame.short_usd).astype(np.int64).tolist(),
+        candles=candle_rows,
+        stats=FrameStatsOut(
+            total_long_usd=float(stats.total_long_usd),
+            total_short_usd=float(stats.total_short_usd),
+            max_long_usd=float(stats.max_long_usd),
+            max_short_usd=float(stats.max_short_usd),
+            max_cell_usd=float(stats.max_cell_usd),
+            out_of_grid_usd=float(stats.out_of_grid_usd),
+            beyond_long_usd=float(stats.beyond_long_usd),
+            beyond_short_usd=float(stats.beyond_short_usd),
+            consumed_long_usd=float(stats.consumed_long_usd),
+            consumed_short_usd=float(stats.consumed_short_usd),
+            percentiles={k: float(v) for k, v in stats.percentiles.items()},
+        ),
+        clusters=list(frame.clusters),
+        leverage=frame.leverage,
+        tiers=[float(t) for t in frame.tiers],
+        sources=frame.sources,
+    )
+
+
+def to_coinglass(frame: Frame) -> CoinglassHeatmap:
+    """Coinglass's heatmap shape: columns start at the first one with data.
+
+    ``liquidation_leverage_data`` is sparse ``[x, y, usd]`` over long + short
+    intensity; ``x`` indexes ``price_candlesticks``, ``y`` indexes ``y_axis``.
+    """
+    has_bar = ~np.isnan(frame.candles.close)
+    first = int(np.argmax(has_bar)) if has_bar.any() else len(has_bar)
+    total = (frame.long_usd[first:].astype(np.float64) + frame.short_usd[first:]).round(2)
+    xs, ys = np.nonzero(total > 0)
+    values = total[xs, ys]
+    data = [[x, y, v] for x, y, v in zip(xs.tolist(), ys.tolist(), values.tolist())]
+    candles = frame.candles
+    sticks: list[list[int | str]] = []
+    last_close = ""
+    for i in range(first, len(candles.ts_ms)):
+        ts_s = int(candles.ts_ms[i]) // 1000
+        if not has_bar[i]:
+            # Coinglass candles are never empty: a column without bars is flat at the last close.
+            sticks.append([ts_s, last_close, last_close, last_close, last_close, "0"])
+            continue
+        last_close = _number_text(candles.close[i])
+        sticks.append(
+            [
+                ts_s,
+                _number_text(candles.open[i]),
+                _number_text(candles.high[i]),
+                _number_text(candles.low[i]),
+                last_close,
+                _number_text(candles.volume_usd[i]),
+            ]
+        )
+    return CoinglassHeatmap(
+        y_axis=np.round(frame.y, 8).tolist(),
+        liquidation_leverage_data=data,
+        price_candlesticks=sticks,
+    )
+
+
+def to_summary(frame: Frame) -> FrameSummary:
+    return FrameSummary(
+        id=frame.frame_id,
+        exchange=frame.exchange,
+        symbol=frame.symbol,
+        model=frame.model,
+        model_version=frame.model_version,
+        params_hash=frame.params_hash,
+        range=frame.range,
+        generated_at=frame.generated_at_ms,
+        data_until=frame.data_until_ms,
+        coverage_start=frame.coverage_start_ms,
+    )
+
+
+def encode_frame(frame: Frame) -> dict[str, bytes]:
+    """Every stored form of a frame, keyed by field name."""
+    native = to_native(frame)
+    return {
+        FIELD_V1_JSON: compress(_json.encode(native)),
+        FIELD_V1_MSGPACK: compress(_msgpack.encode(native)),
+        FIELD_COINGLASS_JSON: compress(_json.encode(Envelope(code="0", msg="success", data=to_coinglass(frame)))),
+        FIELD_META: _json.encode(to_summary(frame)),
+    }
+
+
+def encode_event(frame: Frame) -> bytes:
+    """The announcement published with every new frame: its summary."""
+    return _json.encode(to_summary(frame))

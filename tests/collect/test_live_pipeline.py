@@ -1,0 +1,107 @@
+"""The three collectors in the pipeline and scheduler, against the fake exchange and a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from redis.asyncio import Redis
+
+from service.collect.venues.registry import build_collector
+from service.collect.venues.tiers import decode as decode_tiers
+from service.fakeexchange import FakeExchange, Fault
+from service.compute.refresh import Pipeline
+from service.collect.scheduler import create_scheduler
+from service.store.writer import Store
+from tests.collect.conftest import MINUTE, NOW_MS, VENUES, Clock, collector_settings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake: FakeExchange, clock: Clock, redis: Redis, redis_url: str) -> None:
+    settings = collector_settings(fake, redis_url)
+    store = Store(redis)
+    sources = [build_collector(venue, settings) for venue in VENUES]
+    pipeline = Pipeline(store, settings, sources)
+
+    changed = await pipeline.collect_once(NOW_MS)
+    venue_markets = [(venue, symbol) for venue in VENUES for symbol in ("BTCUSDT", "ETHUSDT")]
+    assert sorted(changed) == sorted([*venue_markets, ("all", "BTC"), ("all", "ETH")])
+    assert sorted(await store.markets()) == sorted(changed)
+    for exchange, symbol in changed:
+        assert await store.latest_frame(exchange, symbol, "model1", "12h") is not None, (exchange, symbol)
+
+    meta = await store.market_meta("all", "BTC")
+    assert meta["venues"] == "binance,bybit,okx"
+    coverage = json.loads(meta["coverage"])
+    assert set(coverage) == set(VENUES) and all(c["bars"] > 0 for c in coverage.values())
+    okx = await store.market_meta("okx", "BTCUSDT")
+    assert float(okx["mark_price"]) > 0 and okx["mm_tiers_source"] == "okx position-tiers"
+    assert decode_tiers(okx["mm_tiers"])[0].mmr > 0
+    binance = await store.market_meta("binance", "BTCUSDT")
+    assert binance["mm_tiers_source"] == "binance web brackets"
+
+    # OKX goes down: the others go on, the aggregate still counts OKX's stored history.
+    await fake["okx"].stop()
+    changed = await pipeline.collect_once(clock.advance(2 * MINUTE))
+    assert ("okx", "BTCUSDT") not in changed and ("binance", "BTCUSDT") in changed and ("all", "BTC") in changed
+    assert sources[2].errors
+    await fake["okx"].start()
+    changed = await pipeline.collect_once(clock.advance(2 * MINUTE))
+    assert ("okx", "BTCUSDT") in changed
+    stored = await store.read_candles("okx", "BTCUSDT")
+    assert int(stored["ts_ms"][-1]) + MINUTE <= clock.now and len(set(stored["ts_ms"].tolist())) == len(stored)
+    for source in sources:
+        await source.close()
+
+
+class SteppedPipeline(Pipeline):
+    """Each scheduled round runs a minute later on the fake exchange's clock; counts rounds."""
+
+    def setup(self, clock: Clock, rounds: int) -> None:
+        self.clock, self.wanted, self.rounds, self.done = clock, rounds, 0, asyncio.Event()
+
+    async def collect_once(self, now: int | None = None) -> list[tuple[str, str]]:
+        changed = await super().collect_once(self.clock.advance(MINUTE))
+        self.rounds += 1
+        if self.rounds >= self.wanted:
+            self.done.set()
+        return changed
+
+
+async def test_the_scheduler_keeps_running_while_a_venue_storms_and_is_down(fake: FakeExchange, clock: Clock, redis: Redis, redis_url: str) -> None:
+    settings = collector_settings(fake, redis_url, backfill_days=0.02)
+    store = Store(redis)
+    sources = [build_collector(venue, settings) for venue in VENUES]
+    pipeline = SteppedPipeline(store, settings, sources)
+    pipeline.setup(clock, rounds=4)
+    await fake["bybit"].stop()
+    fake["binance"].inject(Fault("status", 429, retry_after_s=0.05, count=2))
+    scheduler = create_scheduler(pipeline, interval_s=0.05, job_timeout_s=5.0)
+    scheduler.start()
+    try:
+        await asyncio.wait_for(pipeline.done.wait(), 20)
+    finally:
+        scheduler.shutdown(wait=False)
+    assert await store.latest_frame("okx", "BTCUSDT", "model1", "12h") is not None
+    assert await store.latest_frame("binance", "BTCUSDT", "model1", "12h") is not None
+    assert await store.latest_frame("bybit", "BTCUSDT", "model1", "12h") is None
+    assert sources[0].errors and sources[1].errors
+    for source in sources:
+        await source.close()
+
+
+async def test_frames_state_coverage_from_where_open_interest_starts(redis: Redis, redis_url: str, fake: FakeExchange) -> None:
+    """Candles for a day but open interest for its last six hours: the frame covers six hours."""
+    settings = collector_settings(fake, redis_url)
+    store = Store(redis)
+    rows = fake["okx"].market.rows("BTCUSDT", NOW_MS - 24 * 60 * MINUTE, NOW_MS - 30_000)
+    await store.upsert_candles("okx", "BTCUSDT", rows.candles)
+    oi_from = NOW_MS - 30_000 - 6 * 60 * MINUTE
+    await store.upsert_open_interest("okx", "BTCUSDT", rows.open_interest[rows.open_interest["ts_ms"] >= oi_from])
+    await store.add_market("okx", "BTCUSDT")
+    await Pipeline(store, settings, []).recompute("okx", "BTCUSDT", MINUTE, NOW_MS)
+    frame = await store.latest_frame("okx", "BTCUSDT", "model1", "24h")
+    assert frame is not None
+    assert json.loads(frame.fields["meta"])["coverage_start"] == oi_from - MINUTE  # the bar whose close saw it
