@@ -126,7 +126,7 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -
 async def seed(redis_url: str) -> tuple[str, bytes]:
     from service.store.access import Access
     from service.store.client import make_client
-    from service.compute.refresh import Pipeline
+    from service.collect.round import Collection
     from service.settings import Settings
     from service.collect.synthetic import SyntheticMarket
     from service.store.writer import Store
@@ -134,7 +134,7 @@ async def seed(redis_url: str) -> tuple[str, bytes]:
     client = make_client(redis_url)
     try:
         settings = Settings(redis_url=redis_url, ranges=("24h",), backfill_days=1.0)
-        await Pipeline(Store(client), settings, [SyntheticMarket(symbols={"BTCUSDT": 77_000.0})]).collect_once()
+        await Collection.create(Store(client), settings, [SyntheticMarket(symbols={"BTCUSDT": 77_000.0})]).collect_once()
         _, key = await Access(client).create("bench", 100_000_000)
         latest = await Store(client).latest_frame_stored("synthetic", "BTCUSDT", "model1", "24h", "v1")
         assert latest is not None

@@ -7,51 +7,21 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import msgspec
-
+from service.roles import fake_exchange_if, run_server
 from service.settings import Settings
-from service.collect.source import MarketSource
 
 log = logging.getLogger("liqmap")
 
 DEMO_DEFAULTS = {"mode": "demo", "sources": ("synthetic",), "collect_interval_s": 5.0, "backfill_days": 3.0, "data_dir": ".liqmap/demo"}
 
 
-def build_sources(settings: Settings) -> list[MarketSource]:
-    from service.collect.venues.registry import COLLECTORS
-    from service.collect.synthetic import SyntheticMarket
-
-    sources: list[MarketSource] = []
-    for name in settings.sources:
-        if name == "synthetic":
-            sources.append(SyntheticMarket(seed=settings.synthetic_seed))
-        elif name in COLLECTORS:
-            sources.append(COLLECTORS[name](settings))
-        else:
-            raise SystemExit(f"unknown source {name!r} in LIQMAP_SOURCES; available: synthetic, {', '.join(COLLECTORS)}")
-    return sources
-
-
-@contextlib.contextmanager
-def _maybe_fake_exchange(settings: Settings, enabled: bool) -> Iterator[Settings]:
-    """With ``enabled``, run the fake exchange in this process and point the collectors at it."""
-    if not enabled:
-        yield settings
-        return
-    from service.fakeexchange.server import fake_exchange_in_thread
-
-    with fake_exchange_in_thread(symbols=list(settings.markets)) as urls:
-        log.info("fake exchange on loopback: %s", ", ".join(f"{k}={v}" for k, v in sorted(urls.items()) if k.endswith("rest_url")))
-        yield msgspec.structs.replace(settings, **urls)
-
-
 def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     from service.collect.backfill import backfill_market, window
     from service.collect.venues.registry import COLLECTORS
     from service.store.client import open_redis
-    from service.compute.refresh import now_ms
+    from service.clock import now_ms
     from service.store.writer import Store
 
     if args.all:
@@ -82,7 +52,7 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
                     await collector.close()
         return 1 if failed else 0
 
-    with _maybe_fake_exchange(settings, args.fake_exchange) as settings:
+    with fake_exchange_if(settings, args.fake_exchange) as settings:
         return asyncio.run(run())
 
 
@@ -90,27 +60,6 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One line per job run every few seconds drowns what matters.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
-def _serve(settings: Settings, with_sources: bool, fake_exchange: bool = False) -> None:
-    with _maybe_fake_exchange(settings, fake_exchange) as settings:
-        _run_server(settings, with_sources)
-
-
-def _run_server(settings: Settings, with_sources: bool) -> None:
-    import uvicorn
-
-    from service.api.app import create_app
-
-    sources = build_sources(settings) if with_sources else None
-    app = create_app(settings, sources)
-    log.info("liqmap %s on http://%s:%d (API docs at /docs)", settings.mode, settings.host, settings.port)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on")
-    try:
-        uvicorn.Server(config).run()
-    except KeyboardInterrupt:
-        # uvicorn re-raises Ctrl-C after its own clean shutdown; nothing is left to do.
-        pass
 
 
 def _migrate(settings: Settings) -> None:
@@ -253,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_forever(args.scenario, args.seed, list(settings.markets)))
     else:
-        _serve(settings, with_sources=args.command in ("demo", "serve"), fake_exchange=getattr(args, "fake_exchange", False))
+        run_server(settings, collect=args.command in ("demo", "serve"), fake_exchange=getattr(args, "fake_exchange", False))
 
 
 if __name__ == "__main__":

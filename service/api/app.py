@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from redis.asyncio import Redis
 
 from service.store.access import Access
 from service.api.auth import AccessMiddleware
@@ -29,11 +30,8 @@ from service.api.viewer import viewer_routes
 from service.store.client import open_redis
 from service.store.migrate import migrate
 from service.compute.ondemand import OnDemand
-from service.compute.refresh import Pipeline
-from service.collect.scheduler import create_scheduler
 from service.settings import Settings
-from service.collect.source import MarketSource, StreamingSource
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +51,19 @@ Errors carry the real HTTP status: `{"error": {...}}` on v1, the Coinglass envel
 """
 
 
-def create_app(settings: Settings, sources: list[MarketSource] | None = None) -> Litestar:
-    """Build the API. With ``sources``, this process also runs the scheduler that collects them."""
+# Work a process runs beside its API for as long as the API runs (what `serve` and `demo`
+# add: collection); entered after the store is open, with the process's one client.
+Background = Callable[[Redis], AbstractAsyncContextManager[object]]
+
+
+def create_app(settings: Settings, background: Sequence[Background] = ()) -> Litestar:
+    """Build the API. ``background``: work that shares this process and its store client (see :mod:`service.roles`)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_redis(settings) as redis:
+        async with open_redis(settings) as redis, contextlib.AsyncExitStack() as stack:
             await migrate(redis)
-            store = Store(redis)
+            store = StoreReader(redis)
             app.state.store = store
             app.state.settings = settings
             app.state.access = Access(redis)
@@ -68,27 +71,16 @@ def create_app(settings: Settings, sources: list[MarketSource] | None = None) ->
             app.state.ondemand = OnDemand(store, settings)
             app.state.renders = RenderCache()
             listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
-            scheduler = None
-            streaming = [source for source in sources or [] if isinstance(source, StreamingSource)]
-            for source in streaming:
-                # Live collectors open their liquidation streams and write events as they arrive.
-                await source.start(store.add_liquidations)
-            if sources:
-                pipeline = Pipeline(store, settings, list(sources))
-                scheduler = create_scheduler(pipeline, settings.collect_interval_s, settings.job_timeout_s)
-                scheduler.start()
             try:
+                for work in background:
+                    await stack.enter_async_context(work(redis))
                 yield
             finally:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
-                if scheduler is not None:
-                    scheduler.shutdown(wait=False)
-                for source in streaming:
-                    await source.close()
 
-    def provide_store(state: State) -> Store:
+    def provide_store(state: State) -> StoreReader:
         return state.store
 
     def provide_settings() -> Settings:

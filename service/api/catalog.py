@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from engine.models import MODELS
 from service.wire.schemas import MarketOut, MarketsOut, ModelOut, ModelsOut
 from service.settings import Settings
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 
 class CatalogController(Controller):
@@ -17,7 +17,7 @@ class CatalogController(Controller):
     tags = ["catalog"]
 
     @get("/markets", operation_id="listMarkets")
-    async def markets(self, store: NamedDependency[Store], settings: NamedDependency[Settings]) -> MarketsOut:
+    async def markets(self, store: NamedDependency[StoreReader], settings: NamedDependency[Settings]) -> MarketsOut:
         """Every market with data: venue, symbol, the span of its stored bars and its last update."""
         markets = await store.markets()
         spans, metas = await asyncio.gather(

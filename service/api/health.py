@@ -8,21 +8,20 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.plugins.prometheus import PrometheusController
 
-from service.store.migrate import current_version
 from service.wire.schemas import Health, Readiness
 from service.settings import Settings
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 
 @get("/health", operation_id="health", tags=["operations"])
-async def health(store: NamedDependency[Store]) -> Health:
+async def health(store: NamedDependency[StoreReader]) -> Health:
     """The process is up and can reach its store."""
     await store.ping()
-    return Health(status="ok", store="reachable", schema_version=await current_version(store.redis))
+    return Health(status="ok", store="reachable", schema_version=await store.schema_version())
 
 
 @get("/ready", operation_id="ready", tags=["operations"])
-async def ready(store: NamedDependency[Store], settings: NamedDependency[Settings]) -> Response[Readiness]:
+async def ready(store: NamedDependency[StoreReader], settings: NamedDependency[Settings]) -> Response[Readiness]:
     """Ready to serve: the store answers and every market's frames are fresh (503 otherwise)."""
     now_ms = int(time.time() * 1000)
     problems: list[str] = []

@@ -32,7 +32,7 @@ from service.api.params import (
 from service.wire.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
 from service.wire.schemas import ErrorOut, FrameOut, FramePage, FrameSummary, LevelsOut
 from service.settings import Settings
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 MSGPACK = "application/msgpack"
 Format = Literal["json", "msgpack"]
@@ -150,7 +150,7 @@ class HeatmapController(Controller):
     async def levels(
         self,
         request: Request,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
         exchange: FromPath[str],
         symbol: FromPath[str],
@@ -198,7 +198,7 @@ class HeatmapController(Controller):
     )
     async def frames(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
         exchange: FromPath[str],
         symbol: FromPath[str],
@@ -252,7 +252,7 @@ class HeatmapController(Controller):
     async def frame(
         self,
         request: Request,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         exchange: FromPath[str],
         symbol: FromPath[str],
         frame_id: FromPath[str],
@@ -273,7 +273,7 @@ class HeatmapController(Controller):
     async def stream(
         self,
         request: Request,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
         exchange: FromPath[str],
         symbol: FromPath[str],
@@ -291,7 +291,7 @@ class HeatmapController(Controller):
         last_event_id = request.headers.get("last-event-id")
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
-            pubsub = store.redis.pubsub()
+            pubsub = store.frame_announcements()
             await pubsub.subscribe(store.frame_channel(exchange, symbol))
             try:
                 yield ServerSentEventMessage(comment="subscribed", retry=3000, data=None)
@@ -320,7 +320,7 @@ class HeatmapController(Controller):
 
 
 async def _event(
-    store: Store, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
+    store: StoreReader, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
 ) -> ServerSentEventMessage | None:
     if include_frame:
         stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]

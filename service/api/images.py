@@ -21,7 +21,7 @@ from service.api.params import LEVERAGE_ENUM, canonical_market, check_leverage_f
 from service.wire.codec import FIELD_V1_MSGPACK
 from service.wire.png import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
 from service.wire.schemas import FrameOut
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 PNG = "image/png"
 
@@ -161,7 +161,7 @@ class HeatmapImageController(Controller):
     async def frame_png(
         self,
         request: Request,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         exchange: FromPath[str],
         symbol: FromPath[str],
         frame_id: FromPath[str],

@@ -16,7 +16,7 @@ from service.api.params import check_market
 from service.store.rows import SIDE_LONG
 from service.compute.realized import INTERVALS_MS, BucketWindow, bucket_start, bucket_totals
 from service.wire.schemas import ErrorOut, LiquidationEventOut, LiquidationsOut, LiquidationTotalOut
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 DEFAULT_SPAN_MS = 24 * 3_600_000
 MAX_BUCKETS = 2000
@@ -36,7 +36,7 @@ class LiquidationsController(Controller):
     )
     async def liquidations(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         exchange: FromPath[str],
         symbol: FromPath[str],
         from_ms: Annotated[

@@ -17,7 +17,7 @@ from service.api.errors import Unavailable
 from service.api.params import check_market
 from service.wire.codec import COMPRESSED_FIELDS
 from service.wire.schemas import FrameSummary
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class LatestFrames:
     While the subscription is down nothing is cached.
     """
 
-    def __init__(self, store: Store, max_age_s: float = 5.0) -> None:
+    def __init__(self, store: StoreReader, max_age_s: float = 5.0) -> None:
         self.store = store
         self.max_age_s = max_age_s
         self._entries: dict[CacheKey, tuple[float, str, bytes]] = {}
@@ -95,7 +95,7 @@ class LatestFrames:
     async def listen(self) -> None:
         """Follow frame announcements until cancelled; resubscribe after store outages."""
         while True:
-            pubsub = self.store.redis.pubsub()
+            pubsub = self.store.frame_announcements()
             try:
                 await pubsub.psubscribe(keys.frame_channels(self.store.db))
                 self._listening = True

@@ -12,7 +12,7 @@ from service.compute.ondemand import check_leverage
 from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.wire.coinglass import exchange_name
 from service.settings import Settings
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 Markets = Sequence[tuple[str, str]]
 
@@ -67,7 +67,7 @@ def canonical_market(exchange: str, symbol: str) -> tuple[str, str]:
     return exchange.strip().lower(), symbol.strip().upper()
 
 
-async def check_market(store: Store, exchange: str, symbol: str) -> tuple[str, str]:
+async def check_market(store: StoreReader, exchange: str, symbol: str) -> tuple[str, str]:
     """Canonical (lowercase exchange, uppercase symbol) of a market the store knows, else 404."""
     exchange, symbol = canonical_market(exchange, symbol)
     markets = await store.markets()
@@ -128,7 +128,7 @@ def exchanges_of(markets: Markets) -> list[str]:
 
 
 def check_exchange(markets: Markets, exchange: str) -> str:
-    """Store id of an exchange given in any case (``Binance`` → ``binance``), else 404 naming the known ones."""
+    """StoreReader id of an exchange given in any case (``Binance`` → ``binance``), else 404 naming the known ones."""
     wanted = exchange.strip().lower()
     known = exchanges_of(markets)
     if wanted not in known:
@@ -138,7 +138,7 @@ def check_exchange(markets: Markets, exchange: str) -> str:
 
 
 def check_exchange_list(markets: Markets, exchange_list: str) -> list[str]:
-    """Store ids of a comma-separated list of exchanges (``Binance,OKX``), each known, else 400/404."""
+    """StoreReader ids of a comma-separated list of exchanges (``Binance,OKX``), each known, else 400/404."""
     names = [part for part in (piece.strip() for piece in exchange_list.split(",")) if part]
     if not names:
         raise BadRequest("exchange_list must name at least one exchange, e.g. exchange_list=Binance,OKX,Bybit")

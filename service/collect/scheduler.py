@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 
 log = logging.getLogger(__name__)
 
 
-def create_scheduler(pipeline: Pipeline, interval_s: float, job_timeout_s: float) -> AsyncIOScheduler:
+def create_scheduler(collection: Collection, interval_s: float, job_timeout_s: float) -> AsyncIOScheduler:
     """A scheduler running one collect round every ``interval_s``, the first one at once.
 
     Call ``start()`` from inside the running event loop.
@@ -26,7 +26,7 @@ def create_scheduler(pipeline: Pipeline, interval_s: float, job_timeout_s: float
     async def collect() -> None:
         try:
             async with asyncio.timeout(job_timeout_s):
-                await pipeline.collect_once()
+                await collection.collect_once()
         except TimeoutError:
             log.error("collect round exceeded %.0f s and was cancelled", job_timeout_s)
         except Exception:

@@ -18,9 +18,9 @@ from engine.ranges import RANGES
 from engine.series import MarketSeries
 from service.wire.codec import encode_frame
 from service.markets import AGGREGATE_EXCHANGE, coin_of
-from service.compute.refresh import load_aggregate_series, load_market_series
+from service.compute.inputs import load_aggregate_series, load_market_series
 from service.settings import Settings
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ def check_leverage(model: str, leverage: str | None) -> str | None:
     return None if selection.label == "all" else leverage
 
 
-async def load_series(store: Store, exchange: str, symbol: str, range_name: str) -> tuple[MarketSeries, dict[str, Any] | None] | None:
+async def load_series(store: StoreReader, exchange: str, symbol: str, range_name: str) -> tuple[MarketSeries, dict[str, Any] | None] | None:
     """A market's inputs over one range (an ``all`` market summed over its venues, with their coverage)."""
     span = RANGES[range_name].span_ms
     if exchange != AGGREGATE_EXCHANGE:
@@ -44,7 +44,7 @@ async def load_series(store: Store, exchange: str, symbol: str, range_name: str)
 class OnDemand:
     """Derived results keyed by the newest frame's id, computed once each, the newest few kept."""
 
-    def __init__(self, store: Store, settings: Settings, max_entries: int = 64) -> None:
+    def __init__(self, store: StoreReader, settings: Settings, max_entries: int = 64) -> None:
         self.store = store
         self.settings = settings
         self.max_entries = max_entries

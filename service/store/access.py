@@ -14,7 +14,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.store import keys
-from service.store.writer import _lua
+from service.store.scripts import lua
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Access:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._count = redis.register_script(_lua("rate_limit.lua"))
+        self._count = redis.register_script(lua("rate_limit.lua"))
         self._records: dict[str, tuple[float, ApiKey | None]] = {}
         self._windows: dict[str, _Window] = {}
         self._flush_task: asyncio.Task[None] | None = None

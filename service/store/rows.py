@@ -43,3 +43,16 @@ SIDE_SHORT = -1
 
 def empty(dtype: np.dtype) -> np.ndarray:
     return np.zeros(0, dtype=dtype)
+
+
+def pack_rows(rows: np.ndarray) -> list[bytes]:
+    """Each structured row as its own bytes (the sorted-set member)."""
+    width = rows.dtype.itemsize
+    buffer = np.ascontiguousarray(rows).tobytes()
+    return [buffer[i : i + width] for i in range(0, len(buffer), width)]
+
+
+def unpack_rows(members: list[bytes], dtype: np.dtype) -> np.ndarray:
+    if not members:
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(b"".join(members), dtype=dtype).copy()

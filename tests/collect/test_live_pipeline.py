@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 from service.collect.venues.registry import build_collector
 from service.collect.venues.tiers import decode as decode_tiers
 from service.fakeexchange import FakeExchange, Fault
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
+from service.compute.refresh import Refresher
 from service.collect.scheduler import create_scheduler
 from service.store.writer import Store
 from tests.collect.conftest import MINUTE, NOW_MS, VENUES, Clock, collector_settings
@@ -23,7 +24,7 @@ async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake
     settings = collector_settings(fake, redis_url)
     store = Store(redis)
     sources = [build_collector(venue, settings) for venue in VENUES]
-    pipeline = Pipeline(store, settings, sources)
+    pipeline = Collection.create(store, settings, sources)
 
     changed = await pipeline.collect_once(NOW_MS)
     venue_markets = [(venue, symbol) for venue in VENUES for symbol in ("BTCUSDT", "ETHUSDT")]
@@ -56,7 +57,7 @@ async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake
         await source.close()
 
 
-class SteppedPipeline(Pipeline):
+class SteppedPipeline(Collection):
     """Each scheduled round runs a minute later on the fake exchange's clock; counts rounds."""
 
     def setup(self, clock: Clock, rounds: int) -> None:
@@ -74,7 +75,7 @@ async def test_the_scheduler_keeps_running_while_a_venue_storms_and_is_down(fake
     settings = collector_settings(fake, redis_url, backfill_days=0.02)
     store = Store(redis)
     sources = [build_collector(venue, settings) for venue in VENUES]
-    pipeline = SteppedPipeline(store, settings, sources)
+    pipeline = SteppedPipeline(store, settings, sources, Refresher(store, settings))
     pipeline.setup(clock, rounds=4)
     await fake["bybit"].stop()
     fake["binance"].inject(Fault("status", 429, retry_after_s=0.05, count=2))
@@ -101,7 +102,7 @@ async def test_frames_state_coverage_from_where_open_interest_starts(redis: Redi
     oi_from = NOW_MS - 30_000 - 6 * 60 * MINUTE
     await store.upsert_open_interest("okx", "BTCUSDT", rows.open_interest[rows.open_interest["ts_ms"] >= oi_from])
     await store.add_market("okx", "BTCUSDT")
-    await Pipeline(store, settings, []).recompute("okx", "BTCUSDT", MINUTE, NOW_MS)
+    await Refresher(store, settings).recompute("okx", "BTCUSDT", MINUTE, NOW_MS)
     frame = await store.latest_frame("okx", "BTCUSDT", "model1", "24h")
     assert frame is not None
     assert json.loads(frame.fields["meta"])["coverage_start"] == oi_from - MINUTE  # the bar whose close saw it

@@ -11,7 +11,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from service.api.app import create_app
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -22,16 +22,16 @@ NOW_MS = 1_780_000_000_000
 
 
 @pytest.fixture
-async def pipeline(redis: Redis, redis_url: str) -> Pipeline:
+async def pipeline(redis: Redis, redis_url: str) -> Collection:
     """One day of synthetic BTCUSDT collected at NOW_MS, frames of 12h and 24h computed."""
     settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=100)
-    pipeline = Pipeline(Store(redis), settings, [SyntheticMarket(seed=4, symbols={"BTCUSDT": 77_000.0})])
+    pipeline = Collection.create(Store(redis), settings, [SyntheticMarket(seed=4, symbols={"BTCUSDT": 77_000.0})])
     await pipeline.collect_once(NOW_MS)
     return pipeline
 
 
 @pytest.fixture
-async def http(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
+async def http(pipeline: Collection) -> AsyncIterator[httpx.AsyncClient]:
     """The app behind a real uvicorn server on a free loopback port."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(pipeline.settings), host="127.0.0.1", port=port, log_level="warning"))

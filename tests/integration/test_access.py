@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from service.store.access import Access
 from service.api.app import create_app
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -31,7 +31,7 @@ CG_PARAMS = {"exchange": "synthetic", "symbol": "BTCUSDT", "range": "12h"}
 @pytest.fixture
 async def seeded(redis: Redis, redis_url: str) -> Settings:
     settings = Settings(redis_url=redis_url, ranges=("12h",), backfill_days=0.5, frame_rows=60)
-    await Pipeline(Store(redis), settings, [SyntheticMarket(seed=1, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
+    await Collection.create(Store(redis), settings, [SyntheticMarket(seed=1, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
     return settings
 
 

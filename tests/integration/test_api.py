@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from engine.ranges import RANGES
 from service.api.app import create_app
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -27,7 +27,7 @@ RANGES_UNDER_TEST = ("12h", "24h", "3d")
 async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
     settings = Settings(redis_url=redis_url, ranges=RANGES_UNDER_TEST, backfill_days=1.0, frame_rows=200)
     source = SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0})
-    changed = await Pipeline(Store(redis), settings, [source]).collect_once(NOW_MS)
+    changed = await Collection.create(Store(redis), settings, [source]).collect_once(NOW_MS)
     assert changed == [("synthetic", "BTCUSDT")]
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         yield test_client

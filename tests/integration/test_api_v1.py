@@ -9,7 +9,7 @@ import httpx
 import msgspec
 import pytest
 
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ COLUMN = 5 * MINUTE  # the column width of the 12h and 24h ranges: history keeps
 LATEST = "/v1/heatmaps/synthetic/BTCUSDT/latest"
 
 
-async def test_etag_gives_304_until_a_newer_frame_exists(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+async def test_etag_gives_304_until_a_newer_frame_exists(http: httpx.AsyncClient, pipeline: Collection) -> None:
     first = await http.get(LATEST)
     etag = first.headers["etag"]
     assert first.json()["id"] in etag
@@ -43,7 +43,7 @@ async def test_msgpack_by_parameter_or_accept_header(http: httpx.AsyncClient) ->
     assert bad.status_code == 400 and "format" in bad.json()["error"]["message"]
 
 
-async def test_history_pages_newest_first_and_frames_by_id(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+async def test_history_pages_newest_first_and_frames_by_id(http: httpx.AsyncClient, pipeline: Collection) -> None:
     for minutes in range(1, 6):
         await pipeline.collect_once(NOW_MS + minutes * COLUMN)
     seen: list[dict] = []
@@ -91,7 +91,7 @@ async def _read_events(response: httpx.Response, count: int) -> list[dict]:
     return events
 
 
-async def test_stream_delivers_new_frames_and_resumes_from_last_event_id(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+async def test_stream_delivers_new_frames_and_resumes_from_last_event_id(http: httpx.AsyncClient, pipeline: Collection) -> None:
     params = {"range": "24h"}
     async with http.stream("GET", "/v1/heatmaps/synthetic/BTCUSDT/stream", params=params) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -116,7 +116,7 @@ async def test_stream_delivers_new_frames_and_resumes_from_last_event_id(http: h
     assert all("long" in f and "short" in f for f in frames)
 
 
-async def test_history_keeps_the_newest_frame_of_each_column(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+async def test_history_keeps_the_newest_frame_of_each_column(http: httpx.AsyncClient, pipeline: Collection) -> None:
     first_column_end = (NOW_MS // COLUMN + 1) * COLUMN
     minutes_left = (first_column_end - NOW_MS) // MINUTE
     for minute in range(1, minutes_left + 3):
@@ -131,7 +131,7 @@ async def test_history_keeps_the_newest_frame_of_each_column(http: httpx.AsyncCl
     assert items[1]["data_until"] % COLUMN == 0
 
 
-async def test_markets_list_coverage_and_models_list_versions(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+async def test_markets_list_coverage_and_models_list_versions(http: httpx.AsyncClient, pipeline: Collection) -> None:
     markets = (await http.get("/v1/markets")).json()["markets"]
     assert len(markets) == 1
     market = markets[0]
@@ -172,7 +172,7 @@ async def test_models_publish_their_scores_and_calibration(http: httpx.AsyncClie
 
 
 async def test_history_by_model_version_after_a_parameter_change(
-    http: httpx.AsyncClient, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    http: httpx.AsyncClient, pipeline: Collection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import dataclasses
 

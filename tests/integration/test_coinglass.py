@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from engine.models import MODELS
 from service.api.app import create_app
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -53,7 +53,7 @@ SOURCES = [
 @pytest.fixture
 async def seeded(redis: Redis, redis_url: str) -> Settings:
     settings = Settings(redis_url=redis_url, models=("model1",), ranges=("12h", "24h"), backfill_days=1.0, frame_rows=60, aggregate=True)
-    changed = await Pipeline(Store(redis), settings, SOURCES).collect_once(_now())
+    changed = await Collection.create(Store(redis), settings, SOURCES).collect_once(_now())
     assert sorted(changed) == sorted([*MARKETS, ("all", "BTC"), ("all", "ETH")])
     return settings
 

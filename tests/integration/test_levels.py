@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from service.api.app import create_app
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -24,7 +24,7 @@ BASE = "/v1/heatmaps/synthetic/BTCUSDT"
 @pytest.fixture
 async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
     settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=120)
-    await Pipeline(Store(redis), settings, [SyntheticMarket(seed=12, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
+    await Collection.create(Store(redis), settings, [SyntheticMarket(seed=12, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         yield test_client
 
@@ -74,7 +74,7 @@ async def test_levels_give_clusters_on_each_side_a_map_by_tier_and_max_pain(clie
 async def test_leverage_and_levels_on_an_all_market(redis: Redis, redis_url: str) -> None:
     settings = Settings(redis_url=redis_url, ranges=("12h",), backfill_days=0.5, frame_rows=80, aggregate=True, models=("model1",))
     venues = [SyntheticMarket(seed=seed, symbols={"BTCUSDT": 77_000.0}, exchange=name) for seed, name in ((1, "binance"), (2, "okx"))]
-    await Pipeline(Store(redis), settings, venues).collect_once(NOW_MS)
+    await Collection.create(Store(redis), settings, venues).collect_once(NOW_MS)
     async with AsyncTestClient(app=create_app(settings)) as client:
         full = (await client.get("/v1/heatmaps/all/BTC/latest", params={"range": "12h"})).json()
         assert set(full["sources"]) == {"binance", "okx"}

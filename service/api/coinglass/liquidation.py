@@ -63,7 +63,7 @@ from service.wire.coinglass import (
     order_sides,
     quote_of,
 )
-from service.compute.refresh import now_ms
+from service.clock import now_ms
 from service.compute.realized import INTERVALS_MS, bucket_totals, history_window, newest_at_least, stack, window_totals
 from service.wire.schemas import (
     CoinglassCoinHistory,
@@ -78,7 +78,7 @@ from service.wire.schemas import (
     Envelope,
 )
 from service.settings import Settings
-from service.store.writer import Store
+from service.store.reader import StoreReader
 
 HISTORY_LIMIT = 1000  # Coinglass's default and maximum
 ORDER_LIMIT = 200
@@ -157,7 +157,7 @@ async def _stored_heatmap(
     return stored_response(request, FIELD_COINGLASS_JSON, latest[1], "application/json")
 
 
-async def _book(store: Store, settings: Settings, market: tuple[str, str], frame_range: str) -> LiquidationLevels:
+async def _book(store: StoreReader, settings: Settings, market: tuple[str, str], frame_range: str) -> LiquidationLevels:
     """The outstanding levels of a market's newest frame of the first configured model."""
     model = settings.models[0]
     body = await store.latest_frame_field(*market, model, frame_range, FIELD_V1_MSGPACK)
@@ -174,7 +174,7 @@ def _frame_range(settings: Settings, value: str | None, table: dict[str, str], d
 
 
 async def _history(
-    store: Store, markets: list[tuple[str, str]], interval: str | None, limit: int | None, start_time: int | None, end_time: int | None
+    store: StoreReader, markets: list[tuple[str, str]], interval: str | None, limit: int | None, start_time: int | None, end_time: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated history parameters → ``(bucket starts, long USD, short USD)`` over ``markets``."""
     interval_ms = INTERVALS_MS[check_choice("interval", require("interval", interval, "1h"), INTERVALS_MS)]
@@ -249,7 +249,7 @@ class CoinglassController(Controller):
     )
     async def history(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
         interval: IntervalParam = None,
@@ -285,7 +285,7 @@ class CoinglassController(Controller):
     )
     async def aggregated_history(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         exchange_list: Annotated[str | None, _query("Comma-separated exchanges, e.g. Binance,OKX,Bybit", required=True, pattern=NAMED)] = None,
         symbol: CoinParam = None,
         interval: IntervalParam = None,
@@ -321,7 +321,7 @@ class CoinglassController(Controller):
             }
         ]),
     )
-    async def coin_list(self, store: NamedDependency[Store], exchange: ExchangeParam = None) -> Envelope[list[CoinglassCoinTotals]]:
+    async def coin_list(self, store: NamedDependency[StoreReader], exchange: ExchangeParam = None) -> Envelope[list[CoinglassCoinTotals]]:
         """Realized liquidations of every coin on one exchange over the last 24h, 12h, 4h and 1h (USD)."""
         markets = await store.markets()
         exchange_id = check_exchange(markets, require("exchange", exchange, "Binance"))
@@ -354,7 +354,7 @@ class CoinglassController(Controller):
     )
     async def exchange_list(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         symbol: Annotated[str | None, _query("Coin, e.g. BTC; absent or empty: every coin")] = None,
         range_: Annotated[str | None, _query("1h, 4h, 12h or 24h", required=True, name="range", enum=list(EXCHANGE_LIST_RANGES))] = None,
     ) -> Envelope[list[CoinglassExchangeTotals]]:
@@ -393,7 +393,7 @@ class CoinglassController(Controller):
     )
     async def orders(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         exchange: ExchangeParam = None,
         symbol: CoinParam = None,
         min_liquidation_amount: Annotated[str | None, _query("Smallest liquidation to list, USD, e.g. 10000", required=True, pattern=AMOUNT_PATTERN)] = None,
@@ -447,7 +447,7 @@ class CoinglassController(Controller):
     )
     async def pair_map(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
@@ -472,7 +472,7 @@ class CoinglassController(Controller):
     )
     async def aggregated_map(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
         symbol: CoinParam = None,
         range_: MapRangeParam = None,
@@ -495,7 +495,7 @@ class CoinglassController(Controller):
     )
     async def max_pain(
         self,
-        store: NamedDependency[Store],
+        store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
         range_: Annotated[str | None, _query("12h, 24h, 48h, 3d, 7d, 14d or 30d (default 24h)", name="range", enum=list(MAX_PAIN_RANGES))] = None,
     ) -> Envelope[list[CoinglassMaxPain]]:
@@ -534,7 +534,7 @@ class CoinglassController(Controller):
         return _ok(rows)
 
 
-async def _aggregate(store: Store, coin: str) -> tuple[str, str]:
+async def _aggregate(store: StoreReader, coin: str) -> tuple[str, str]:
     """The market of a coin's aggregate over every exchange, else 404 naming the coins that have one."""
     markets = await store.markets()
     if (AGGREGATE_EXCHANGE, coin) in markets:
@@ -557,7 +557,7 @@ class CoinglassMarketsController(Controller):
         }),
     )
     async def supported_exchange_pairs(
-        self, store: NamedDependency[Store], exchange: Annotated[str | None, _query("Only this exchange, e.g. Binance")] = None
+        self, store: NamedDependency[StoreReader], exchange: Annotated[str | None, _query("Only this exchange, e.g. Binance")] = None
     ) -> Envelope[dict[str, list[CoinglassPair]]]:
         """Per exchange (Coinglass's spelling), the pairs with data here; ``exchange`` keeps one.
 

@@ -1,0 +1,102 @@
+"""One collection round: every source's new rows into the store, then the changed markets' frames refreshed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from engine.ranges import DAY_MS
+from service.clock import Clock, now_ms
+from service.collect.source import Batch, MarketSource
+from service.collect.venues.errors import VenueError
+from service.compute.refresh import Refresher
+from service.markets import AGGREGATE_EXCHANGE, coin_of
+from service.metrics import COLLECT_ERRORS
+from service.settings import Settings
+from service.store.writer import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Collection:
+    """Collects from every source into the store and has the markets that changed refreshed."""
+
+    store: Store
+    settings: Settings
+    sources: list[MarketSource]
+    refresher: Refresher
+    clock: Clock = now_ms
+    _bootstrapped: set[tuple[str, str]] = field(default_factory=set)
+
+    @classmethod
+    def create(cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms) -> Collection:
+        """A collection whose changed markets are refreshed in this process."""
+        return cls(store, settings, list(sources), Refresher(store, settings), clock)
+
+    async def bootstrap(self, source: MarketSource, symbol: str, now: int) -> Batch:
+        """Register the market and backfill what the store lacks (from its last bar, or backfill_days)."""
+        await self.store.add_market(source.exchange, symbol)
+        last = await self.store.last_candle_ts(source.exchange, symbol)
+        start = now - int(self.settings.backfill_days * DAY_MS)
+        if last is not None:
+            start = max(start, last)
+        start -= start % source.step_ms
+        return await source.backfill(symbol, start, now)
+
+    async def store_batch(self, exchange: str, symbol: str, batch: Batch) -> None:
+        await self.store.upsert_candles(exchange, symbol, batch.candles)
+        await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
+        await self.store.add_liquidations(exchange, symbol, batch.liquidations)
+        if batch.meta:
+            await self.store.set_market_meta(exchange, symbol, **batch.meta)
+
+    async def collect_once(self, now: int | None = None) -> list[tuple[str, str]]:
+        """One round over every source (concurrently) and symbol; returns the markets whose frames were refreshed.
+
+        With ``settings.aggregate``, the ``all`` market of every coin with a refreshed venue market is rebuilt too.
+        """
+        now = self.clock() if now is None else now
+        rounds = await asyncio.gather(*(self._collect_source(source, now) for source in self.sources))
+        changed = [market for markets in rounds for market in markets]
+        if self.settings.aggregate:
+            venues = self._venues()
+            for coin in sorted({coin_of(symbol) for exchange, symbol in changed if exchange in venues}):
+                markets = [(exchange, symbol) for exchange, source in venues.items() for symbol in source.symbols() if coin_of(symbol) == coin]
+                try:
+                    if await self.refresher.recompute_aggregate(coin, markets, now):
+                        changed.append((AGGREGATE_EXCHANGE, coin))
+                except Exception:
+                    log.exception("aggregating %s failed", coin)
+        return changed
+
+    def _venues(self) -> dict[str, MarketSource]:
+        """Sources that are exchanges (summed into the ``all`` markets); the synthetic market is not."""
+        return {source.exchange: source for source in self.sources if source.exchange != "synthetic"}
+
+    async def _collect_source(self, source: MarketSource, now: int) -> list[tuple[str, str]]:
+        changed: list[tuple[str, str]] = []
+        for symbol in source.symbols():
+            market = (source.exchange, symbol)
+            try:
+                if market not in self._bootstrapped:
+                    batch = await self.bootstrap(source, symbol, now)
+                else:
+                    batch = await source.poll(symbol, now)
+                await self.store_batch(source.exchange, symbol, batch)
+                fresh = market not in self._bootstrapped
+                self._bootstrapped.add(market)
+                if batch.candles.size or fresh:
+                    await self.refresher.recompute(source.exchange, symbol, source.step_ms, now)
+                    changed.append(market)
+            except VenueError as exc:
+                # The venue is down, limiting us or sent garbage: expected, said in one line.
+                log.warning("collecting %s:%s failed: %s", source.exchange, symbol, exc)
+                COLLECT_ERRORS.labels(source.exchange).inc()
+            except Exception:
+                # One market's failure must not stop the others or the scheduler.
+                log.exception("collecting %s:%s failed", source.exchange, symbol)
+                COLLECT_ERRORS.labels(source.exchange).inc()
+        return changed
