@@ -32,19 +32,19 @@ def _market(exchange: str, symbol: str) -> str:
     return f"{PREFIX}:{{{exchange}:{symbol}}}"
 
 
-def candles(exchange: str, symbol: str) -> str:
-    """Sorted set: score = bar open time (ms), member = packed candle row."""
-    return f"{_market(exchange, symbol)}:candles"
+def chunk(kind: str, exchange: str, symbol: str, start_ms: int) -> str:
+    """String: the rows of one kind (``candles``, ``oi``, ``liq``) in one chunk of time (see :mod:`service.store.chunks`)."""
+    return f"{_market(exchange, symbol)}:{kind}:{start_ms}"
 
 
-def open_interest(exchange: str, symbol: str) -> str:
-    """Sorted set: score = observation time (ms), member = packed open-interest row."""
-    return f"{_market(exchange, symbol)}:oi"
+def chunk_index(kind: str, exchange: str, symbol: str) -> str:
+    """Hash: chunk start (ms) -> ``<rows><encoding byte>`` of every stored chunk of one kind."""
+    return f"{_market(exchange, symbol)}:{kind}:chunks"
 
 
-def liquidations(exchange: str, symbol: str) -> str:
-    """Sorted set: score = event time (ms), member = packed event row (identical events collapse)."""
-    return f"{_market(exchange, symbol)}:liq"
+def legacy_rows(kind: str, exchange: str, symbol: str) -> str:
+    """Schema 1: sorted set of packed rows scored by time (``candles``, ``oi``, ``liq``); migration 0002 moves them into chunks."""
+    return f"{_market(exchange, symbol)}:{kind}"
 
 
 def market_meta(exchange: str, symbol: str) -> str:

@@ -1,11 +1,12 @@
 """The read side of the store: what the API (and the compute code loading inputs) may call.
 
-Nothing here writes. Rows are fixed-width packed members of per-market sorted sets scored
-by timestamp, so a range read is one ``ZRANGE ... BYSCORE`` and one ``numpy.frombuffer``.
+Nothing here writes. Rows live in time chunks (:mod:`service.store.chunks`): a range read
+is one round trip for the chunk index and one for the chunks it needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,8 @@ from redis.asyncio.client import PubSub
 
 from service.store import keys
 from service.store.migrate import current_version
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, unpack_rows
+from service.store import chunks
+from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
 from service.wire.codec import plain
 
 
@@ -54,58 +56,76 @@ class StoreReader:
         raw = await self.redis.hgetall(keys.market_meta(exchange, symbol))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    async def _read_rows(self, key: str, dtype: np.dtype, start_ms: int | None, end_ms: int | None) -> np.ndarray:
-        low = "-inf" if start_ms is None else start_ms
-        high = "+inf" if end_ms is None else f"({end_ms}"
-        members = await self.redis.zrange(key, low, high, byscore=True)
-        return unpack_rows(members, dtype)
+    # rows ---------------------------------------------------------------------
+
+    async def chunk_index(self, kind: RowKind, exchange: str, symbol: str) -> dict[int, tuple[int, bytes]]:
+        """``{chunk start: (rows, encoding)}`` of one market's rows of one kind."""
+        raw = await self.redis.hgetall(keys.chunk_index(kind.name, exchange, symbol))
+        return {int(start): _index_entry(value) for start, value in raw.items()}
+
+    async def _chunks(self, kind: RowKind, markets: list[tuple[str, str]], pick: Callable[[list[int]], list[int]]) -> list[np.ndarray]:
+        """Per market, the rows of the chunks ``pick`` chooses from its chunk starts, in two round trips."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for exchange, symbol in markets:
+                pipe.hkeys(keys.chunk_index(kind.name, exchange, symbol))
+            indexes = await pipe.execute()
+        wanted = [pick(sorted(int(start) for start in index)) for index in indexes]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (exchange, symbol), starts in zip(markets, wanted):
+                for start in starts:
+                    pipe.get(keys.chunk(kind.name, exchange, symbol, start))
+            stored = iter(await pipe.execute())
+        out = []
+        for starts in wanted:
+            parts = [chunks.decode(next(stored), kind.dtype) for _ in starts]
+            out.append(np.concatenate(parts) if parts else np.zeros(0, dtype=kind.dtype))
+        return out
+
+    async def read_rows_of(self, kind: RowKind, markets: list[tuple[str, str]], start_ms: int | None = None, end_ms: int | None = None) -> list[np.ndarray]:
+        """Rows with ``start_ms <= ts < end_ms`` of several markets, oldest first, in their order."""
+        found = await self._chunks(kind, markets, lambda starts: chunks.chunks_between(starts, kind, start_ms, end_ms))
+        return [chunks.within(rows, start_ms, end_ms) for rows in found]
+
+    async def read_rows(self, kind: RowKind, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
+        return (await self.read_rows_of(kind, [(exchange, symbol)], start_ms, end_ms))[0]
 
     async def read_candles(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
         """Candles with ``start_ms <= ts < end_ms``, oldest first (CANDLE_DTYPE)."""
-        return await self._read_rows(keys.candles(exchange, symbol), CANDLE_DTYPE, start_ms, end_ms)
+        return await self.read_rows(CANDLES, exchange, symbol, start_ms, end_ms)
 
     async def read_open_interest(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
-        return await self._read_rows(keys.open_interest(exchange, symbol), OPEN_INTEREST_DTYPE, start_ms, end_ms)
+        return await self.read_rows(OPEN_INTEREST, exchange, symbol, start_ms, end_ms)
 
     async def read_liquidations(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
-        return await self._read_rows(keys.liquidations(exchange, symbol), LIQUIDATION_DTYPE, start_ms, end_ms)
+        return await self.read_rows(LIQUIDATIONS, exchange, symbol, start_ms, end_ms)
 
     async def read_liquidations_of(
         self, markets: list[tuple[str, str]], start_ms: int | None = None, end_ms: int | None = None
     ) -> list[np.ndarray]:
-        """Realized liquidations with ``start_ms <= ts < end_ms`` of several markets, in one round trip, in their order."""
-        low = "-inf" if start_ms is None else start_ms
-        high = "+inf" if end_ms is None else f"({end_ms}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for exchange, symbol in markets:
-                pipe.zrange(keys.liquidations(exchange, symbol), low, high, byscore=True)
-            replies = await pipe.execute()
-        return [unpack_rows(members, LIQUIDATION_DTYPE) for members in replies]
+        """Realized liquidations with ``start_ms <= ts < end_ms`` of several markets, in their order."""
+        return await self.read_rows_of(LIQUIDATIONS, markets, start_ms, end_ms)
 
     async def first_liquidation_ms(self, markets: list[tuple[str, str]]) -> int | None:
         """Time of the oldest stored liquidation of any of ``markets`` (where their coverage starts), or None."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for exchange, symbol in markets:
-                pipe.zrange(keys.liquidations(exchange, symbol), 0, 0, withscores=True)
-            replies = await pipe.execute()
-        firsts = [int(reply[0][1]) for reply in replies if reply]
-        return min(firsts) if firsts else None
+        firsts = await self._chunks(LIQUIDATIONS, markets, lambda starts: starts[:1])
+        times = [int(rows["ts_ms"][0]) for rows in firsts if len(rows)]
+        return min(times) if times else None
 
     async def candle_span(self, exchange: str, symbol: str) -> tuple[int, int, int] | None:
         """``(first bar ts, last bar ts, bar count)`` of a market's stored candles, or None."""
-        key = keys.candles(exchange, symbol)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrange(key, 0, 0, withscores=True)
-            pipe.zrange(key, -1, -1, withscores=True)
-            pipe.zcard(key)
-            first, last, count = await pipe.execute()
-        if not first:
+        index = await self.chunk_index(CANDLES, exchange, symbol)
+        if not index:
             return None
-        return int(first[0][1]), int(last[0][1]), int(count)
+        ends = (await self._chunks(CANDLES, [(exchange, symbol)], lambda starts: sorted({starts[0], starts[-1]}) if starts else []))[0]
+        if not len(ends):
+            return None
+        return int(ends["ts_ms"][0]), int(ends["ts_ms"][-1]), sum(count for count, _ in index.values())
 
     async def last_candle_ts(self, exchange: str, symbol: str) -> int | None:
-        newest = await self.redis.zrange(keys.candles(exchange, symbol), 0, 0, desc=True, withscores=True)
-        return int(newest[0][1]) if newest else None
+        newest = (await self._chunks(CANDLES, [(exchange, symbol)], lambda starts: starts[-1:]))[0]
+        return int(newest["ts_ms"][-1]) if len(newest) else None
+
+    # frames -------------------------------------------------------------------
 
     def frame_channel(self, exchange: str, symbol: str) -> str:
         return keys.frame_channel(exchange, symbol, self.db)
@@ -178,3 +198,8 @@ class StoreReader:
         if not raw:
             return None
         return StoredFrame(frame_id=frame_id, fields={k.decode(): v for k, v in raw.items()})
+
+
+def _index_entry(value: bytes) -> tuple[int, bytes]:
+    """A chunk index value ``b"<rows><encoding>"`` as ``(rows, encoding)``."""
+    return int(value[:-1]), value[-1:]

@@ -10,16 +10,14 @@ from collections.abc import Collection
 import numpy as np
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import WatchError
 
 from service.store import keys
 from service.store.reader import StoreReader
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, pack_rows
+from service.store import chunks
+from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
 from service.store.scripts import lua
 from service.wire.codec import HISTORY_FIELDS
-
-# Rows per script call: large enough to amortise round trips, small enough not
-# to stall the server for other clients.
-UPSERT_CHUNK = 4096
 
 
 class Store(StoreReader):
@@ -27,7 +25,6 @@ class Store(StoreReader):
 
     def __init__(self, redis: Redis) -> None:
         super().__init__(redis)
-        self._upsert: AsyncScript = redis.register_script(lua("upsert_rows.lua"))
         self._put_frame: AsyncScript = redis.register_script(lua("put_frame.lua"))
 
     async def add_market(self, exchange: str, symbol: str) -> None:
@@ -36,49 +33,105 @@ class Store(StoreReader):
     async def set_market_meta(self, exchange: str, symbol: str, **values: str | int | float) -> None:
         await self.redis.hset(keys.market_meta(exchange, symbol), mapping={k: str(v) for k, v in values.items()})
 
-    async def _upsert_rows(self, key: str, rows: np.ndarray) -> int:
-        """Write ``rows`` so that each timestamp holds exactly one row; returns rows written."""
-        if rows.dtype.names is None or "ts_ms" not in rows.dtype.names:
-            raise ValueError("rows must be a structured array with a ts_ms field")
-        # One row per timestamp within the batch too: the last one wins.
-        _, last_index = np.unique(rows["ts_ms"][::-1], return_index=True)
-        rows = rows[::-1][last_index]
-        members = pack_rows(rows)
-        timestamps = rows["ts_ms"].tolist()
-        for start in range(0, len(members), UPSERT_CHUNK):
-            args: list[int | bytes] = []
-            for ts, member in zip(timestamps[start : start + UPSERT_CHUNK], members[start : start + UPSERT_CHUNK]):
-                args.append(ts)
-                args.append(member)
-            await self._upsert(keys=[key], args=args)
-        return len(members)
+    async def _write_chunk(self, kind: RowKind, exchange: str, symbol: str, start: int, rows: np.ndarray, *, packed: bool) -> int:
+        """Merge ``rows`` into one chunk (compressed if ``packed``) in one optimistic transaction; returns rows added."""
+        key = keys.chunk(kind.name, exchange, symbol, start)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    stored = chunks.decode(await pipe.get(key), kind.dtype)
+                    merged, added = chunks.merge(stored, rows, kind)
+                    pipe.multi()
+                    if len(merged):
+                        encoded = chunks.encode(merged, packed=packed)
+                        pipe.set(key, encoded)
+                        pipe.hset(keys.chunk_index(kind.name, exchange, symbol), str(start), f"{len(merged)}".encode() + encoded[:1])
+                    else:
+                        pipe.delete(key)
+                        pipe.hdel(keys.chunk_index(kind.name, exchange, symbol), str(start))
+                    await pipe.execute()
+                    return added
+                except WatchError:
+                    continue  # another writer changed the chunk meanwhile: merge again
+
+    async def upsert_rows(self, kind: RowKind, exchange: str, symbol: str, rows: np.ndarray) -> int:
+        """Write rows of one kind; returns rows written (``ts`` kinds: after dropping repeats within the batch)
+        or rows added (``row`` kinds: identical events are not added twice).
+
+        The newest chunk stays as it is, every older one is compressed (an older raw chunk too,
+        once a newer one exists).
+        """
+        _check_dtype(rows, kind.dtype, kind.what)
+        rows = chunks.unique_rows(rows, kind)
+        if not len(rows):
+            return 0
+        groups = chunks.split_by_chunk(rows, kind)
+        index = await self.chunk_index(kind, exchange, symbol)
+        newest = max([*index, *groups])
+        added = 0
+        for start, part in groups.items():
+            added += await self._write_chunk(kind, exchange, symbol, start, part, packed=start < newest)
+        for start, (_, encoding) in index.items():
+            if encoding == chunks.RAW and start < newest and start not in groups:
+                await self._write_chunk(kind, exchange, symbol, start, part[:0], packed=True)
+        return added if kind.unique == "row" else len(rows)
 
     async def upsert_candles(self, exchange: str, symbol: str, candles: np.ndarray) -> int:
-        _check_dtype(candles, CANDLE_DTYPE, "candles")
-        return await self._upsert_rows(keys.candles(exchange, symbol), candles)
+        return await self.upsert_rows(CANDLES, exchange, symbol, candles)
 
     async def upsert_open_interest(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
-        _check_dtype(rows, OPEN_INTEREST_DTYPE, "open interest")
-        return await self._upsert_rows(keys.open_interest(exchange, symbol), rows)
+        return await self.upsert_rows(OPEN_INTEREST, exchange, symbol, rows)
 
     async def add_liquidations(self, exchange: str, symbol: str, events: np.ndarray) -> int:
         """Add realized liquidation events; an event identical to a stored one is not added again.
 
         Returns how many were new.
         """
-        _check_dtype(events, LIQUIDATION_DTYPE, "liquidations")
-        if len(events) == 0:
-            return 0
-        mapping = {member: int(ts) for member, ts in zip(pack_rows(events), events["ts_ms"].tolist())}
-        return int(await self.redis.zadd(keys.liquidations(exchange, symbol), mapping, nx=True))
+        return await self.upsert_rows(LIQUIDATIONS, exchange, symbol, events)
+
+    async def _trim_kind(self, kind: RowKind, exchange: str, symbol: str, before_ms: int) -> None:
+        """Drop rows of one kind older than ``before_ms``: whole chunks, and the older part of the one it falls in."""
+        index = await self.chunk_index(kind, exchange, symbol)
+        gone = [start for start in index if start + kind.span_ms <= before_ms]
+        if gone:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(*(keys.chunk(kind.name, exchange, symbol, start) for start in gone))
+                pipe.hdel(keys.chunk_index(kind.name, exchange, symbol), *(str(start) for start in gone))
+                await pipe.execute()
+        boundary = kind.chunk_start(before_ms)
+        if boundary in index and boundary < before_ms:
+            await self._drop_older(kind, exchange, symbol, boundary, before_ms, packed=boundary < max(index))
+
+    async def _drop_older(self, kind: RowKind, exchange: str, symbol: str, start: int, before_ms: int, *, packed: bool) -> None:
+        key = keys.chunk(kind.name, exchange, symbol, start)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    stored = chunks.decode(await pipe.get(key), kind.dtype)
+                    kept = stored[stored["ts_ms"] >= before_ms]
+                    if len(kept) == len(stored):
+                        await pipe.unwatch()
+                        return
+                    pipe.multi()
+                    if len(kept):
+                        encoded = chunks.encode(kept, packed=packed)
+                        pipe.set(key, encoded)
+                        pipe.hset(keys.chunk_index(kind.name, exchange, symbol), str(start), f"{len(kept)}".encode() + encoded[:1])
+                    else:
+                        pipe.delete(key)
+                        pipe.hdel(keys.chunk_index(kind.name, exchange, symbol), str(start))
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
 
     async def trim(self, exchange: str, symbol: str, *, candles_before_ms: int, liquidations_before_ms: int) -> None:
         """Drop inputs older than the retention bounds."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(keys.candles(exchange, symbol), "-inf", f"({candles_before_ms}")
-            pipe.zremrangebyscore(keys.open_interest(exchange, symbol), "-inf", f"({candles_before_ms}")
-            pipe.zremrangebyscore(keys.liquidations(exchange, symbol), "-inf", f"({liquidations_before_ms}")
-            await pipe.execute()
+        await self._trim_kind(CANDLES, exchange, symbol, candles_before_ms)
+        await self._trim_kind(OPEN_INTEREST, exchange, symbol, candles_before_ms)
+        await self._trim_kind(LIQUIDATIONS, exchange, symbol, liquidations_before_ms)
 
     async def put_frame(
         self,

