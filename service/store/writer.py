@@ -5,7 +5,7 @@ Every multi-key write is one Lua script call; row upserts are idempotent by time
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import numpy as np
 from redis.asyncio import Redis
@@ -33,27 +33,45 @@ class Store(StoreReader):
     async def set_market_meta(self, exchange: str, symbol: str, **values: str | int | float) -> None:
         await self.redis.hset(keys.market_meta(exchange, symbol), mapping={k: str(v) for k, v in values.items()})
 
-    async def _write_chunk(self, kind: RowKind, exchange: str, symbol: str, start: int, rows: np.ndarray, *, packed: bool) -> int:
-        """Merge ``rows`` into one chunk (compressed if ``packed``) in one optimistic transaction; returns rows added."""
+    async def _rewrite_chunk(
+        self, kind: RowKind, exchange: str, symbol: str, start: int, change: Callable[[np.ndarray], np.ndarray | None], *, packed: bool
+    ) -> None:
+        """Replace one chunk's rows by ``change(rows)`` (None: leave it as it is) in one optimistic
+        transaction, compressed if ``packed``; ``change`` runs again if another writer got there first."""
         key = keys.chunk(kind.name, exchange, symbol, start)
+        index_key = keys.chunk_index(kind.name, exchange, symbol)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(key)
-                    stored = chunks.decode(await pipe.get(key), kind.dtype)
-                    merged, added = chunks.merge(stored, rows, kind)
+                    rows = change(chunks.decode(await pipe.get(key), kind.dtype))
+                    if rows is None:
+                        await pipe.unwatch()
+                        return
                     pipe.multi()
-                    if len(merged):
-                        encoded = chunks.encode(merged, packed=packed)
+                    if len(rows):
+                        encoded = chunks.encode(rows, packed=packed)
                         pipe.set(key, encoded)
-                        pipe.hset(keys.chunk_index(kind.name, exchange, symbol), str(start), f"{len(merged)}".encode() + encoded[:1])
+                        pipe.hset(index_key, str(start), f"{len(rows)}".encode() + encoded[:1])
                     else:
                         pipe.delete(key)
-                        pipe.hdel(keys.chunk_index(kind.name, exchange, symbol), str(start))
+                        pipe.hdel(index_key, str(start))
                     await pipe.execute()
-                    return added
+                    return
                 except WatchError:
-                    continue  # another writer changed the chunk meanwhile: merge again
+                    continue
+
+    async def _write_chunk(self, kind: RowKind, exchange: str, symbol: str, start: int, rows: np.ndarray, *, packed: bool) -> int:
+        """Merge ``rows`` into one chunk; returns rows added."""
+        added = 0
+
+        def merge(stored: np.ndarray) -> np.ndarray:
+            nonlocal added
+            merged, added = chunks.merge(stored, rows, kind)
+            return merged
+
+        await self._rewrite_chunk(kind, exchange, symbol, start, merge, packed=packed)
+        return added
 
     async def upsert_rows(self, kind: RowKind, exchange: str, symbol: str, rows: np.ndarray) -> int:
         """Write rows of one kind; returns rows written (``ts`` kinds: after dropping repeats within the batch)
@@ -101,31 +119,12 @@ class Store(StoreReader):
                 await pipe.execute()
         boundary = kind.chunk_start(before_ms)
         if boundary in index and boundary < before_ms:
-            await self._drop_older(kind, exchange, symbol, boundary, before_ms, packed=boundary < max(index))
 
-    async def _drop_older(self, kind: RowKind, exchange: str, symbol: str, start: int, before_ms: int, *, packed: bool) -> None:
-        key = keys.chunk(kind.name, exchange, symbol, start)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    stored = chunks.decode(await pipe.get(key), kind.dtype)
-                    kept = stored[stored["ts_ms"] >= before_ms]
-                    if len(kept) == len(stored):
-                        await pipe.unwatch()
-                        return
-                    pipe.multi()
-                    if len(kept):
-                        encoded = chunks.encode(kept, packed=packed)
-                        pipe.set(key, encoded)
-                        pipe.hset(keys.chunk_index(kind.name, exchange, symbol), str(start), f"{len(kept)}".encode() + encoded[:1])
-                    else:
-                        pipe.delete(key)
-                        pipe.hdel(keys.chunk_index(kind.name, exchange, symbol), str(start))
-                    await pipe.execute()
-                    return
-                except WatchError:
-                    continue
+            def drop_older(rows: np.ndarray) -> np.ndarray | None:
+                kept = rows[rows["ts_ms"] >= before_ms]
+                return None if len(kept) == len(rows) else kept
+
+            await self._rewrite_chunk(kind, exchange, symbol, boundary, drop_older, packed=boundary < max(index))
 
     async def trim(self, exchange: str, symbol: str, *, candles_before_ms: int, liquidations_before_ms: int) -> None:
         """Drop inputs older than the retention bounds."""
