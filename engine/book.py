@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from engine.build import range_windows, run_model
+from engine.rollup import Rollup
 from engine.grid import DEFAULT_ROWS
 from engine.leverage import LeverageSpec, select_tiers
 from engine.models import get_model
@@ -114,6 +116,7 @@ def liquidation_map(
     symbol: str,
     rows: int = DEFAULT_ROWS,
     leverage: LeverageSpec = None,
+    rollups: Mapping[int, Rollup] | None = None,
 ) -> LiquidationMap:
     """The book at the end of the data after running a model over one range's window.
 
@@ -127,7 +130,7 @@ def liquidation_map(
     """
     spec = get_model(model)
     selection = select_tiers(spec.tiers, leverage)
-    window = range_windows(series, [range_name], rows)[range_name]
+    window = range_windows(series, [range_name], rows, rollups)[range_name]
     run = run_model(window.base, spec, window.grid, window.x_ms[-1:], window.spec.column_ms, leverage=leverage)
     long_usd = run.final_long_usd[selection.mask]
     short_usd = run.final_short_usd[selection.mask]
