@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from service.store import keys
-from service.store.chunks import KINDS
+from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST
 from service.store.rows import unpack_rows
 from service.store.writer import Store
 
@@ -19,7 +19,7 @@ BATCH = 50_000
 async def up(redis: Redis) -> None:
     store = Store(redis)
     for exchange, symbol in await store.markets():
-        for kind in KINDS.values():
+        for kind in (CANDLES, OPEN_INTEREST, LIQUIDATIONS):
             legacy = keys.legacy_rows(kind.name, exchange, symbol)
             start = 0
             while members := await redis.zrange(legacy, start, start + BATCH - 1):

@@ -68,12 +68,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Price rows of every frame.
     frame_rows: int = 400
     # Frames kept in history per (market, model, range): the newest of each column, this many
-    # columns back. A history frame is about 230 KB, so 12 columns of 8 ranges cost about 22 MB
-    # per market and model. Per range: LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
+    # columns back. History keeps a record of each (about 400 bytes), not the frame: a frame of
+    # history is built again on request, the same bytes. Per range:
+    # LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
     frame_history: int = 12
     frame_history_by_range: dict[str, int] = {}
-    # Retention of raw inputs, days.
-    candle_retention_days: float = 35.0
+    # Ranges whose columns are at most this wide (12h, 24h: 5 min; 3d: 15 min) are rebuilt at
+    # every new bar and kept whole; longer ones when a column ends, built on request (minutes).
+    live_column_max_min: float = 15.0
+    # Retention of raw inputs, days: 1m bars and open interest (the 7d range's window, its
+    # history and a day; longer ranges read roll-ups, kept as long as they need them) and
+    # realized liquidations.
+    candle_retention_days: float = 9.0
     liquidation_retention_days: float = 7.0
     # Requests without an API key: allowed or not, and how many per minute per client address.
     anonymous_access: bool = True
@@ -88,6 +94,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     def history_keep(self, range_name: str) -> int:
         return self.frame_history_by_range.get(range_name, self.frame_history)
+
+    def is_live(self, range_name: str) -> bool:
+        """Whether a range is rebuilt at every new bar and kept whole (else at its columns' ends, and built on request)."""
+        from engine.ranges import MINUTE_MS, RANGES, base_step_ms
+
+        spec = RANGES[range_name]
+        return base_step_ms(spec, MINUTE_MS) == MINUTE_MS and spec.column_ms <= self.live_column_max_min * MINUTE_MS
 
     @classmethod
     def from_env(

@@ -47,6 +47,12 @@ class Collection:
         return await source.backfill(symbol, start, now)
 
     async def store_batch(self, exchange: str, symbol: str, batch: Batch) -> None:
+        # Bars or open interest landing where frames were built already (a gap filled late):
+        # the refresher drops those frames from history (their inputs changed).
+        for rows in (batch.candles, batch.open_interest):
+            await self.store.note_revision(exchange, symbol, rows)
+            if self.settings.aggregate and exchange in self._venues():
+                await self.store.note_revision(AGGREGATE_EXCHANGE, coin_of(symbol), rows)
         await self.store.upsert_candles(exchange, symbol, batch.candles)
         await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
         await self.store.add_liquidations(exchange, symbol, batch.liquidations)
@@ -64,9 +70,8 @@ class Collection:
         if self.settings.aggregate:
             venues = self._venues()
             for coin in sorted({coin_of(symbol) for exchange, symbol in changed if exchange in venues}):
-                markets = [(exchange, symbol) for exchange, source in venues.items() for symbol in source.symbols() if coin_of(symbol) == coin]
                 try:
-                    if await self.refresher.recompute_aggregate(coin, markets, now):
+                    if await self.refresher.refresh(AGGREGATE_EXCHANGE, coin, now):
                         changed.append((AGGREGATE_EXCHANGE, coin))
                 except Exception:
                     log.exception("aggregating %s failed", coin)
@@ -89,7 +94,7 @@ class Collection:
                 fresh = market not in self._bootstrapped
                 self._bootstrapped.add(market)
                 if batch.candles.size or fresh:
-                    await self.refresher.recompute(source.exchange, symbol, source.step_ms, now)
+                    await self.refresher.refresh(source.exchange, symbol, now)
                     changed.append(market)
             except VenueError as exc:
                 # The venue is down, limiting us or sent garbage: expected, said in one line.

@@ -16,7 +16,8 @@ from typing import Literal
 import numpy as np
 import zstandard
 
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from engine.rollup import ROLLUP_STEPS_MS
+from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, ROLLUP_DTYPE
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -62,7 +63,9 @@ class RowKind:
 CANDLES = RowKind("candles", "candles", CANDLE_DTYPE, DAY_MS, "ts")
 OPEN_INTEREST = RowKind("oi", "open interest", OPEN_INTEREST_DTYPE, DAY_MS, "ts")
 LIQUIDATIONS = RowKind("liq", "liquidations", LIQUIDATION_DTYPE, HOUR_MS, "row")
-KINDS = {kind.name: kind for kind in (CANDLES, OPEN_INTEREST, LIQUIDATIONS)}
+# One kind per roll-up step (engine.rollup), a week of bars per chunk.
+ROLLUPS = {step: RowKind(f"r{step // 60_000}m", f"{step // 60_000}m roll-ups", ROLLUP_DTYPE, 7 * DAY_MS, "ts") for step in ROLLUP_STEPS_MS}
+KINDS = {kind.name: kind for kind in (CANDLES, OPEN_INTEREST, LIQUIDATIONS, *ROLLUPS.values())}
 
 
 def encode(rows: np.ndarray, *, packed: bool) -> bytes:

@@ -52,14 +52,14 @@ def market_meta(exchange: str, symbol: str) -> str:
     return f"{_market(exchange, symbol)}:meta"
 
 
-def frame_prefix(exchange: str, symbol: str) -> str:
-    """Prefix of frame blob keys; a blob is ``frame_prefix + frame_id``."""
-    return f"{_market(exchange, symbol)}:frame:"
+def frame_records(exchange: str, symbol: str, model: str, range_name: str) -> str:
+    """Hash: frame id -> record (service.store.records) of every frame in history."""
+    return f"{_market(exchange, symbol)}:records:{model}:{range_name}"
 
 
-def frame_blob(exchange: str, symbol: str, frame_id: str) -> str:
-    """Hash: one encoded frame per field (``v1``, ``cg``, ``meta``)."""
-    return frame_prefix(exchange, symbol) + frame_id
+def legacy_frame_blob(exchange: str, symbol: str, frame_id: str) -> str:
+    """Schema 2: a hash of every encoded form of one frame (migration 0003 removes them)."""
+    return f"{_market(exchange, symbol)}:frame:{frame_id}"
 
 
 def frame_history(exchange: str, symbol: str, model: str, range_name: str) -> str:
@@ -68,7 +68,7 @@ def frame_history(exchange: str, symbol: str, model: str, range_name: str) -> st
 
 
 def frame_latest(exchange: str, symbol: str, model: str, range_name: str) -> str:
-    """Hash: a copy of the newest frame's fields, served in one read."""
+    """Hash: ``id``, ``packed`` (the stored form) and ``meta`` (summary) of the newest frame of a live range."""
     return f"{_market(exchange, symbol)}:latest:{model}:{range_name}"
 
 

@@ -7,7 +7,6 @@ is one round trip for the chunk index and one for the chunks it needs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from redis.asyncio import Redis
@@ -17,15 +16,7 @@ from service.store import keys
 from service.store.migrate import current_version
 from service.store import chunks
 from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
-from service.wire.codec import plain
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFrame:
-    """What the store gives back for one frame: its id and encoded forms."""
-
-    frame_id: str
-    fields: dict[str, bytes]
+from service.store.records import FrameRecord, decode_record
 
 
 class StoreReader:
@@ -130,17 +121,24 @@ class StoreReader:
     def frame_channel(self, exchange: str, symbol: str) -> str:
         return keys.frame_channel(exchange, symbol, self.db)
 
-    async def latest_frame_field(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> bytes | None:
-        """One encoded form of the newest frame, decompressed, in one read."""
-        stored = await self.redis.hget(keys.frame_latest(exchange, symbol, model, range_name), field)
-        return None if stored is None else plain(field, stored)
-
-    async def latest_frame_stored(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> tuple[str, bytes] | None:
-        """``(frame_id, stored bytes)`` of the newest frame (compressed where stored so), in one read."""
-        frame_id, body = await self.redis.hmget(keys.frame_latest(exchange, symbol, model, range_name), ["id", field])
-        if frame_id is None or body is None:
+    async def latest_packed(self, exchange: str, symbol: str, model: str, range_name: str) -> tuple[str, bytes] | None:
+        """``(frame_id, stored form)`` of the newest frame of a live range, in one read (None: none yet)."""
+        frame_id, packed = await self.redis.hmget(keys.frame_latest(exchange, symbol, model, range_name), ["id", "packed"])
+        if frame_id is None or packed is None:
             return None
-        return frame_id.decode(), body
+        return frame_id.decode(), packed
+
+    async def newest_record(self, exchange: str, symbol: str, model: str, range_name: str) -> FrameRecord | None:
+        """The record of the newest frame in history (any range), or None."""
+        newest = await self.redis.zrange(keys.frame_history(exchange, symbol, model, range_name), 0, 0, desc=True)
+        return (await self.records(exchange, symbol, model, range_name, [newest[0].decode()]))[0] if newest else None
+
+    async def records(self, exchange: str, symbol: str, model: str, range_name: str, frame_ids: list[str]) -> list[FrameRecord | None]:
+        """The records of frames in history, in the order asked (None where an id is not listed)."""
+        if not frame_ids:
+            return []
+        raw = await self.redis.hmget(keys.frame_records(exchange, symbol, model, range_name), frame_ids)
+        return [None if value is None else decode_record(value) for value in raw]
 
     async def frames_after(self, exchange: str, symbol: str, model: str, range_name: str, frame_id: str) -> list[str]:
         """Ids of frames newer than ``frame_id``, oldest first (all kept frames if it is unknown)."""
@@ -149,15 +147,8 @@ class StoreReader:
         low = "-inf" if score is None else f"({int(score)}"
         return [member.decode() for member in await self.redis.zrangebyscore(key, low, "+inf")]
 
-    async def latest_frame(self, exchange: str, symbol: str, model: str, range_name: str) -> StoredFrame | None:
-        raw = await self.redis.hgetall(keys.frame_latest(exchange, symbol, model, range_name))
-        if not raw:
-            return None
-        fields = {k.decode(): v for k, v in raw.items()}
-        return StoredFrame(frame_id=fields.pop("id").decode(), fields=fields)
-
     async def frame_ids(self, exchange: str, symbol: str, model: str, range_name: str) -> list[str]:
-        """Ids of stored frames, newest first."""
+        """Ids of frames in history, newest first."""
         ids = await self.redis.zrange(keys.frame_history(exchange, symbol, model, range_name), 0, -1, desc=True)
         return [i.decode() for i in ids]
 
@@ -182,24 +173,3 @@ class StoreReader:
             withscores=True,
         )
         return [(member.decode(), int(score)) for member, score in rows]
-
-    async def frame_fields(self, exchange: str, symbol: str, frame_ids: list[str], field: str, *, stored: bool = False) -> list[bytes | None]:
-        """One field of each of several frames, in one round trip; decompressed unless ``stored``."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for frame_id in frame_ids:
-                pipe.hget(keys.frame_blob(exchange, symbol, frame_id), field)
-            bodies = await pipe.execute()
-        if stored:
-            return list(bodies)
-        return [None if body is None else plain(field, body) for body in bodies]
-
-    async def frame(self, exchange: str, symbol: str, frame_id: str) -> StoredFrame | None:
-        raw = await self.redis.hgetall(keys.frame_blob(exchange, symbol, frame_id))
-        if not raw:
-            return None
-        return StoredFrame(frame_id=frame_id, fields={k.decode(): v for k, v in raw.items()})
-
-
-def _index_entry(value: bytes) -> tuple[int, bytes]:
-    """A chunk index value ``b"<rows><encoding>"`` as ``(rows, encoding)``."""
-    return int(value[:-1]), value[-1:]

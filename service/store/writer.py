@@ -5,7 +5,7 @@ Every multi-key write is one Lua script call; row upserts are idempotent by time
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from redis.asyncio import Redis
@@ -17,7 +17,7 @@ from service.store.reader import StoreReader
 from service.store import chunks
 from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
 from service.store.scripts import lua
-from service.wire.codec import HISTORY_FIELDS
+from service.store.records import FrameRecord, encode_record
 
 
 class Store(StoreReader):
@@ -26,12 +26,28 @@ class Store(StoreReader):
     def __init__(self, redis: Redis) -> None:
         super().__init__(redis)
         self._put_frame: AsyncScript = redis.register_script(lua("put_frame.lua"))
+        self._clear_if: AsyncScript = redis.register_script(lua("clear_if.lua"))
+        self._lower_to: AsyncScript = redis.register_script(lua("lower_to.lua"))
 
     async def add_market(self, exchange: str, symbol: str) -> None:
         await self.redis.sadd(keys.MARKETS, keys.market_id(exchange, symbol))
 
     async def set_market_meta(self, exchange: str, symbol: str, **values: str | int | float) -> None:
         await self.redis.hset(keys.market_meta(exchange, symbol), mapping={k: str(v) for k, v in values.items()})
+
+    async def clear_market_meta(self, exchange: str, symbol: str, name: str, *, if_value: str) -> None:
+        """Remove one metadata field if it still holds ``if_value`` (a newer value set meanwhile stays)."""
+        await self._clear_if(keys=[keys.market_meta(exchange, symbol)], args=[name, if_value])
+
+    async def note_revision(self, exchange: str, symbol: str, rows: np.ndarray) -> None:
+        """Mark that inputs at or after the earliest of ``rows`` changed where frames were already built
+        (``revised_from_ms``, the lowest such time), so the refresher drops them from history."""
+        if not len(rows):
+            return
+        earliest = int(rows["ts_ms"].min())
+        built_until = await self.redis.hget(keys.market_meta(exchange, symbol), "data_until_ms")
+        if built_until is not None and earliest < int(built_until):
+            await self._lower_to(keys=[keys.market_meta(exchange, symbol)], args=["revised_from_ms", earliest])
 
     async def _rewrite_chunk(
         self, kind: RowKind, exchange: str, symbol: str, start: int, change: Callable[[np.ndarray], np.ndarray | None], *, packed: bool
@@ -108,7 +124,7 @@ class Store(StoreReader):
         """
         return await self.upsert_rows(LIQUIDATIONS, exchange, symbol, events)
 
-    async def _trim_kind(self, kind: RowKind, exchange: str, symbol: str, before_ms: int) -> None:
+    async def trim_rows(self, kind: RowKind, exchange: str, symbol: str, before_ms: int) -> None:
         """Drop rows of one kind older than ``before_ms``: whole chunks, and the older part of the one it falls in."""
         index = await self.chunk_index(kind, exchange, symbol)
         gone = [start for start in index if start + kind.span_ms <= before_ms]
@@ -128,49 +144,39 @@ class Store(StoreReader):
 
     async def trim(self, exchange: str, symbol: str, *, candles_before_ms: int, liquidations_before_ms: int) -> None:
         """Drop inputs older than the retention bounds."""
-        await self._trim_kind(CANDLES, exchange, symbol, candles_before_ms)
-        await self._trim_kind(OPEN_INTEREST, exchange, symbol, candles_before_ms)
-        await self._trim_kind(LIQUIDATIONS, exchange, symbol, liquidations_before_ms)
+        await self.trim_rows(CANDLES, exchange, symbol, candles_before_ms)
+        await self.trim_rows(OPEN_INTEREST, exchange, symbol, candles_before_ms)
+        await self.trim_rows(LIQUIDATIONS, exchange, symbol, liquidations_before_ms)
 
     async def put_frame(
-        self,
-        exchange: str,
-        symbol: str,
-        model: str,
-        range_name: str,
-        *,
-        frame_id: str,
-        data_until_ms: int,
-        fields: dict[str, bytes],
-        event: bytes,
-        keep: int,
-        column_ms: int,
-        history_fields: Collection[str] = HISTORY_FIELDS,
+        self, record: FrameRecord, *, packed: bytes | None, event: bytes, keep: int, column_ms: int
     ) -> None:
-        """Store a frame: every encoded form as the latest (if it is the newest), the
-        ``history_fields`` in history, where the newest frame of each ``column_ms`` column is
-        kept (``keep`` columns at most); then announce it."""
-        history = [(name, value) for name, value in fields.items() if name in history_fields]
-        args: list[str | int | bytes] = [
-            frame_id,
-            data_until_ms,
-            keep,
-            keys.frame_prefix(exchange, symbol),
-            self.frame_channel(exchange, symbol),
-            event,
-            column_ms,
-            len(history),
-        ]
-        for name, value in [*history, *fields.items()]:
-            args.extend((name, value))
+        """Record a frame in history (the newest of each ``column_ms`` column is kept, ``keep``
+        columns at most), keep its stored form as the latest where given (live ranges), announce it."""
+        exchange, symbol, model, range_name = record.exchange, record.symbol, record.model, record.range
         await self._put_frame(
             keys=[
-                keys.frame_blob(exchange, symbol, frame_id),
                 keys.frame_history(exchange, symbol, model, range_name),
+                keys.frame_records(exchange, symbol, model, range_name),
                 keys.frame_latest(exchange, symbol, model, range_name),
             ],
-            args=args,
+            args=[record.id, record.data_until, keep, column_ms, encode_record(record), self.frame_channel(exchange, symbol), event, packed or b""],
         )
+
+    async def delist_frames_after(self, exchange: str, symbol: str, models: Iterable[str], ranges: Iterable[str], after_ms: int) -> int:
+        """Remove from history every frame whose data ends after ``after_ms`` (its inputs changed since); returns how many."""
+        removed = 0
+        for model in models:
+            for range_name in ranges:
+                history = keys.frame_history(exchange, symbol, model, range_name)
+                gone = await self.redis.zrangebyscore(history, f"({after_ms}", "+inf")
+                if gone:
+                    async with self.redis.pipeline(transaction=True) as pipe:
+                        pipe.zrem(history, *gone)
+                        pipe.hdel(keys.frame_records(exchange, symbol, model, range_name), *gone)
+                        await pipe.execute()
+                    removed += len(gone)
+        return removed
 
 
 def _check_dtype(rows: np.ndarray, dtype: np.dtype, what: str) -> None:
