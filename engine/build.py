@@ -360,7 +360,7 @@ def _frame(
 def build_frames(
     series: MarketSeries,
     *,
-    models: Sequence[str],
+    models: Sequence[str | ModelSpec],
     ranges: Sequence[str],
     exchange: str,
     symbol: str,
@@ -379,8 +379,9 @@ def build_frames(
     ----------
     series, exchange, symbol, generated_at_ms, rows, leverage, sources, rollups
         As in :func:`build_frame`.
-    models : sequence of str
-        Registered model names.
+    models : sequence of str or ModelSpec
+        Registered model names, or specs (a kept older version, see
+        :func:`engine.models.find_version`).
     ranges : sequence of str
         Keys of :data:`engine.ranges.RANGES`.
 
@@ -388,7 +389,7 @@ def build_frames(
     -------
     list of Frame
     """
-    specs = [get_model(name) for name in models]
+    specs = [model if isinstance(model, ModelSpec) else get_model(model) for model in models]
     for spec in specs:
         select_tiers(spec.tiers, leverage)  # refuse a bad filter before any work
     windows = range_windows(series, ranges, rows, rollups)

@@ -14,15 +14,22 @@ from service.store import keys
 VERSION = 3
 DESCRIPTION = "frame history as records, latest frames of live ranges packed; old frame keys removed (rebuilt by the next refresh)"
 
-# Key segments of schema 2's frame keys, after the market's hash tag.
-OLD_FRAME_KEYS = (":frame:", ":frames:", ":latest:")
 
 
 async def up(redis: Redis) -> None:
     for member in await redis.smembers(keys.MARKETS):
         exchange, symbol = keys.split_market_id(member.decode())
         prefix = keys.market_meta(exchange, symbol).removesuffix("meta")
-        doomed = [key async for key in redis.scan_iter(match=f"{_glob(prefix)}*", count=1000) if any(part in key.decode()[len(prefix) - 1 :] for part in OLD_FRAME_KEYS)]
+        doomed = []
+        async for raw in redis.scan_iter(match=f"{_glob(prefix)}*", count=1000):
+            key = raw.decode()
+            rest = key[len(prefix) :]
+            if rest.startswith("frame:"):  # an encoded frame
+                doomed.append(key)
+            elif rest.startswith("latest:") and not await redis.hexists(key, "packed"):  # a latest copy of every encoding
+                doomed.append(key)
+            elif rest.startswith("frames:") and not await redis.exists(prefix + "records:" + rest.removeprefix("frames:")):  # history of ids of those
+                doomed.append(key)
         for start in range(0, len(doomed), 500):
             await redis.delete(*doomed[start : start + 500])
 

@@ -73,6 +73,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
     frame_history: int = 12
     frame_history_by_range: dict[str, int] = {}
+    # Engine processes of each API process, for frames and maps built on request (0: a thread).
+    api_engine_processes: int = 1
     # Ranges whose columns are at most this wide (12h, 24h: 5 min; 3d: 15 min) are rebuilt at
     # every new bar and kept whole; longer ones when a column ends, built on request (minutes).
     live_column_max_min: float = 15.0

@@ -94,3 +94,12 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+async def latest_field(store, exchange: str, symbol: str, model: str, range_name: str, field: str) -> bytes | None:  # noqa: ANN001
+    """One form of the newest stored frame of a live range as a client reads it (None without one)."""
+    from service.wire.codec import encode_field, plain
+    from service.wire.packed import unpack_frame
+
+    latest = await store.latest_packed(exchange, symbol, model, range_name)
+    return None if latest is None else plain(field, encode_field(unpack_frame(latest[1]), field))

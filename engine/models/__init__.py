@@ -186,3 +186,17 @@ def get_model(name: str) -> ModelSpec:
     except KeyError:
         allowed = ", ".join(sorted(MODELS))
         raise UnknownModelError(f"unknown model {name!r}; allowed: {allowed}") from None
+
+
+# Every version this build can compute, current or kept so that frames built by it can be
+# built again: (name, params hash) -> spec. An older version stays here when a newer one
+# becomes the registry's default.
+VERSIONS: dict[tuple[str, str], ModelSpec] = {(spec.name, spec.params_hash): spec for spec in MODELS.values()}
+
+
+def find_version(name: str, params_hash: str) -> ModelSpec | None:
+    """The version of model ``name`` with parameters ``params_hash`` (the current one or a kept one), or None."""
+    current = MODELS.get(name)
+    if current is not None and current.params_hash == params_hash:
+        return current
+    return VERSIONS.get((name, params_hash))

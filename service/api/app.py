@@ -29,7 +29,8 @@ from service.api.observe import RequestMetricsMiddleware
 from service.api.viewer import viewer_routes
 from service.store.client import open_redis
 from service.store.migrate import migrate
-from service.compute.ondemand import OnDemand
+from service.compute.ondemand import FrameService
+from service.compute.pool import EnginePool
 from service.settings import Settings
 from service.store.reader import StoreReader
 
@@ -67,8 +68,9 @@ def create_app(settings: Settings, background: Sequence[Background] = ()) -> Lit
             app.state.store = store
             app.state.settings = settings
             app.state.access = Access(redis)
-            app.state.frames = LatestFrames(store)
-            app.state.ondemand = OnDemand(store, settings)
+            pool = EnginePool(settings.api_engine_processes)
+            app.state.ondemand = FrameService(store, settings, pool)
+            app.state.frames = LatestFrames(store, app.state.ondemand)
             app.state.renders = RenderCache()
             listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
             try:
@@ -79,6 +81,7 @@ def create_app(settings: Settings, background: Sequence[Background] = ()) -> Lit
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+                pool.close()
 
     def provide_store(state: State) -> StoreReader:
         return state.store
@@ -86,11 +89,14 @@ def create_app(settings: Settings, background: Sequence[Background] = ()) -> Lit
     def provide_settings() -> Settings:
         return settings
 
+    def provide_frame_service(state: State) -> FrameService:
+        return state.ondemand
+
     return Litestar(
         route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
-        dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},
+        dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False), "frame_service": Provide(provide_frame_service, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="liqmap",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import gzip
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -17,6 +17,7 @@ from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api import examples
+from service.compute.ondemand import FrameGone, FrameId
 from service.api.newest import VARY, newest_frame, raw_header, stored_response
 from service.api.errors import BadRequest, NotFound, Unavailable
 from service.api.params import (
@@ -29,7 +30,7 @@ from service.api.params import (
     check_model,
     check_range,
 )
-from service.wire.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
+from service.wire.codec import FIELD_V1_JSON, FIELD_V1_MSGPACK
 from service.wire.schemas import ErrorOut, FrameOut, FramePage, FrameSummary, LevelsOut
 from service.settings import Settings
 from service.store.reader import StoreReader
@@ -169,15 +170,16 @@ class HeatmapController(Controller):
         check_range(settings, range_name)
         exchange, symbol = await check_market(store, exchange, symbol)
         leverage_filter = check_leverage_filter(model, leverage)
-        latest = await request.app.state.frames.get(exchange, symbol, model, range_name, FIELD_META)
-        if latest is None:
+        try:
+            found = await request.app.state.ondemand.levels(exchange, symbol, model, range_name, leverage_filter)
+        except FrameGone as exc:
+            raise Unavailable(f"{exc}; the next frame is being computed", headers={"Retry-After": "5"}) from None
+        if found is None:
             raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-        result = await request.app.state.ondemand.levels(exchange, symbol, model, range_name, leverage_filter, based_on=latest[0])
-        if result is None:
-            raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
+        record, result = found
         book = result["map"]
         return LevelsOut(
-            frame_id=latest[0],
+            frame_id=record.id,
             exchange=exchange,
             symbol=symbol,
             model=model,
@@ -230,12 +232,12 @@ class HeatmapController(Controller):
                 index = [(fid, score) for fid, score in index if not (score == newest and fid >= after_id)]
             if not index:
                 break
-            metas = await store.frame_fields(exchange, symbol, [fid for fid, _ in index], FIELD_META)
-            for (fid, score), meta in zip(index, metas):
+            records = await store.records(exchange, symbol, model, range_name, [fid for fid, _ in index])
+            for (fid, score), record in zip(index, records):
                 newest, after_id = score, fid
-                if meta is None:
+                if record is None:
                     continue
-                summary = _summary_decoder.decode(meta)
+                summary = record.summary()
                 if model_version is None or summary.model_version == model_version:
                     items.append(summary)
                     if len(items) == limit:
@@ -261,12 +263,12 @@ class HeatmapController(Controller):
         """One stored frame by id (ids come from /latest, /frames and the stream)."""
         exchange, symbol = await check_market(store, exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
-        stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
+        try:
+            stored = await request.app.state.ondemand.field(exchange, symbol, frame_id, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
+        except FrameGone as exc:
+            raise NotFound(f"frame {frame_id!r} of {exchange}:{symbol} is no longer available: {exc}") from None
         if stored is None:
             raise NotFound(f"no frame {frame_id!r} for {exchange}:{symbol}; it may be older than the history kept")
-        if not msgpack:
-            # History keeps msgpack only; JSON is made from it on request.
-            stored = await asyncio.to_thread(lambda: compress(msgpack_to_json(stored)))
         return _frame_response(request, frame_id, stored, msgpack)
 
     @get("/stream", operation_id="streamHeatmapFrames", responses=ERRORS)
@@ -298,7 +300,7 @@ class HeatmapController(Controller):
                 sent: set[str] = set()
                 if last_event_id:
                     for frame_id in await store.frames_after(exchange, symbol, model, range_name, last_event_id):
-                        message = await _event(store, exchange, symbol, frame_id, include_frame)
+                        message = await _event(request, store, exchange, symbol, frame_id, include_frame)
                         if message is not None:
                             sent.add(frame_id)
                             yield message
@@ -310,7 +312,7 @@ class HeatmapController(Controller):
                     summary = _summary_decoder.decode(message["data"])
                     if summary.model != model or summary.range != range_name or summary.id in sent:
                         continue
-                    event = await _event(store, exchange, symbol, summary.id, include_frame, summary)
+                    event = await _event(request, store, exchange, symbol, summary.id, include_frame, summary)
                     if event is not None:
                         yield event
             finally:
@@ -320,13 +322,20 @@ class HeatmapController(Controller):
 
 
 async def _event(
-    store: StoreReader, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
+    request: Request, store: StoreReader, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
 ) -> ServerSentEventMessage | None:
     if include_frame:
-        stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
-        body = None if stored is None else await asyncio.to_thread(msgpack_to_json, stored)
+        try:
+            stored = await request.app.state.ondemand.field(exchange, symbol, frame_id, FIELD_V1_JSON)
+        except FrameGone:
+            stored = None
+        body = None if stored is None else gzip.decompress(stored)
+    elif summary is not None:
+        body = _json.encode(summary)
     else:
-        body = _json.encode(summary) if summary is not None else (await store.frame_fields(exchange, symbol, [frame_id], FIELD_META))[0]
+        parsed = FrameId.parse(frame_id)
+        record = None if parsed is None else (await store.records(exchange, symbol, parsed.model, parsed.range, [frame_id]))[0]
+        body = None if record is None else _json.encode(record.summary())
     if body is None:
         return None
     return ServerSentEventMessage(data=body.decode(), event="frame", id=frame_id)

@@ -14,6 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
+from service.compute.ondemand import FrameGone
 from service.api.errors import NotFound
 from service.api.newest import newest_frame
 from service.api.heatmaps import ERRORS, ModelParam, RangeParam
@@ -174,5 +175,8 @@ class HeatmapImageController(Controller):
         key = (exchange, symbol, frame_id, *size)
         stored = None
         if request.app.state.renders.get(key) is None:
-            stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
+            try:
+                stored = await request.app.state.ondemand.field(exchange, symbol, frame_id, FIELD_V1_MSGPACK)
+            except FrameGone as exc:
+                raise NotFound(f"frame {frame_id!r} of {exchange}:{symbol} is no longer available: {exc}") from None
         return await _png_response(request, key, stored, "public, max-age=86400, immutable")

@@ -17,6 +17,7 @@ from service.api.errors import Unavailable
 from service.api.params import check_market
 from service.wire.codec import COMPRESSED_FIELDS
 from service.wire.schemas import FrameSummary
+from service.compute.ondemand import FrameService
 from service.store.reader import StoreReader
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ class LatestFrames:
     While the subscription is down nothing is cached.
     """
 
-    def __init__(self, store: StoreReader, max_age_s: float = 5.0) -> None:
+    def __init__(self, store: StoreReader, frames: FrameService, max_age_s: float = 5.0) -> None:
         self.store = store
+        self.frames = frames
         self.max_age_s = max_age_s
         self._entries: dict[CacheKey, tuple[float, str, bytes]] = {}
         self._listening = False
@@ -82,7 +84,9 @@ class LatestFrames:
         if entry is not None and now - entry[0] < self.max_age_s:
             return entry[1], entry[2]
         epoch = self._epoch
-        latest = await self.store.latest_frame_stored(exchange, symbol, model, range_name, field)
+        frame_id = await self.frames.newest_id(exchange, symbol, model, range_name)
+        body = None if frame_id is None else await self.frames.field(exchange, symbol, frame_id, field)
+        latest = None if frame_id is None or body is None else (frame_id, body)
         if latest is not None and self._listening and epoch == self._epoch:
             self._entries[key] = (now, latest[0], latest[1])
         return latest
@@ -134,7 +138,9 @@ async def newest_frame(request: Request, exchange: str, symbol: str, model: str,
         raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
     if leverage is None:
         return latest
-    filtered = await state.ondemand.filtered_frame(exchange, symbol, model, range_name, leverage, based_on=latest[0])
-    if filtered is None:
+    frames: FrameService = state.ondemand
+    filtered_id = await frames.newest_id(exchange, symbol, model, range_name, leverage)
+    body = None if filtered_id is None else await frames.field(exchange, symbol, filtered_id, field)
+    if filtered_id is None or body is None:
         raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
-    return filtered["id"].decode(), filtered[field]
+    return filtered_id, body

@@ -19,6 +19,7 @@ import numpy as np
 from engine.aggregate import aggregate_series
 from engine.build import build_frames
 from engine.frame import Frame
+from engine.models import ModelSpec
 from engine.ranges import DAY_MS, RANGES, base_step_ms
 from engine.rollup import INPUT_STEP_MS, Rollup
 from engine.series import MarketSeries
@@ -186,7 +187,7 @@ def build(
     *,
     exchange: str,
     symbol: str,
-    models: Sequence[str],
+    models: Sequence[str | ModelSpec],
     ranges: Sequence[str],
     rows: int,
     generated_at_ms: int,

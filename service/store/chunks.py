@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import zstandard
 
 from engine.rollup import ROLLUP_STEPS_MS
+from service.wire import zstd
 from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, ROLLUP_DTYPE
 
 HOUR_MS = 3_600_000
@@ -25,10 +25,7 @@ DAY_MS = 24 * HOUR_MS
 # First byte of a stored chunk: how the rest is written.
 RAW = b"R"
 PACKED = b"Z"
-ZSTD_LEVEL = 3
 
-_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-_decompressor = zstandard.ZstdDecompressor()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +71,7 @@ def encode(rows: np.ndarray, *, packed: bool) -> bytes:
     if not packed:
         return RAW + raw
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(len(rows), rows.dtype.itemsize).T.tobytes()
-    return PACKED + _compressor.compress(planes)
+    return PACKED + zstd.compress(planes)
 
 
 def decode(stored: bytes | None, dtype: np.dtype) -> np.ndarray:
@@ -85,7 +82,7 @@ def decode(stored: bytes | None, dtype: np.dtype) -> np.ndarray:
     if codec == RAW:
         return np.frombuffer(body, dtype=dtype).copy()
     if codec == PACKED:
-        planes = np.frombuffer(_decompressor.decompress(body), dtype=np.uint8)
+        planes = np.frombuffer(zstd.decompress(body), dtype=np.uint8)
         width = dtype.itemsize
         return np.ascontiguousarray(planes.reshape(width, len(planes) // width).T).view(dtype).reshape(-1)
     raise ValueError(f"unknown chunk encoding {codec!r}")

@@ -173,3 +173,8 @@ class StoreReader:
             withscores=True,
         )
         return [(member.decode(), int(score)) for member, score in rows]
+
+
+def _index_entry(value: bytes) -> tuple[int, bytes]:
+    """A chunk index value ``b"<rows><encoding>"`` as ``(rows, encoding)``."""
+    return int(value[:-1]), value[-1:]

@@ -16,15 +16,12 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import zstandard
 
 from engine.frame import Frame, FrameCandles, FrameStats
+from service.wire import zstd
 
 FORMAT = 1
-ZSTD_LEVEL = 3
 
-_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-_decompressor = zstandard.ZstdDecompressor()
 
 
 class PackedFrame(msgspec.Struct, array_like=True, frozen=True):
@@ -96,12 +93,12 @@ def pack_frame(frame: Frame) -> bytes:
         tiers=list(frame.tiers),
         sources=frame.sources,
     )
-    return _compressor.compress(_encoder.encode(packed))
+    return zstd.compress(_encoder.encode(packed))
 
 
 def unpack_frame(stored: bytes) -> Frame:
     """The frame a stored form was packed from, array for array."""
-    packed = _decoder.decode(_decompressor.decompress(stored))
+    packed = _decoder.decode(zstd.decompress(stored))
     if packed.format != FORMAT:
         raise ValueError(f"stored frame format {packed.format} is not one this code reads ({FORMAT})")
     x_ms = np.frombuffer(packed.x_ms, dtype=np.int64)

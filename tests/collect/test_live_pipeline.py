@@ -31,7 +31,7 @@ async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake
     assert sorted(changed) == sorted([*venue_markets, ("all", "BTC"), ("all", "ETH")])
     assert sorted(await store.markets()) == sorted(changed)
     for exchange, symbol in changed:
-        assert await store.latest_frame(exchange, symbol, "model1", "12h") is not None, (exchange, symbol)
+        assert await store.latest_packed(exchange, symbol, "model1", "12h") is not None, (exchange, symbol)
 
     meta = await store.market_meta("all", "BTC")
     assert meta["venues"] == "binance,bybit,okx"
@@ -85,9 +85,9 @@ async def test_the_scheduler_keeps_running_while_a_venue_storms_and_is_down(fake
         await asyncio.wait_for(pipeline.done.wait(), 20)
     finally:
         scheduler.shutdown(wait=False)
-    assert await store.latest_frame("okx", "BTCUSDT", "model1", "12h") is not None
-    assert await store.latest_frame("binance", "BTCUSDT", "model1", "12h") is not None
-    assert await store.latest_frame("bybit", "BTCUSDT", "model1", "12h") is None
+    assert await store.latest_packed("okx", "BTCUSDT", "model1", "12h") is not None
+    assert await store.latest_packed("binance", "BTCUSDT", "model1", "12h") is not None
+    assert await store.latest_packed("bybit", "BTCUSDT", "model1", "12h") is None
     assert sources[0].errors and sources[1].errors
     for source in sources:
         await source.close()
@@ -102,7 +102,7 @@ async def test_frames_state_coverage_from_where_open_interest_starts(redis: Redi
     oi_from = NOW_MS - 30_000 - 6 * 60 * MINUTE
     await store.upsert_open_interest("okx", "BTCUSDT", rows.open_interest[rows.open_interest["ts_ms"] >= oi_from])
     await store.add_market("okx", "BTCUSDT")
-    await Refresher(store, settings).recompute("okx", "BTCUSDT", MINUTE, NOW_MS)
-    frame = await store.latest_frame("okx", "BTCUSDT", "model1", "24h")
-    assert frame is not None
-    assert json.loads(frame.fields["meta"])["coverage_start"] == oi_from - MINUTE  # the bar whose close saw it
+    await Refresher(store, settings).refresh("okx", "BTCUSDT", NOW_MS)
+    record = await store.newest_record("okx", "BTCUSDT", "model1", "24h")
+    assert record is not None
+    assert record.coverage_start == oi_from - MINUTE  # the bar whose close saw it

@@ -14,6 +14,7 @@ from service.store.chunks import CANDLES
 from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, pack_rows
 from service.store.client import make_client
 from service.store.migrate import current_version, discover, migrate
+from service.store.records import FrameRecord
 from service.store.writer import Store
 
 pytestmark = pytest.mark.integration
@@ -119,7 +120,7 @@ async def test_migration_moves_rows_from_sorted_sets_into_chunks(redis: Redis) -
     await redis.sadd(keys.MARKETS, keys.market_id("binance", "BTCUSDT"))
     legacy = keys.legacy_rows("candles", "binance", "BTCUSDT")
     await redis.zadd(legacy, {member: int(ts) for member, ts in zip(pack_rows(rows), rows["ts_ms"].tolist())})
-    assert [m.version for m in await migrate(redis)] == [2]
+    assert [m.version for m in await migrate(redis)] == [m.version for m in discover()][1:]
     assert await redis.exists(legacy) == 0
     np.testing.assert_array_equal(await Store(redis).read_candles("binance", "BTCUSDT"), rows)
 
@@ -147,34 +148,69 @@ async def test_liquidations_deduplicate_identical_events(redis: Redis) -> None:
     assert sorted(back["side"].tolist()) == [-1, 1, 1, 1]
 
 
+def record(frame_id: str, data_until: int, range_name: str = "24h") -> FrameRecord:
+    return FrameRecord(
+        id=frame_id, exchange="binance", symbol="BTCUSDT", model="model1", model_version="1.0.0", params_hash="ab" * 32,
+        range=range_name, generated_at=data_until + 5, data_until=data_until, coverage_start=0, rows=10, digest="00",
+    )
+
+
 async def test_put_frame_keeps_latest_history_and_announces(redis: Redis) -> None:
     store = Store(redis)
     pubsub = redis.pubsub()
     await pubsub.subscribe(store.frame_channel("binance", "BTCUSDT"))
     await pubsub.get_message(timeout=1.0)  # subscribe confirmation
     for i, until in enumerate([3000, 1000, 2000, 4000]):
-        await store.put_frame(
-            "binance", "BTCUSDT", "model1", "24h",
-            frame_id=f"f{until}", data_until_ms=until,
-            fields={"v1": f"body{until}".encode(), "meta": b"m"}, event=f"e{i}".encode(), keep=3,
-            column_ms=1, history_fields=("meta",),
-        )
-    latest = await store.latest_frame("binance", "BTCUSDT", "model1", "24h")
-    assert latest is not None and latest.frame_id == "f4000"
-    assert latest.fields["v1"] == b"body4000"
-    assert (await store.frame("binance", "BTCUSDT", "f3000")).fields == {"meta": b"m"}  # history keeps what it is told
-    # An older frame arriving late is indexed but does not replace the latest.
+        await store.put_frame(record(f"f{until}", until), packed=f"body{until}".encode(), event=f"e{i}".encode(), keep=3, column_ms=1)
+    assert await store.latest_packed("binance", "BTCUSDT", "model1", "24h") == ("f4000", b"body4000")
+    # An older frame arriving late is recorded but does not replace the latest.
     assert await store.frame_ids("binance", "BTCUSDT", "model1", "24h") == ["f4000", "f3000", "f2000"]
-    assert await store.frame("binance", "BTCUSDT", "f1000") is None  # trimmed with its blob
+    records = await store.records("binance", "BTCUSDT", "model1", "24h", ["f4000", "f3000", "f2000", "f1000"])
+    assert [r.id if r else None for r in records] == ["f4000", "f3000", "f2000", None]  # the oldest trimmed with its record
+    assert records[1] == record("f3000", 3000)
+    # A frame built on request is recorded only: the latest stays.
+    await store.put_frame(record("f5000", 5000), packed=None, event=b"e4", keep=3, column_ms=1)
+    assert (await store.latest_packed("binance", "BTCUSDT", "model1", "24h"))[0] == "f4000"
+    assert (await store.newest_record("binance", "BTCUSDT", "model1", "24h")).id == "f5000"
     events = []
     for _ in range(20):
         message = await pubsub.get_message(timeout=0.5)
         if message and message["type"] == "message":
             events.append(message["data"])
-        if len(events) == 4:
+        if len(events) == 5:
             break
-    assert events == [b"e0", b"e1", b"e2", b"e3"]
+    assert events == [b"e0", b"e1", b"e2", b"e3", b"e4"]
     await pubsub.aclose()
+
+
+async def test_history_keeps_the_newest_frame_of_each_column(redis: Redis) -> None:
+    store = Store(redis)
+    for until in (300_000, 360_000, 420_000, 600_000, 660_000):
+        await store.put_frame(record(f"f{until}", until), packed=b"x", event=b"e", keep=10, column_ms=300_000)
+    # Columns end at 300000, 600000, 900000: 360000, 420000 and 600000 end in the second.
+    assert await store.frame_ids("binance", "BTCUSDT", "model1", "24h") == ["f660000", "f600000", "f300000"]
+    assert len(await redis.hkeys(keys.frame_records("binance", "BTCUSDT", "model1", "24h"))) == 3
+
+
+async def test_revised_inputs_drop_the_frames_built_on_them(redis: Redis) -> None:
+    store = Store(redis)
+    for until in (1000, 2000, 3000):
+        await store.put_frame(record(f"f{until}", until), packed=b"x", event=b"e", keep=10, column_ms=1)
+    await store.set_market_meta("binance", "BTCUSDT", data_until_ms=3000)
+    late = candles(1, start_ms=0)
+    late["ts_ms"] = 1500
+    await store.note_revision("binance", "BTCUSDT", late)
+    await store.note_revision("binance", "BTCUSDT", late[:0])
+    assert (await store.market_meta("binance", "BTCUSDT"))["revised_from_ms"] == "1500"
+    late["ts_ms"] = 2500
+    await store.note_revision("binance", "BTCUSDT", late)  # a later revision keeps the earliest mark
+    assert (await store.market_meta("binance", "BTCUSDT"))["revised_from_ms"] == "1500"
+    assert await store.delist_frames_after("binance", "BTCUSDT", ["model1"], ["24h"], 1500) == 2
+    assert await store.frame_ids("binance", "BTCUSDT", "model1", "24h") == ["f1000"]
+    await store.clear_market_meta("binance", "BTCUSDT", "revised_from_ms", if_value="999")
+    assert "revised_from_ms" in await store.market_meta("binance", "BTCUSDT")
+    await store.clear_market_meta("binance", "BTCUSDT", "revised_from_ms", if_value="1500")
+    assert "revised_from_ms" not in await store.market_meta("binance", "BTCUSDT")
 
 
 async def test_migrations_apply_once(redis: Redis) -> None:
@@ -218,9 +254,8 @@ async def test_frame_announcements_stay_within_their_database(redis: Redis, redi
     pubsub = redis.pubsub()
     await pubsub.subscribe(here.frame_channel("binance", "BTCUSDT"))
     await pubsub.get_message(timeout=1.0)
-    fields = {"v1": b"x", "meta": b"m"}
-    await there.put_frame("binance", "BTCUSDT", "model1", "24h", frame_id="f1", data_until_ms=1, fields=fields, event=b"there", keep=3, column_ms=1)
-    await here.put_frame("binance", "BTCUSDT", "model1", "24h", frame_id="f1", data_until_ms=1, fields=fields, event=b"here", keep=3, column_ms=1)
+    await there.put_frame(record("f1", 1), packed=b"x", event=b"there", keep=3, column_ms=1)
+    await here.put_frame(record("f1", 1), packed=b"x", event=b"here", keep=3, column_ms=1)
     heard = []
     for _ in range(10):
         message = await pubsub.get_message(timeout=0.3)
@@ -230,7 +265,7 @@ async def test_frame_announcements_stay_within_their_database(redis: Redis, redi
     await pubsub.aclose()
     # Only what this test wrote: the other database may be another test run's.
     await other_db.delete(
-        keys.frame_blob("binance", "BTCUSDT", "f1"),
+        keys.frame_records("binance", "BTCUSDT", "model1", "24h"),
         keys.frame_history("binance", "BTCUSDT", "model1", "24h"),
         keys.frame_latest("binance", "BTCUSDT", "model1", "24h"),
     )

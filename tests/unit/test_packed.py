@@ -38,3 +38,15 @@ def test_the_stored_form_is_a_fraction_of_the_encodings_it_replaces(frames) -> N
         packed = len(pack_frame(frame))
         stored_before = sum(len(body) for body in encode_frame(frame).values())  # every form, each compressed
         assert packed < 0.3 * stored_before, (frame.range, packed, stored_before)
+
+
+def test_coinglass_json_equals_the_envelope_of_the_cell_lists(frames) -> None:
+    import msgspec
+
+    from service.wire.codec import coinglass_json, to_coinglass
+    from service.wire.schemas import Envelope
+
+    for frame in frames:
+        slow = msgspec.json.encode(Envelope(code="0", msg="success", data=to_coinglass(frame)))
+        assert len(to_coinglass(frame).liquidation_leverage_data) > 100
+        assert coinglass_json(frame) == slow

@@ -78,6 +78,7 @@ from service.wire.schemas import (
     Envelope,
 )
 from service.settings import Settings
+from service.compute.ondemand import FrameService
 from service.store.reader import StoreReader
 
 HISTORY_LIMIT = 1000  # Coinglass's default and maximum
@@ -157,10 +158,10 @@ async def _stored_heatmap(
     return stored_response(request, FIELD_COINGLASS_JSON, latest[1], "application/json")
 
 
-async def _book(store: StoreReader, settings: Settings, market: tuple[str, str], frame_range: str) -> LiquidationLevels:
+async def _book(frames: FrameService, settings: Settings, market: tuple[str, str], frame_range: str) -> LiquidationLevels:
     """The outstanding levels of a market's newest frame of the first configured model."""
     model = settings.models[0]
-    body = await store.latest_frame_field(*market, model, frame_range, FIELD_V1_MSGPACK)
+    body = await frames.newest_plain(*market, model, frame_range, FIELD_V1_MSGPACK)
     if body is None:
         raise _not_computed_yet(market, model, frame_range)
     return await asyncio.to_thread(liquidation_levels, body)
@@ -449,6 +450,7 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
+        frame_service: NamedDependency[FrameService],
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
         range_: MapRangeParam = None,
@@ -463,7 +465,7 @@ class CoinglassController(Controller):
         exchange = require("exchange", exchange, "Binance")
         symbol = require("symbol", symbol, "BTCUSDT")
         market = await check_market(store, exchange, symbol)
-        return _ok(CoinglassLiquidationMap(data=map_data(await _book(store, settings, market, frame_range))))
+        return _ok(CoinglassLiquidationMap(data=map_data(await _book(frame_service, settings, market, frame_range))))
 
     @get(
         "/aggregated-map",
@@ -474,13 +476,14 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
+        frame_service: NamedDependency[FrameService],
         symbol: CoinParam = None,
         range_: MapRangeParam = None,
     ) -> Envelope[CoinglassLiquidationMap]:
         """The liquidation map of a coin over every exchange (market ``all:<COIN>``), shaped as ``/map``."""
         frame_range = _frame_range(settings, range_, MAP_RANGES)
         coin = require("symbol", symbol, "BTC").upper()
-        return _ok(CoinglassLiquidationMap(data=map_data(await _book(store, settings, await _aggregate(store, coin), frame_range))))
+        return _ok(CoinglassLiquidationMap(data=map_data(await _book(frame_service, settings, await _aggregate(store, coin), frame_range))))
 
     @get(
         "/max-pain",
@@ -497,6 +500,7 @@ class CoinglassController(Controller):
         self,
         store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
+        frame_service: NamedDependency[FrameService],
         range_: Annotated[str | None, _query("12h, 24h, 48h, 3d, 7d, 14d or 30d (default 24h)", name="range", enum=list(MAX_PAIN_RANGES))] = None,
     ) -> Envelope[list[CoinglassMaxPain]]:
         """Per coin, the largest outstanding long and short liquidation level and its price.
@@ -512,7 +516,7 @@ class CoinglassController(Controller):
         frame_range = _frame_range(settings, range_, MAX_PAIN_RANGES, default="24h")
         sources = coin_markets(await store.markets())
         model = settings.models[0]
-        bodies = await asyncio.gather(*(store.latest_frame_field(*market, model, frame_range, FIELD_V1_MSGPACK) for market in sources.values()))
+        bodies = await asyncio.gather(*(frame_service.newest_plain(*market, model, frame_range, FIELD_V1_MSGPACK) for market in sources.values()))
         rows = []
         for coin, body in zip(sources, bodies):
             if body is None:
