@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from service.roles import fake_exchange_if, run_server
+from service.roles import fake_exchange_if, run_all, run_api, run_collect, run_worker
 from service.settings import Settings
 
 log = logging.getLogger("liqmap")
@@ -115,14 +115,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="liqmap", description="Liquidation heatmaps for crypto perpetual futures.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("demo", "everything in one process, offline: embedded store, synthetic market, scheduler, API"),
-        ("serve", "everything in one process: collectors, scheduler, engine and API"),
+        ("demo", "everything from one command, offline: embedded store, synthetic markets, collector, engine workers, API"),
+        ("serve", "everything from one command: collectors, engine workers (own processes) and API"),
         ("api", "the API only (stateless; run as many as you like)"),
+        ("collect", "the collectors only: new bars queue recompute jobs (replicas split the markets)"),
+        ("worker", "an engine worker only: takes recompute jobs from the queue (run as many as you like)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-        cmd.add_argument("--port", type=int, default=None, help="port to listen on (default 8000)")
+        cmd.add_argument("--port", type=int, default=None, help="port to listen on (default 8000; collect and worker: LIQMAP_METRICS_PORT)")
         cmd.add_argument("--data-dir", default=None, help="folder of the embedded store when REDIS_URL is unset")
+        if name == "demo":
+            cmd.add_argument("--markets", type=int, default=None, help="synthetic markets to run (BTCUSDT, ETHUSDT, SOLUSDT first; default 3)")
         if name == "serve":
             cmd.add_argument(
                 "--fake-exchange",
@@ -173,10 +177,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         from service.compute.scoring import run_backtest_command, run_calibrate_command
 
         raise SystemExit(run_backtest_command(args) if args.command == "backtest" else run_calibrate_command(args))
-    defaults = DEMO_DEFAULTS if args.command == "demo" else {"mode": args.command if args.command in ("serve", "api") else "serve"}
-    overrides = {}
-    if args.command in ("demo", "serve", "api"):
-        overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    defaults = DEMO_DEFAULTS if args.command == "demo" else {"mode": args.command if args.command in ("serve", "api", "collect", "worker") else "serve"}
+    overrides: dict[str, object] = {}
+    if args.command in ("demo", "serve", "api", "collect", "worker"):
+        overrides = {"host": args.host, "data_dir": args.data_dir}
+        overrides["metrics_port" if args.command in ("collect", "worker") else "port"] = args.port
+    if args.command == "demo":
+        overrides["synthetic_markets"] = args.markets
     if args.command == "backfill":
         overrides = {"data_dir": args.data_dir}
     if getattr(args, "fake_exchange", False) and args.data_dir is None:
@@ -201,8 +208,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.exit(2, f"liqmap: unknown scenario {args.scenario!r}; available: {', '.join(SCENARIOS)}\n")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_forever(args.scenario, args.seed, list(settings.markets)))
+    elif args.command == "api":
+        run_api(settings)
+    elif args.command == "collect":
+        run_collect(settings)
+    elif args.command == "worker":
+        run_worker(settings)
     else:
-        run_server(settings, collect=args.command in ("demo", "serve"), fake_exchange=getattr(args, "fake_exchange", False))
+        run_all(settings, fake_exchange=getattr(args, "fake_exchange", False))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import msgspec
 
 ENV_PREFIX = "LIQMAP_"
 
-Mode = Literal["demo", "serve", "api"]
+Mode = Literal["demo", "serve", "api", "collect", "worker"]
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -35,8 +35,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     backfill_days: float = 3.0
     # Market sources the collecting process runs: binance, bybit, okx (live, keyless) or synthetic.
     sources: tuple[str, ...] = ("binance", "bybit", "okx")
-    # Seed of the synthetic market (demo).
+    # Seed of the synthetic market (demo), and how many symbols it has (BTCUSDT, ETHUSDT, SOLUSDT first).
     synthetic_seed: int = 7
+    synthetic_markets: int = 3
     # Canonical symbols collected on every venue (OKX's BTC-USDT-SWAP is BTCUSDT).
     markets: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     # Per coin, also the sum over venues as exchange "all" (e.g. all/BTC).
@@ -90,8 +91,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     default_key_limit_per_min: int = 1200
     # /ready answers 503 when a market's frames are older than this, seconds.
     ready_max_age_s: float = 300.0
-    # Upper bound on one scheduled job, seconds.
+    # Upper bound on one scheduled job and on one recompute job, seconds; a recompute job
+    # pending this long (its worker died or stalled) is claimed by another worker.
     job_timeout_s: float = 120.0
+    # Deliveries of a recompute job before it is parked with its error.
+    job_max_attempts: int = 3
+    # Worker processes `serve` and `demo` start beside the API.
+    workers: int = 1
+    # Port of /health and /metrics of the `worker` and `collect` roles (unset: not served).
+    metrics_port: int | None = None
     log_level: str = "info"
 
     def history_keep(self, range_name: str) -> int:
@@ -103,6 +111,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
         spec = RANGES[range_name]
         return base_step_ms(spec, MINUTE_MS) == MINUTE_MS and spec.column_ms <= self.live_column_max_min * MINUTE_MS
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment :meth:`from_env` reads (how ``serve`` hands them to its roles)."""
+        env: dict[str, str] = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, dict):
+                text = ",".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            env["REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()] = text
+        return env
 
     @classmethod
     def from_env(

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from redis.asyncio import Redis
 
 from service.store.access import Access
 from service.api.auth import AccessMiddleware
@@ -52,30 +51,25 @@ Errors carry the real HTTP status: `{"error": {...}}` on v1, the Coinglass envel
 """
 
 
-# Work a process runs beside its API for as long as the API runs (what `serve` and `demo`
-# add: collection); entered after the store is open, with the process's one client.
-Background = Callable[[Redis], AbstractAsyncContextManager[object]]
-
-
-def create_app(settings: Settings, background: Sequence[Background] = ()) -> Litestar:
-    """Build the API. ``background``: work that shares this process and its store client (see :mod:`service.roles`)."""
+def create_app(settings: Settings, *, warm_engine: bool = False) -> Litestar:
+    """Build the API. ``warm_engine``: start the engine pool at once (servers; tests start it when first used)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_redis(settings) as redis, contextlib.AsyncExitStack() as stack:
+        async with open_redis(settings) as redis:
             await migrate(redis)
             store = StoreReader(redis)
             app.state.store = store
             app.state.settings = settings
             app.state.access = Access(redis)
             pool = EnginePool(settings.api_engine_processes)
+            if warm_engine:
+                pool.warm()
             app.state.ondemand = FrameService(store, settings, pool)
             app.state.frames = LatestFrames(store, app.state.ondemand)
             app.state.renders = RenderCache()
             listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
             try:
-                for work in background:
-                    await stack.enter_async_context(work(redis))
                 yield
             finally:
                 listener.cancel()

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from engine.ranges import DAY_MS
 from service.clock import Clock, now_ms
@@ -15,9 +16,16 @@ from service.compute.refresh import Refresher
 from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.metrics import COLLECT_ERRORS
 from service.settings import Settings
+from service.store.jobs import JobQueue, QueuedRefresh
 from service.store.writer import Store
 
 log = logging.getLogger(__name__)
+
+
+class Refreshes(Protocol):
+    """Where a collection sends markets with new bars: refreshed here (tests, one-shot jobs) or queued for workers."""
+
+    async def refresh(self, exchange: str, symbol: str, now: int) -> list[str]: ...
 
 
 @dataclass(slots=True)
@@ -27,7 +35,7 @@ class Collection:
     store: Store
     settings: Settings
     sources: list[MarketSource]
-    refresher: Refresher
+    refresher: Refreshes
     clock: Clock = now_ms
     _bootstrapped: set[tuple[str, str]] = field(default_factory=set)
 
@@ -35,6 +43,11 @@ class Collection:
     def create(cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms) -> Collection:
         """A collection whose changed markets are refreshed in this process."""
         return cls(store, settings, list(sources), Refresher(store, settings), clock)
+
+    @classmethod
+    def queued(cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms) -> Collection:
+        """A collection whose changed markets are queued for the workers (:mod:`service.compute.worker`)."""
+        return cls(store, settings, list(sources), QueuedRefresh(JobQueue(store.redis)), clock)
 
     async def bootstrap(self, source: MarketSource, symbol: str, now: int) -> Batch:
         """Register the market and backfill what the store lacks (from its last bar, or backfill_days)."""

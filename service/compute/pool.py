@@ -33,6 +33,13 @@ class EnginePool:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
         return self._executor
 
+    def warm(self) -> None:
+        """Start the processes now and have each load the engine (its compiled kernels come from
+        numba's cache), so that the first request does not wait for it."""
+        executor = self._ready()
+        for _ in range(max(1, self.processes)):
+            executor.submit(_load_engine)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._ready(), fn, *args)
 
@@ -40,3 +47,8 @@ class EnginePool:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+def _load_engine() -> None:
+    from engine.build import build_frames  # noqa: F401 (the import is the work)
+    from service.wire import cells, packed  # noqa: F401

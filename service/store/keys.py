@@ -12,6 +12,10 @@ SCHEMA_VERSION = f"{PREFIX}:schema_version"
 MIGRATION_LOCK = f"{PREFIX}:migration_lock"
 MARKETS = f"{PREFIX}:markets"  # set of "exchange:SYMBOL"
 API_KEYS = f"{PREFIX}:api_keys"  # hash: key id -> JSON record (secret stored hashed)
+# The work queue (service.store.jobs): one stream and its bookkeeping, in one cluster slot.
+JOBS = f"{PREFIX}:{{jobs}}:stream"
+JOB_ERRORS = f"{PREFIX}:{{jobs}}:errors"  # hash: entry id -> last error of a failing job
+JOBS_PARKED = f"{PREFIX}:{{jobs}}:parked"  # hash: entry id -> a job that kept failing, with its error
 
 
 def rate_counter(client: str, window_start_ms: int) -> str:
@@ -45,6 +49,11 @@ def chunk_index(kind: str, exchange: str, symbol: str) -> str:
 def legacy_rows(kind: str, exchange: str, symbol: str) -> str:
     """Schema 1: sorted set of packed rows scored by time (``candles``, ``oi``, ``liq``); migration 0002 moves them into chunks."""
     return f"{_market(exchange, symbol)}:{kind}"
+
+
+def job_queued(exchange: str, symbol: str) -> str:
+    """String with a TTL: a refresh of the market is queued and not started yet."""
+    return f"{_market(exchange, symbol)}:queued"
 
 
 def market_meta(exchange: str, symbol: str) -> str:
