@@ -7,11 +7,20 @@ consumption in the candle bars inside each liquidation bar is summed. A
 liquidation bar is scored when every candle bar inside it is present and it
 opens at or after ``from_ms``.
 
-The baseline is price excursion × open interest over the same liquidation
-bar (:func:`engine.score.excursion_baseline`), from the same candles: open of
-its first candle bar, its highest high and lowest low, and the open interest
-at the close of the candle bar before it (the bar's own first value where
-there is none).
+Two baselines, price excursion × open interest
+(:func:`engine.score.excursion_baseline`), from the same candles:
+
+- bar baseline: one excursion per liquidation bar, from the open of its first
+  candle bar to its highest high / lowest low, times the open interest at the
+  close of the candle bar before it (the bar's own first value where there is
+  none);
+- path baseline: every candle bar's own excursion (its open to its high /
+  low) times the open interest at its open (the previous bar's close; its own
+  on the first bar), summed over the candle bars of the liquidation bar. It
+  sees the path inside the liquidation bar (a drop, a recovery, a second
+  drop), which the bar baseline cannot.
+
+A model is compared against the stronger of the two on each side.
 """
 
 from __future__ import annotations
@@ -127,6 +136,14 @@ def bar_baseline(series: MarketSeries, liquidations: RealizedLiquidations, join:
     return excursion_baseline(open_, np.where(has, high, np.nan), np.where(has, low, np.nan), open_interest)
 
 
+def path_baseline(series: MarketSeries, liquidations: RealizedLiquidations, join: BarJoin) -> tuple[Float64Array, Float64Array]:
+    """Every candle bar's excursion × open interest at its open, summed per liquidation bar, shape (m,) each."""
+    open_interest = np.concatenate((series.open_interest_usd[:1], series.open_interest_usd[:-1]))
+    long_usd, short_usd = excursion_baseline(series.open, series.high, series.low, open_interest)
+    m = len(liquidations)
+    return per_liquidation_bar(long_usd, join, m), per_liquidation_bar(short_usd, join, m)
+
+
 def backtest_grid(series: MarketSeries, reach: tuple[float, float], row_bp: float = ROW_BP) -> PriceGrid:
     """A grid holding every level the model can open over the whole series, rows ``row_bp`` of the median price high."""
     low_min, high_max = float(series.low.min()), float(series.high.max())
@@ -163,11 +180,6 @@ class BacktestResult:
     def to_json(self) -> dict[str, Any]:
         """Flat JSON-able dict (see ``liqmap backtest --json``)."""
 
-        def margin(side: SideScore) -> float | None:
-            if side.spearman is None or side.baseline_spearman is None:
-                return None
-            return side.spearman - side.baseline_spearman
-
         return {
             "model": self.model,
             "version": self.version,
@@ -177,8 +189,12 @@ class BacktestResult:
             "spearman_short": self.short.spearman,
             "baseline_spearman_long": self.long.baseline_spearman,
             "baseline_spearman_short": self.short.baseline_spearman,
-            "margin_long": margin(self.long),
-            "margin_short": margin(self.short),
+            "path_baseline_spearman_long": self.long.path_baseline_spearman,
+            "path_baseline_spearman_short": self.short.path_baseline_spearman,
+            "stronger_baseline_spearman_long": self.long.stronger_baseline_spearman,
+            "stronger_baseline_spearman_short": self.short.stronger_baseline_spearman,
+            "margin_long": self.long.margin,
+            "margin_short": self.short.margin,
             "predicted_to_realized_long": self.long.predicted_to_realized,
             "predicted_to_realized_short": self.short.predicted_to_realized,
             "predicted_long_usd": self.long.predicted_usd,
@@ -236,6 +252,7 @@ def run_backtest(
     predicted_long = per_liquidation_bar(run.consumed_long_usd, join, m)[scored]
     predicted_short = per_liquidation_bar(run.consumed_short_usd, join, m)[scored]
     baseline_long, baseline_short = bar_baseline(series, liquidations, join)
+    path_long, path_short = path_baseline(series, liquidations, join)
     scored_ts = liquidations.ts_ms[scored]
     return BacktestResult(
         model=spec.name,
@@ -247,6 +264,6 @@ def run_backtest(
         from_ms=from_ms,
         candle_step_ms=series.step_ms,
         liquidation_step_ms=liquidations.step_ms,
-        long=score_side(predicted_long, liquidations.long_usd[scored], baseline_long[scored]),
-        short=score_side(predicted_short, liquidations.short_usd[scored], baseline_short[scored]),
+        long=score_side(predicted_long, liquidations.long_usd[scored], baseline_long[scored], path_long[scored]),
+        short=score_side(predicted_short, liquidations.short_usd[scored], baseline_short[scored], path_short[scored]),
     )

@@ -224,18 +224,27 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Spearman per side for each model and the baseline, with the ratio of totals."""
-    lines = [f"{'model':<16}{'bars':>6}{'spearman long':>15}{'spearman short':>16}{'pred/real long':>16}{'pred/real short':>17}"]
+    """Spearman per side for each model and both baselines, the margin over the stronger, and the ratio of totals."""
+    lines = [
+        f"{'model':<20}{'bars':>6}{'spearman long':>15}{'spearman short':>16}{'margin long':>13}{'margin short':>14}"
+        f"{'pred/real long':>16}{'pred/real short':>17}"
+    ]
     for row in rows:
         name = f"{row['model']} {row['version']}"
         lines.append(
-            f"{name:<16}{row['bars']:>6}{_number(row['spearman_long']):>15}{_number(row['spearman_short']):>16}"
+            f"{name:<20}{row['bars']:>6}{_number(row['spearman_long']):>15}{_number(row['spearman_short']):>16}"
+            f"{_signed(row['margin_long']):>13}{_signed(row['margin_short']):>14}"
             f"{_number(row['predicted_to_realized_long'], 2):>16}{_number(row['predicted_to_realized_short'], 2):>17}"
         )
     if rows:
         first = rows[0]
-        lines.append(f"{'baseline':<16}{first['bars']:>6}{_number(first['baseline_spearman_long']):>15}{_number(first['baseline_spearman_short']):>16}{'':>16}{'':>17}")
+        for label, prefix in (("baseline (bar)", "baseline_spearman"), ("baseline (path)", "path_baseline_spearman")):
+            lines.append(f"{label:<20}{first['bars']:>6}{_number(first[prefix + '_long']):>15}{_number(first[prefix + '_short']):>16}")
     return "\n".join(lines)
 
 

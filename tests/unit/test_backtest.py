@@ -121,8 +121,16 @@ def test_backtest_sums_consumption_per_liquidation_bar_and_scores_from_the_start
         bar = slice(6 * i, 6 * i + 6)
         expected.append(max(open_[6 * i] - low[bar].min(), 0) / open_[6 * i] * oi[6 * i - 1])
     assert result.long.baseline_spearman == pytest.approx(plain_spearman(expected, liquidations.long_usd[10:]), abs=1e-9)
+    # Path baseline: every 5m candle's own excursion, open interest at its open, summed per 30m bar.
+    path = []
+    for i in range(10, m):
+        path.append(sum(max(high[t] - open_[t], 0) / open_[t] * oi[t - 1] for t in range(6 * i, 6 * i + 6)))
+    assert result.short.path_baseline_spearman == pytest.approx(plain_spearman(path, liquidations.short_usd[10:]), abs=1e-9)
     row = result.to_json()
-    assert row["margin_long"] == pytest.approx(row["spearman_long"] - row["baseline_spearman_long"])
+    for side in ("long", "short"):
+        stronger = max(row[f"baseline_spearman_{side}"], row[f"path_baseline_spearman_{side}"])
+        assert row[f"stronger_baseline_spearman_{side}"] == stronger
+        assert row[f"margin_{side}"] == pytest.approx(row[f"spearman_{side}"] - stronger)
     with pytest.raises(ValueError, match="no liquidation bar"):
         run_backtest(series, liquidations, spec, from_ms=10**15)
 
@@ -212,11 +220,11 @@ def test_backtest_on_a_real_slice(model, capsys):
         main(["backtest", "--candles", str(CANDLES_5M), "--liquidations", str(LIQUIDATIONS_30M), "--model", model, "--from", "2026-05-30T00:00:00Z", "--json"])
     assert caught.value.code == 0
     row = json.loads(capsys.readouterr().out)
-    for key in ("model", "version", "bars", "spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short", "predicted_to_realized_long", "predicted_to_realized_short"):
+    for key in ("model", "version", "bars", "spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short", "path_baseline_spearman_long", "path_baseline_spearman_short", "predicted_to_realized_long", "predicted_to_realized_short"):
         assert key in row
     assert row["model"] == model and row["version"] == get_model(model).version
     assert row["bars"] == 96 and row["first_bar"] == "2026-05-30T00:00:00Z" and row["last_bar"] == "2026-05-31T23:30:00Z"
-    for key in ("spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short"):
+    for key in ("spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short", "path_baseline_spearman_long", "path_baseline_spearman_short"):
         assert -1 <= row[key] <= 1
     assert row["predicted_to_realized_long"] > 0 and row["overlaps_calibration"] is False
 
