@@ -40,7 +40,7 @@ from engine.series import MarketSeries
 
 CANDLE_COLUMNS = ("timestamp", "price_open", "price_high", "price_low", "price_close", "oi_close")
 LIQUIDATION_COLUMNS = (("liquidation_long_usd", "liquidation_short_usd"), ("longUsd", "shortUsd"))
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"
 MODELS_DIR = REPO_ROOT / "engine" / "models"
 
