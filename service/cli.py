@@ -217,8 +217,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     calibrate.add_argument("--data-dir", default=None, help="folder of the real CSV files (default ../shared/data/real/btc-binance5m-coinglass-liq)")
     calibrate.add_argument("--until", default=None, help="calibration cutoff (default 2026-04-01T00:00:00Z)")
     calibrate.add_argument("--dry-run", action="store_true", help="print the fit and the scores, write nothing")
+    brackets = sub.add_parser(
+        "brackets",
+        help="refresh the shipped Binance bracket tables from a saved leverageBracket (or web brackets) response",
+    )
+    brackets.add_argument("--from", dest="from_", required=True, help="saved response of GET /fapi/v1/leverageBracket (signed) or of the keyless web brackets endpoint")
+    brackets.add_argument("--symbols", default=None, help="more symbols to ship besides those already shipped, e.g. XRPUSDT,DOGEUSDT")
+    brackets.add_argument("--out", default=None, help="file to write (default engine/models/binance_brackets.json)")
 
     args = parser.parse_args(argv)
+    if args.command == "brackets":
+        from service.collect.venues.binance_refresh import run_brackets_command
+
+        raise SystemExit(run_brackets_command(args))
     if args.command in ("backtest", "calibrate"):
         # Offline jobs on files: no settings, no store.
         from service.compute.scoring import run_backtest_command, run_calibrate_command

@@ -116,6 +116,15 @@ def test_margin_is_continuous_and_liquidation_prices_move_toward_entry_with_size
         MarginTable(((1e6, 0.02, 100.0),))  # 2 % maintenance at 100x is beyond the margin itself
 
 
+def test_margin_tables_from_rows_compare_by_brackets_and_refuse_what_is_not_a_table():
+    table = MarginTable.from_rows(BINANCE_BTCUSDT.to_json(), "somewhere")
+    assert table == BINANCE_BTCUSDT and hash(table) == hash(BINANCE_BTCUSDT) and table.source == "somewhere"
+    with pytest.raises(ValueError, match=r"\[cap_usd, mmr, max_leverage\] rows"):
+        MarginTable.from_rows([[1e6, "x", 100]])
+    with pytest.raises(ValueError, match="caps must increase"):
+        MarginTable.from_rows([[1e6, 0.004, 125], [5e5, 0.005, 100]])
+
+
 def per_step(spec, series: MarketSeries, grid: PriceGrid):
     """Inputs and the kernel's book after every single step."""
     inputs = spec.prepare(series, grid)
