@@ -33,6 +33,7 @@ import numpy as np
 from engine.build import ModelRun, run_model
 from engine.grid import PriceGrid, price_grid
 from engine.models import ModelSpec
+from engine.models.margin import MarginTable
 from engine.score import SideScore, excursion_baseline, score_side
 from engine.series import MarketSeries
 from engine.types import Float64Array, Int64Array
@@ -154,11 +155,14 @@ def backtest_grid(series: MarketSeries, reach: tuple[float, float], row_bp: floa
     return price_grid(low_min, high_max, rows=rows, reach=reach)
 
 
-def consumption(series: MarketSeries, spec: ModelSpec, *, row_bp: float = ROW_BP) -> ModelRun:
-    """The model's run over the whole series on a backtest grid (one snapshot, after the last bar)."""
-    grid = backtest_grid(series, spec.reach, row_bp)
+def consumption(series: MarketSeries, spec: ModelSpec, *, row_bp: float = ROW_BP, margin_table: MarginTable | None = None) -> ModelRun:
+    """The model's run over the whole series on a backtest grid (one snapshot, after the last bar).
+
+    ``margin_table``: the market's, for models that use one (None: their default).
+    """
+    grid = backtest_grid(series, spec.reach_under(margin_table), row_bp)
     last = np.asarray([series.ts_ms[-1]], dtype=np.int64)
-    return run_model(series, spec, grid, last, series.step_ms)
+    return run_model(series, spec, grid, last, series.step_ms, margin_table=margin_table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,7 @@ class BacktestResult:
     liquidation_step_ms: int
     long: SideScore
     short: SideScore
+    margin_table: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Flat JSON-able dict (see ``liqmap backtest --json``)."""
@@ -206,6 +211,7 @@ class BacktestResult:
             "from_ms": self.from_ms,
             "candle_step_ms": self.candle_step_ms,
             "liquidation_step_ms": self.liquidation_step_ms,
+            "margin_table": self.margin_table,
         }
 
 
@@ -224,6 +230,7 @@ def run_backtest(
     *,
     from_ms: int | None = None,
     row_bp: float = ROW_BP,
+    margin_table: MarginTable | None = None,
 ) -> BacktestResult:
     """Score a model against realized liquidations (see the module docstring).
 
@@ -237,6 +244,9 @@ def run_backtest(
         First liquidation bar open time scored; None scores every covered bar.
     row_bp : float
         Row height of the grid, basis points of the median price.
+    margin_table : MarginTable or None
+        The market's maintenance-margin brackets, for models that place
+        levels by them (None: the model's default); the result names its source.
 
     Raises
     ------
@@ -248,7 +258,7 @@ def run_backtest(
     if not scored.any():
         raise ValueError("no liquidation bar is fully covered by the candles at or after the start of scoring")
     m = len(liquidations)
-    run = consumption(series, spec, row_bp=row_bp)
+    run = consumption(series, spec, row_bp=row_bp, margin_table=margin_table)
     predicted_long = per_liquidation_bar(run.consumed_long_usd, join, m)[scored]
     predicted_short = per_liquidation_bar(run.consumed_short_usd, join, m)[scored]
     baseline_long, baseline_short = bar_baseline(series, liquidations, join)
@@ -266,4 +276,5 @@ def run_backtest(
         liquidation_step_ms=liquidations.step_ms,
         long=score_side(predicted_long, liquidations.long_usd[scored], baseline_long[scored], path_long[scored]),
         short=score_side(predicted_short, liquidations.short_usd[scored], baseline_short[scored], path_short[scored]),
+        margin_table=(margin_table.source if margin_table is not None else "model default") if spec.takes_margin_table else None,
     )

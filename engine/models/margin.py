@@ -172,15 +172,17 @@ def binance_symbol(symbol: str) -> str:
     return upper if upper.endswith(QUOTES) else upper + "USDT"
 
 
-def shipped_binance_table(symbol: str) -> MarginTable:
+def shipped_binance_table(symbol: str | None = None) -> MarginTable:
     """Binance's brackets for ``symbol`` from the shipped tables, or their documented default.
 
-    The table's ``source`` names the symbol (or the default) and the date of
-    the tables.
+    ``None`` (no market known) gives the default. The table's ``source``
+    names the symbol (or the default) and the date of the tables.
     """
     document = shipped_binance_document()
-    key = binance_symbol(symbol)
     as_of = document["as_of"]
+    if symbol is None:
+        return MarginTable.from_rows(document["default"]["brackets"], f"binance shipped default table as of {as_of}")
+    key = binance_symbol(symbol)
     rows = document["symbols"].get(key)
     if rows is not None:
         return MarginTable.from_rows(rows, f"binance {key} shipped table as of {as_of}")
