@@ -18,7 +18,7 @@ from engine.ranges import RANGES
 from engine.series import MarketSeries
 from service.wire.codec import encode_frame
 from service.markets import AGGREGATE_EXCHANGE, coin_of
-from service.compute.refresh import load_aggregate_series, load_market_series
+from service.compute.refresh import load_aggregate_series, load_margin_table, load_market_series
 from service.settings import Settings
 from service.store.writer import Store
 
@@ -82,6 +82,7 @@ class OnDemand:
             if loaded is None:
                 return None
             series, sources = loaded
+            margin_table = await load_margin_table(self.store, exchange, symbol)
 
             def build() -> dict[str, bytes]:
                 frame = build_frame(
@@ -94,6 +95,7 @@ class OnDemand:
                     rows=self.settings.frame_rows,
                     leverage=leverage,
                     sources=sources,
+                    margin_table=margin_table,
                 )
                 return {"id": frame.frame_id.encode(), **encode_frame(frame)}
 
@@ -109,9 +111,12 @@ class OnDemand:
             if loaded is None:
                 return None
             series, _ = loaded
+            margin_table = await load_margin_table(self.store, exchange, symbol)
 
             def build() -> dict[str, Any]:
-                book = liquidation_map(series, model=model, range_name=range_name, exchange=exchange, symbol=symbol, rows=self.settings.frame_rows, leverage=leverage)
+                book = liquidation_map(
+                    series, model=model, range_name=range_name, exchange=exchange, symbol=symbol, rows=self.settings.frame_rows, leverage=leverage, margin_table=margin_table
+                )
                 bands = find_clusters(book.y, book.long_usd.sum(axis=0), book.short_usd.sum(axis=0), book.price)
                 return {
                     "map": map_json(book),

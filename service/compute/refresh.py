@@ -15,11 +15,13 @@ import numpy as np
 from engine.aggregate import aggregate_series
 from engine.build import build_frames
 from engine.frame import Frame
+from engine.models.margin import MarginTable
 from engine.ranges import DAY_MS, RANGES
 from engine.resample import align_open_interest
 from engine.series import MarketSeries
 from service.wire.codec import encode_event, encode_frame
 from service.collect.venues.errors import VenueError
+from service.collect.venues.tiers import margin_table_of
 from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.metrics import COLLECT_ERRORS, FRAMES_COMPUTED, MARKET_REFRESH_SECONDS
 from service.settings import Settings
@@ -94,6 +96,17 @@ async def load_aggregate_series(
     return from_first_open_interest(aggregated.series), coverage
 
 
+async def load_margin_table(store: Store, exchange: str, symbol: str) -> MarginTable | None:
+    """The maintenance-margin tiers the market's venue published (kept in its metadata).
+
+    None for ``all`` markets and markets without usable tiers yet: frames then
+    use the shipped Binance table of the symbol (see :func:`engine.build.build_frame`).
+    """
+    if exchange == AGGREGATE_EXCHANGE:
+        return None
+    return margin_table_of(await store.market_meta(exchange, symbol), exchange)
+
+
 @dataclass(slots=True)
 class EncodedFrame:
     frame: Frame
@@ -111,6 +124,7 @@ def compute_frames(
     rows: int,
     generated_at_ms: int,
     sources: dict[str, dict[str, Any]] | None = None,
+    margin_table: MarginTable | None = None,
 ) -> list[EncodedFrame]:
     """CPU work of one market's refresh: every model × range, built and encoded. Runs in a thread."""
     frames = build_frames(
@@ -122,6 +136,7 @@ def compute_frames(
         generated_at_ms=generated_at_ms,
         rows=rows,
         sources=sources,
+        margin_table=margin_table,
     )
     return [EncodedFrame(frame, encode_frame(frame), encode_event(frame)) for frame in frames]
 
@@ -209,7 +224,7 @@ class Pipeline:
         series = await self.load_series(exchange, symbol, step_ms)
         if series is None:
             return []
-        frame_ids = await self.publish(exchange, symbol, series, now)
+        frame_ids = await self.publish(exchange, symbol, series, now, margin_table=await load_margin_table(self.store, exchange, symbol))
         await self.store.trim(
             exchange,
             symbol,
@@ -241,11 +256,18 @@ class Pipeline:
         return await self.publish(AGGREGATE_EXCHANGE, coin, series, now, sources=coverage)
 
     async def publish(
-        self, exchange: str, symbol: str, series: MarketSeries, now: int, sources: dict[str, dict[str, Any]] | None = None
+        self,
+        exchange: str,
+        symbol: str,
+        series: MarketSeries,
+        now: int,
+        sources: dict[str, dict[str, Any]] | None = None,
+        margin_table: MarginTable | None = None,
     ) -> list[str]:
         """Compute, encode and store every configured frame of one series; returns the frame ids.
 
         ``sources``: for an ``all`` market, what each venue covered (the frames carry it).
+        ``margin_table``: the venue's tiers, for models that place levels by them.
         """
         last = int(series.ts_ms[-1])
         step_ms = series.step_ms
@@ -260,6 +282,7 @@ class Pipeline:
             rows=self.settings.frame_rows,
             generated_at_ms=now,
             sources=sources,
+            margin_table=margin_table,
         )
         for item in encoded:
             frame = item.frame

@@ -238,6 +238,9 @@ def okx_position_tiers(family: str, tiers: list[Tier], contract_value: float, ma
             "mmr": num(t.mmr),
             "imr": num(1 / t.max_leverage),
             "maxLever": num(t.max_leverage),
+            "optMgnFactor": "0",
+            "quoteMaxLoan": "",
+            "baseMaxLoan": "",
         }
         for i, t in enumerate(tiers)
     ]
