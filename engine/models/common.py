@@ -132,20 +132,14 @@ def per_step(values: Float64Array, steps: int) -> Float64Array:
     return values if steps == 1 else np.repeat(values, steps)
 
 
-def _explains(close_ms: Int64Array, open_interest_usd: Float64Array, cadence_ms: int) -> bool:
-    """Whether readings every ``cadence_ms`` (bars closing at its multiples) explain every bar between two of them.
-
-    A bar strictly between two consecutive readings (both present) must hold
-    the earlier reading (carried forward) or the straight line between the
-    two (interpolated). At least one such bar must lie between two readings
-    that differ: without one, nothing says the feed is this coarse.
-    """
+def _held_and_moved(close_ms: Int64Array, open_interest_usd: Float64Array, cadence_ms: int) -> tuple[bool, bool]:
+    """Whether every bar between two consecutive readings holds one of them or the line between (see :func:`_explains`), and whether any such pair differs."""
     finite = np.isfinite(open_interest_usd)
     reading = finite & (close_ms % cadence_ms == 0)
     reading_close = close_ms[reading]
     reading_value = open_interest_usd[reading]
     if reading_close.shape[0] < 2:
-        return False
+        return True, False
     before = np.searchsorted(reading_close, close_ms, side="right") - 1
     after = np.searchsorted(reading_close, close_ms, side="left")
     between = finite & ~reading & (before >= 0) & (after < reading_close.shape[0])
@@ -154,14 +148,30 @@ def _explains(close_ms: Int64Array, open_interest_usd: Float64Array, cadence_ms:
     consecutive = reading_close[second] - reading_close[first] == cadence_ms
     first, second, between_idx = first[consecutive], second[consecutive], between_idx[consecutive]
     if not between_idx.size:
-        return False
+        return True, False
     value = open_interest_usd[between_idx]
     earlier, later = reading_value[first], reading_value[second]
     tolerance = READING_RTOL * np.abs(value) + READING_ATOL
     line = earlier + (later - earlier) * (close_ms[between_idx] - reading_close[first]) / cadence_ms
     held = (np.abs(value - earlier) <= tolerance) | (np.abs(value - line) <= tolerance)
     moved = np.abs(later - earlier) > tolerance
-    return bool(held.all() and moved.any())
+    return bool(held.all()), bool(moved.any())
+
+
+def _explains(close_ms: Int64Array, open_interest_usd: Float64Array, cadence_ms: int, step_ms: int) -> bool:
+    """Whether readings every ``cadence_ms`` (bars closing at its multiples) explain every bar between two of them.
+
+    A bar strictly between two consecutive readings (both present) must hold
+    the earlier reading (carried forward) or the straight line between the
+    two (interpolated). At least one such bar must lie between two readings
+    that differ: without one, nothing says the feed is this coarse.
+    """
+    # A bar the first few readings cannot explain refutes the cadence without reading the rest.
+    head = 4 * cadence_ms // step_ms + 64
+    if close_ms.shape[0] > 2 * head and not _held_and_moved(close_ms[:head], open_interest_usd[:head], cadence_ms)[0]:
+        return False
+    held, moved = _held_and_moved(close_ms, open_interest_usd, cadence_ms)
+    return held and moved
 
 
 def open_interest_step_ms(series: MarketSeries) -> int:
@@ -178,7 +188,7 @@ def open_interest_step_ms(series: MarketSeries) -> int:
     step = series.step_ms
     close_ms = series.ts_ms + step
     for cadence in sorted(OPEN_INTEREST_CADENCES_MS, reverse=True):
-        if cadence > step and cadence % step == 0 and DAY_MS % cadence == 0 and _explains(close_ms, series.open_interest_usd, cadence):
+        if cadence > step and cadence % step == 0 and DAY_MS % cadence == 0 and _explains(close_ms, series.open_interest_usd, cadence, step):
             return cadence
     return step
 
