@@ -15,6 +15,7 @@ from engine.grid import DEFAULT_ROWS, PriceGrid, display_grid
 from engine.kernels import run_levels
 from engine.leverage import LeverageSpec, select_tiers
 from engine.models import ModelSpec, get_model
+from engine.models.margin import MarginTable, shipped_binance_table
 from engine.percentiles import cell_stats
 from engine.ranges import RANGES, RangeSpec, base_step_ms
 from engine.resample import aggregate_bars, resample
@@ -86,6 +87,7 @@ def run_model(
     *,
     leverage: LeverageSpec = None,
     use_numba: bool | None = None,
+    margin_table: MarginTable | None = None,
 ) -> ModelRun:
     """Run a model over a series from an empty book, snapshotting at column ends.
 
@@ -105,13 +107,16 @@ def run_model(
         Tiers the snapshots and totals cover (see :func:`engine.leverage.select_tiers`).
     use_numba : bool or None
         See :func:`engine.kernels.run_levels`.
+    margin_table : MarginTable or None
+        The market's maintenance-margin brackets, for models that use them
+        (:attr:`ModelSpec.takes_margin_table`); None: their default.
 
     Returns
     -------
     ModelRun
     """
     selection = select_tiers(model.tiers, leverage)
-    inputs = model.prepare(series, grid)
+    inputs = model.inputs(series, grid, margin_table)
     steps = inputs.steps_per_bar
     snapshot_bar = np.searchsorted(series.ts_ms, column_start_ms + column_ms, side="left") - 1
     snapshot_step = np.where(snapshot_bar >= 0, (snapshot_bar + 1) * steps - 1, -1).astype(np.int64)
@@ -312,6 +317,18 @@ def range_windows(
     return out
 
 
+def market_margin_table(symbol: str, margin_table: MarginTable | None) -> MarginTable:
+    """The market's table where given, else the shipped Binance table of its symbol (or the shipped default)."""
+    return margin_table if margin_table is not None else shipped_binance_table(symbol)
+
+
+def margin_metadata(spec: ModelSpec, table: MarginTable) -> dict[str, Any] | None:
+    """What a frame records of the margin table it used: None for models whose tiers are parameters."""
+    if not spec.takes_margin_table:
+        return None
+    return {"source": table.source, "brackets": table.to_json()}
+
+
 def _frame(
     window: RangeWindow,
     series: MarketSeries,
@@ -322,8 +339,9 @@ def _frame(
     generated_at_ms: int,
     leverage: LeverageSpec,
     sources: Mapping[str, Mapping[str, Any]] | None,
+    margin_table: MarginTable,
 ) -> Frame:
-    run = run_model(window.base, spec, window.grid, window.x_ms, window.spec.column_ms, leverage=leverage)
+    run = run_model(window.base, spec, window.grid, window.x_ms, window.spec.column_ms, leverage=leverage, margin_table=margin_table)
     selection = select_tiers(spec.tiers, leverage)
     stats = frame_stats(
         run.long_usd,
@@ -354,6 +372,7 @@ def _frame(
         leverage=selection.label,
         tiers=selection.leverages,
         sources={name: dict(value) for name, value in sources.items()} if sources is not None else None,
+        margin_table=margin_metadata(spec, margin_table),
     )
 
 
@@ -369,15 +388,18 @@ def build_frames(
     leverage: LeverageSpec = None,
     sources: Mapping[str, Mapping[str, Any]] | None = None,
     rollups: Mapping[int, Rollup] | None = None,
+    margin_table: MarginTable | None = None,
 ) -> list[Frame]:
     """Every model × range Frame of one market, sharing windows, resampling, grids and candles.
 
     The same frames as :func:`build_frame` called for each pair (model-major
-    order: all ranges of the first model, then the next), only faster.
+    order: all ranges of the first model, then the next), only faster (up to
+    the last bits of models that read volumes: the shared resampling adds
+    them up in another order).
 
     Parameters
     ----------
-    series, exchange, symbol, generated_at_ms, rows, leverage, sources, rollups
+    series, exchange, symbol, generated_at_ms, rows, leverage, sources, rollups, margin_table
         As in :func:`build_frame`.
     models : sequence of str or ModelSpec
         Registered model names, or specs (a kept older version, see
@@ -393,6 +415,7 @@ def build_frames(
     for spec in specs:
         select_tiers(spec.tiers, leverage)  # refuse a bad filter before any work
     windows = range_windows(series, ranges, rows, rollups)
+    table = market_margin_table(symbol, margin_table)
     return [
         _frame(
             windows[range_name],
@@ -403,6 +426,7 @@ def build_frames(
             generated_at_ms=generated_at_ms,
             leverage=leverage,
             sources=sources,
+            margin_table=table,
         )
         for spec in specs
         for range_name in ranges
@@ -421,6 +445,7 @@ def build_frame(
     leverage: LeverageSpec = None,
     sources: Mapping[str, Mapping[str, Any]] | None = None,
     rollups: Mapping[int, Rollup] | None = None,
+    margin_table: MarginTable | None = None,
 ) -> Frame:
     """Compute the heatmap Frame of one range of one market under one model.
 
@@ -465,6 +490,11 @@ def build_frame(
         ``{step_ms: Rollup}`` (:func:`engine.rollup.roll_up`): long ranges take their
         base bars from these instead of resampling ``series``, which then need only
         end where the frame ends. The frame is the same as from the 1m bars.
+    margin_table : MarginTable, optional
+        The market's maintenance-margin brackets (e.g. as its venue publishes
+        them), for models that place levels by them; without one, the shipped
+        Binance table of ``symbol`` (or the shipped default). Such frames
+        record the table and its source in ``margin_table``.
 
     Returns
     -------
@@ -488,4 +518,5 @@ def build_frame(
         leverage=leverage,
         sources=sources,
         rollups=rollups,
+        margin_table=margin_table,
     )[0]

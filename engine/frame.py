@@ -91,6 +91,10 @@ class Frame:
     sources : dict or None
         For a market summed over venues (``exchange == "all"``): per venue,
         what it covered (e.g. ``engine.aggregate.VenueCoverage`` as a dict).
+    margin_table : dict or None
+        For models that place levels by the market's maintenance-margin
+        tiers: ``{"source": str, "brackets": [[cap_usd, mmr, max_leverage], ...]}``,
+        the table used; None for models whose tiers are their parameters.
     """
 
     exchange: str
@@ -112,6 +116,7 @@ class Frame:
     leverage: str = "all"
     tiers: tuple[float, ...] = ()
     sources: dict[str, dict[str, Any]] | None = None
+    margin_table: dict[str, Any] | None = None
 
     @property
     def frame_id(self) -> str:

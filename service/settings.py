@@ -64,7 +64,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Longest venue back-off (Retry-After) a backfill sleeps out before giving up, seconds.
     backfill_max_wait_s: float = 120.0
     # Models and ranges computed for every market.
-    models: tuple[str, ...] = ("model1", "model2", "model3")
+    models: tuple[str, ...] = ("model1", "model2", "model3", "model4")
     ranges: tuple[str, ...] = ("12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y")
     # Price rows of every frame.
     frame_rows: int = 400

@@ -20,6 +20,7 @@ from engine.aggregate import aggregate_series
 from engine.build import build_frames
 from engine.frame import Frame
 from engine.models import ModelSpec
+from engine.models.margin import MarginTable
 from engine.ranges import DAY_MS, RANGES, base_step_ms
 from engine.rollup import INPUT_STEP_MS, Rollup
 from engine.series import MarketSeries
@@ -28,6 +29,7 @@ from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.store.chunks import ROLLUPS
 from service.store.reader import StoreReader
 from service.store.records import FrameRecord, digest
+from service.store.tiers import margin_table_of
 from service.store.rows import ROLLUP_DTYPE
 from service.wire.codec import encode_event
 from service.wire.packed import pack_frame
@@ -52,12 +54,15 @@ class Inputs:
 
     ``series`` is the 1m window (:data:`FINE_LOAD_MS`) where a range on a 1m base is asked
     for, else just the last 1m bar (it fixes the frame's end); ``rollups`` holds the bases of
-    the long ranges asked for; ``sources``: for an ``all`` market, what each venue covered.
+    the long ranges asked for; ``sources``: for an ``all`` market, what each venue covered;
+    ``margin_table``: the maintenance-margin tiers the market's venue published (None: the
+    engine's shipped table of the symbol), for models that place levels by them.
     """
 
     series: MarketSeries
     rollups: dict[int, Rollup] = field(default_factory=dict)
     sources: dict[str, dict[str, Any]] | None = None
+    margin_table: MarginTable | None = None
 
     @property
     def data_until_ms(self) -> int:
@@ -142,11 +147,13 @@ async def load_inputs(
     until_ms: int,
     *,
     sources: dict[str, dict[str, Any]] | None = None,
+    margin_table: dict[str, Any] | None = None,
 ) -> Inputs | None:
     """The inputs of a market's frames of ``range_names`` ending at ``until_ms`` (a bar's end); None without bars.
 
-    ``sources``: the venues an ``all`` market's frame summed when it was first built (a rebuild
-    sums the same ones).
+    ``sources`` and ``margin_table`` (as a frame records them): what a frame was first built
+    with; a rebuild sums the same venues and places levels by the same tiers, whatever the
+    venue publishes now.
     """
     venues = None
     if sources is not None and exchange == AGGREGATE_EXCHANGE:
@@ -169,7 +176,11 @@ async def load_inputs(
         spec = RANGES[name]
         rows = await store.read_rows(ROLLUPS[step], exchange, symbol, until_ms - spec.span_ms - spec.column_ms, until_ms)
         rollups[step] = rollup_from_rows(rows, step)
-    return Inputs(series, rollups, sources if sources is not None else found_sources)
+    if margin_table is not None:
+        table = MarginTable.from_rows(margin_table["brackets"], margin_table.get("source", ""))
+    else:
+        table = None if exchange == AGGREGATE_EXCHANGE else margin_table_of(await store.market_meta(exchange, symbol), exchange)
+    return Inputs(series, rollups, sources if sources is not None else found_sources, table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +216,7 @@ def build(
         leverage=leverage,
         sources=inputs.sources,
         rollups=inputs.rollups or None,
+        margin_table=inputs.margin_table,
     )
     out = []
     for frame in frames:
@@ -223,6 +235,7 @@ def build(
             rows=rows,
             leverage=frame.leverage,
             sources=frame.sources,
+            margin_table=frame.margin_table,
             digest=digest(packed),
         )
         out.append(Built(frame, record, packed, encode_event(frame)))

@@ -77,7 +77,15 @@ def _rebuild(inputs: Inputs, record: FrameRecord, leverage: str | None) -> bytes
 def _levels(inputs: Inputs, record: FrameRecord, leverage: str | None) -> dict[str, Any]:
     """In the engine pool: the liquidation map by tier, max pain and clusters at a recorded frame's end."""
     book = liquidation_map(
-        inputs.series, model=record.model, range_name=record.range, exchange=record.exchange, symbol=record.symbol, rows=record.rows, leverage=leverage, rollups=inputs.rollups or None
+        inputs.series,
+        model=record.model,
+        range_name=record.range,
+        exchange=record.exchange,
+        symbol=record.symbol,
+        rows=record.rows,
+        leverage=leverage,
+        rollups=inputs.rollups or None,
+        margin_table=inputs.margin_table,
     )
     bands = find_clusters(book.y, book.long_usd.sum(axis=0), book.short_usd.sum(axis=0), book.price)
     return {
@@ -159,7 +167,7 @@ class FrameService:
     async def _rebuilt(self, record: FrameRecord, leverage: str | None) -> bytes:
         if find_version(record.model, record.params_hash) is None:
             raise FrameGone(f"frame {record.id} was built by {record.model} {record.model_version}, which this build no longer computes")
-        inputs = await load_inputs(self.store, record.exchange, record.symbol, [record.range], record.data_until, sources=record.sources)
+        inputs = await load_inputs(self.store, record.exchange, record.symbol, [record.range], record.data_until, sources=record.sources, margin_table=record.margin_table)
         if inputs is None or inputs.data_until_ms != record.data_until:
             raise FrameGone(f"the inputs of frame {record.id} are no longer stored")
         return await self.pool.run(_rebuild, inputs, record, leverage)
@@ -212,7 +220,7 @@ class FrameService:
             return None
 
         async def make() -> dict[str, Any]:
-            inputs = await load_inputs(self.store, exchange, symbol, [range_name], record.data_until, sources=record.sources)
+            inputs = await load_inputs(self.store, exchange, symbol, [range_name], record.data_until, sources=record.sources, margin_table=record.margin_table)
             if inputs is None:
                 raise FrameGone(f"the inputs of frame {record.id} are no longer stored")
             return await self.pool.run(_levels, inputs, record, leverage)

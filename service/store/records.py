@@ -29,6 +29,7 @@ class FrameRecord(msgspec.Struct, kw_only=True, frozen=True):
     rows: int  # price rows it was built with
     leverage: str = "all"
     sources: dict[str, dict[str, Any]] | None = None  # "all" markets: what each venue covered
+    margin_table: dict[str, Any] | None = None  # the tiers it placed levels by, where its model takes the market's
     digest: str  # of the stored form (service.wire.packed), hex
 
     def summary(self) -> FrameSummary:

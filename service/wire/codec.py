@@ -101,6 +101,7 @@ def to_native(frame: Frame) -> FrameOut:
         leverage=frame.leverage,
         tiers=[float(t) for t in frame.tiers],
         sources=frame.sources,
+        margin_table=frame.margin_table,
     )
 
 

@@ -47,6 +47,7 @@ class PackedFrame(msgspec.Struct, array_like=True, frozen=True):
     leverage: str
     tiers: list[float]
     sources: dict[str, dict[str, Any]] | None
+    margin_table: dict[str, Any] | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -92,6 +93,7 @@ def pack_frame(frame: Frame) -> bytes:
         leverage=frame.leverage,
         tiers=list(frame.tiers),
         sources=frame.sources,
+        margin_table=frame.margin_table,
     )
     return zstd.compress(_encoder.encode(packed))
 
@@ -123,4 +125,5 @@ def unpack_frame(stored: bytes) -> Frame:
         leverage=packed.leverage,
         tiers=tuple(packed.tiers),
         sources=packed.sources,
+        margin_table=packed.margin_table,
     )

@@ -312,7 +312,7 @@ BAD_REQUESTS = [
     (f"{CG}/max-pain", {"range": "48h"}, 404, "range 48h is not computed by this deployment; it computes 12h, 24h"),
     (f"{CG}/max-pain", {"range": "1h"}, 400, "range must be one of 12h, 24h; got '1h'"),
     (f"{CG}/aggregated-heatmap/model1", {"symbol": "DOGE", "range": "12h"}, 404, "no aggregate over all exchanges for coin 'DOGE'"),
-    (f"{CG}/aggregated-heatmap/model4", {"symbol": "BTC", "range": "12h"}, 400, "model must be one of model1; got 'model4'"),
+    (f"{CG}/aggregated-heatmap/model9", {"symbol": "BTC", "range": "12h"}, 400, "model must be one of model1; got 'model9'"),
     (f"{CG}/aggregated-heatmap/model1", {"symbol": "BTC", "range": "3d"}, 404, "range 3d is not computed by this deployment; it computes 12h, 24h"),
     (f"{CG}/aggregated-heatmap/model1", {"symbol": "BTC", "range": "5y"}, 400, "range must be one of 12h, 24h"),
     ("/api/futures/supported-exchange-pairs", {"exchange": "Kraken"}, 404, "known exchanges"),

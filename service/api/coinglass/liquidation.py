@@ -110,7 +110,7 @@ StartParam = Annotated[int | None, _query("Start, epoch milliseconds", minimum=0
 EndParam = Annotated[int | None, _query("End, epoch milliseconds (default: now)", minimum=0, maximum=MAX_EPOCH_MS)]
 HeatmapRangeParam = Annotated[str | None, _query("12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", required=True, name="range", **RANGE_ENUM)]
 MapRangeParam = Annotated[str | None, _query("1d, 7d or 30d", required=True, name="range", enum=list(MAP_RANGES))]
-ModelPath = Annotated[str, PathParameter(description="model1, model2 or model3", schema_extra=MODEL_ENUM)]
+ModelPath = Annotated[str, PathParameter(description="model1, model2, model3 or model4", schema_extra=MODEL_ENUM)]
 
 
 def _ok(data: Any) -> Envelope[Any]:
@@ -212,7 +212,7 @@ class CoinglassController(Controller):
         symbol: PairParam = None,
         range_: HeatmapRangeParam = None,
     ) -> ASGIResponse:
-        """Pair liquidation heatmap (``model1``..``model3``), as Coinglass serves it."""
+        """Pair liquidation heatmap (``model1``..``model4``), as Coinglass serves it."""
         state = request.app.state  # the hot path: no dependency resolution per request
         check_model(state.settings, model)
         exchange = require("exchange", exchange, "Binance")

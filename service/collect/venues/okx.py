@@ -18,7 +18,8 @@ import msgspec
 import numpy as np
 
 from service.store.rows import SIDE_LONG, SIDE_SHORT
-from service.collect.venues import parse, tiers
+from service.collect.venues import parse
+from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.budget import RequestBudget
 from service.collect.venues.errors import BadPayload, VenueRejected, VenueUnavailable
