@@ -130,15 +130,17 @@ async def seed(redis_url: str) -> tuple[str, bytes]:
     from service.settings import Settings
     from service.collect.synthetic import SyntheticMarket
     from service.store.writer import Store
+    from service.wire.codec import encode_field
+    from service.wire.packed import unpack_frame
 
     client = make_client(redis_url)
     try:
         settings = Settings(redis_url=redis_url, ranges=("24h",), backfill_days=1.0)
         await Collection.create(Store(client), settings, [SyntheticMarket(symbols={"BTCUSDT": 77_000.0})]).collect_once()
         _, key = await Access(client).create("bench", 100_000_000)
-        latest = await Store(client).latest_frame_stored("synthetic", "BTCUSDT", "model1", "24h", "v1")
+        latest = await Store(client).latest_packed("synthetic", "BTCUSDT", "model1", "24h")
         assert latest is not None
-        return key, latest[1]
+        return key, encode_field(unpack_frame(latest[1]), "v1")  # the bytes the route sends
     finally:
         await client.aclose()
 

@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False) -> Litestar:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
-                pool.close()
+                await asyncio.to_thread(pool.close)
 
     def provide_store(state: State) -> StoreReader:
         return state.store

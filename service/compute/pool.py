@@ -44,8 +44,9 @@ class EnginePool:
         return await asyncio.get_running_loop().run_in_executor(self._ready(), fn, *args)
 
     def close(self) -> None:
+        """Stop the processes (waiting for the build in hand, if any): none outlives this process."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
 

@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import msgspec
+import numpy as np
 
 from engine.ranges import DAY_MS, RANGES
 from engine.rollup import INPUT_STEP_MS, roll_up
@@ -32,6 +33,9 @@ from service.store.chunks import ROLLUPS
 from service.store.writer import Store
 
 log = logging.getLogger(__name__)
+
+# How often a market's old inputs are trimmed.
+TRIM_EVERY_MS = 3_600_000
 
 
 @dataclass(slots=True)
@@ -86,8 +90,8 @@ class Refresher:
                 keep=self.settings.history_keep(item.record.range),
                 column_ms=RANGES[item.record.range].column_ms,
             )
-        await self._trim(exchange, symbol, now)
-        values: dict[str, int] = {"last_update_ms": now, "data_until_ms": until, "rolled_until_ms": rolled_until}
+        trimmed_at = await self._trim(exchange, symbol, now, int(meta.get("trimmed_at_ms", 0)))
+        values: dict[str, int] = {"last_update_ms": now, "data_until_ms": until, "rolled_until_ms": rolled_until, "trimmed_at_ms": trimmed_at}
         await self.store.set_market_meta(exchange, symbol, **values)
         if revised_from is not None:
             await self.store.clear_market_meta(exchange, symbol, "revised_from_ms", if_value=str(revised_from))
@@ -108,6 +112,11 @@ class Refresher:
         series = fine.series
         window_start = fine.data_until_ms - FINE_LOAD_MS
         since = rolled_until if revised_from is None else min(rolled_until, revised_from)
+        # Only buckets that end after `since` are written: roll up from the widest bucket before it.
+        tail_from = since - since % max(ROLLUPS) - max(ROLLUPS)
+        if tail_from > int(series.ts_ms[0]):
+            series = series.slice(int(np.searchsorted(series.ts_ms, tail_from, side="left")), len(series))
+            window_start = max(window_start, tail_from)
         rollups = await asyncio.to_thread(roll_up, series)
         newest = rolled_until
         for step, rollup in rollups.items():
@@ -136,7 +145,14 @@ class Refresher:
             built += await asyncio.to_thread(self._build, inputs, exchange, symbol, names, now)
         return built
 
-    async def _trim(self, exchange: str, symbol: str, now: int) -> None:
+    async def _trim(self, exchange: str, symbol: str, now: int, trimmed_at: int) -> int:
+        """Drop inputs older than they are needed, at most once per :data:`TRIM_EVERY_MS`; returns when it last ran.
+
+        Frames read windows bounded by their own end, never by retention, so rows kept a
+        little longer change nothing but memory.
+        """
+        if now - trimmed_at < TRIM_EVERY_MS:
+            return trimmed_at
         if exchange != AGGREGATE_EXCHANGE:
             await self.store.trim(
                 exchange,
@@ -146,4 +162,5 @@ class Refresher:
             )
         for step, kind in ROLLUPS.items():
             await self.store.trim_rows(kind, exchange, symbol, now - self.rollup_retention_ms(step))
+        return now
 

@@ -95,7 +95,7 @@ def pack_frame(frame: Frame) -> bytes:
         sources=frame.sources,
         margin_table=frame.margin_table,
     )
-    return zstd.compress(_encoder.encode(packed))
+    return zstd.compress(_encoder.encode(packed), zstd.FAST)
 
 
 def unpack_frame(stored: bytes) -> Frame:

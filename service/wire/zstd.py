@@ -10,15 +10,21 @@ import threading
 
 import zstandard
 
+# Row chunks are packed once, a day behind: level 3. Frames are packed at every refresh: level
+# 1 takes half the time for a stored form within 1 % of the size (a 24h frame: 2.3 vs 5 ms).
 LEVEL = 3
+FAST = 1
 
 _contexts = threading.local()
 
 
-def compress(data: bytes) -> bytes:
-    if not hasattr(_contexts, "compressor"):
-        _contexts.compressor = zstandard.ZstdCompressor(level=LEVEL)
-    return _contexts.compressor.compress(data)  # type: ignore[no-any-return]
+def compress(data: bytes, level: int = LEVEL) -> bytes:
+    compressors = getattr(_contexts, "compressors", None)
+    if compressors is None:
+        compressors = _contexts.compressors = {}
+    if level not in compressors:
+        compressors[level] = zstandard.ZstdCompressor(level=level)
+    return compressors[level].compress(data)  # type: ignore[no-any-return]
 
 
 def decompress(data: bytes) -> bytes:
