@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 FRAMES_COMPUTED = Counter("liqmap_frames_computed_total", "Frames computed and stored", ["exchange"])
 MARKET_REFRESH_SECONDS = Histogram(
@@ -25,3 +25,5 @@ JOBS_FAILED = Counter("liqmap_jobs_failed_total", "Recompute jobs that failed (r
 JOBS_RECLAIMED = Counter("liqmap_jobs_reclaimed_total", "Recompute jobs claimed from a worker that died, stalled or failed")
 JOBS_PARKED = Counter("liqmap_jobs_parked_total", "Recompute jobs parked after failing too often")
 JOBS_QUEUED = Counter("liqmap_jobs_queued_total", "Recompute jobs added by collectors")
+SHARDS_HELD = Gauge("liqmap_collect_shards_held", "Shards of markets this collect replica holds a lease on")
+LEASES_TAKEN = Counter("liqmap_collect_leases_taken_total", "Shard leases this collect replica took (at start, or over from another)")

@@ -22,8 +22,10 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import msgspec
+from redis.exceptions import RedisError
 
 from service.collect.source import MarketSource, StreamingSource
 from service.settings import Settings
@@ -150,33 +152,64 @@ def run_worker(settings: Settings) -> None:
 
 
 def run_collect(settings: Settings) -> None:
-    """Collect every configured source until stopped; markets with new bars queue recompute jobs."""
+    """Collect the markets of the shards this replica holds until stopped; new bars queue recompute jobs."""
+    import socket
+
+    from service.clock import now_ms
     from service.collect.round import Collection
     from service.collect.scheduler import create_scheduler
+    from service.metrics import LEASES_TAKEN, SHARDS_HELD
     from service.store.client import open_redis
+    from service.store.leases import Leases
     from service.store.migrate import migrate
     from service.store.writer import Store
+
+    owner = f"{socket.gethostname()}-{os.getpid()}"
 
     async def main(stop: asyncio.Event) -> None:
         sources = build_sources(settings)
         async with open_redis(settings) as redis:
             await migrate(redis)
             store = Store(redis)
+            leases = Leases(redis, owner, shards=settings.collect_shards, ttl_ms=int(settings.lease_ttl_s * 1000))
+
+            async def keep_leases() -> None:
+                while True:
+                    try:
+                        before = leases.held
+                        held = await leases.heartbeat(now_ms())
+                        LEASES_TAKEN.inc(len(held - before))
+                        SHARDS_HELD.set(len(held))
+                        if held != before:
+                            log.info("collect %s holds %d of %d shards", owner, len(held), leases.shards)
+                    except RedisError:
+                        leases.held = set()  # unknown while the store is away: collect nothing
+                    await asyncio.sleep(settings.lease_ttl_s / 3)
+
+            async def sink(exchange: str, symbol: str, rows: Any) -> int:
+                # Streams carry every market of a venue: keep this replica's.
+                return await store.add_liquidations(exchange, symbol, rows) if leases.owns(exchange, symbol) else 0
+
+            await leases.heartbeat(now_ms())
+            heartbeat = asyncio.create_task(keep_leases())
             streaming = [source for source in sources if isinstance(source, StreamingSource)]
             for source in streaming:
                 # Live collectors open their liquidation streams and write events as they arrive.
-                await source.start(store.add_liquidations)
-            collection = Collection.queued(store, settings, sources)
+                await source.start(sink)
+            collection = Collection.queued(store, settings, sources, leases=leases)
             scheduler = create_scheduler(collection, settings.collect_interval_s, settings.job_timeout_s)
             scheduler.start()
-            alive = lambda: scheduler.running  # noqa: E731
+            alive = lambda: scheduler.running and not heartbeat.done()  # noqa: E731
             try:
                 async with _health_server(settings, "collect", alive):
                     await stop.wait()
             finally:
                 scheduler.shutdown(wait=False)
+                heartbeat.cancel()
                 for source in streaming:
                     await source.close()
+                with contextlib.suppress(RedisError):
+                    await leases.release_all()
 
     _run_until_signalled(main)
 

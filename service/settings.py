@@ -99,6 +99,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     job_max_attempts: int = 3
     # Worker processes `serve` and `demo` start beside the API.
     workers: int = 1
+    # Collect replicas split the markets in this many shards, each held by one replica
+    # through a lease of this many seconds (renewed a third of the way through).
+    collect_shards: int = 16
+    lease_ttl_s: float = 15.0
     # Port of /health and /metrics of the `worker` and `collect` roles (unset: not served).
     metrics_port: int | None = None
     log_level: str = "info"

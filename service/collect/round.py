@@ -17,6 +17,7 @@ from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.metrics import COLLECT_ERRORS
 from service.settings import Settings
 from service.store.jobs import JobQueue, QueuedRefresh
+from service.store.leases import Leases
 from service.store.writer import Store
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class Collection:
     sources: list[MarketSource]
     refresher: Refreshes
     clock: Clock = now_ms
+    # With several collect replicas: the shards of markets this one holds (None: every market).
+    leases: Leases | None = None
     _bootstrapped: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
@@ -45,9 +48,11 @@ class Collection:
         return cls(store, settings, list(sources), Refresher(store, settings), clock)
 
     @classmethod
-    def queued(cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms) -> Collection:
+    def queued(
+        cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms, leases: Leases | None = None
+    ) -> Collection:
         """A collection whose changed markets are queued for the workers (:mod:`service.compute.worker`)."""
-        return cls(store, settings, list(sources), QueuedRefresh(JobQueue(store.redis)), clock)
+        return cls(store, settings, list(sources), QueuedRefresh(JobQueue(store.redis)), clock, leases)
 
     async def bootstrap(self, source: MarketSource, symbol: str, now: int) -> Batch:
         """Register the market and backfill what the store lacks (from its last bar, or backfill_days)."""
@@ -98,11 +103,18 @@ class Collection:
         changed: list[tuple[str, str]] = []
         for symbol in source.symbols():
             market = (source.exchange, symbol)
+            if self.leases is not None and not self.leases.owns(*market):
+                # Another replica collects it; should it come back here, it is backfilled from its last bar.
+                self._bootstrapped.discard(market)
+                continue
             try:
                 if market not in self._bootstrapped:
                     batch = await self.bootstrap(source, symbol, now)
                 else:
                     batch = await source.poll(symbol, now)
+                if self.leases is not None and not await self.leases.still_holds(*market):
+                    self._bootstrapped.discard(market)
+                    continue  # the lease went meanwhile: its new holder writes the market
                 await self.store_batch(source.exchange, symbol, batch)
                 fresh = market not in self._bootstrapped
                 self._bootstrapped.add(market)
@@ -114,7 +126,10 @@ class Collection:
                 log.warning("collecting %s:%s failed: %s", source.exchange, symbol, exc)
                 COLLECT_ERRORS.labels(source.exchange).inc()
             except Exception:
-                # One market's failure must not stop the others or the scheduler.
+                # One market's failure must not stop the others or the scheduler. What was
+                # fetched may not have been stored (the store was down): the next round starts
+                # again from the last bar stored, and the venue fills the gap.
+                self._bootstrapped.discard(market)
                 log.exception("collecting %s:%s failed", source.exchange, symbol)
                 COLLECT_ERRORS.labels(source.exchange).inc()
         return changed

@@ -16,6 +16,13 @@ API_KEYS = f"{PREFIX}:api_keys"  # hash: key id -> JSON record (secret stored ha
 JOBS = f"{PREFIX}:{{jobs}}:stream"
 JOB_ERRORS = f"{PREFIX}:{{jobs}}:errors"  # hash: entry id -> last error of a failing job
 JOBS_PARKED = f"{PREFIX}:{{jobs}}:parked"  # hash: entry id -> a job that kept failing, with its error
+# Collect replicas (service.store.leases): who is alive, and a lease per shard of markets.
+LEASE_MEMBERS = f"{PREFIX}:{{leases}}:members"  # sorted set: replica -> when its announcement expires, ms
+
+
+def lease(shard: int) -> str:
+    """String with a TTL: the collect replica holding a shard of markets."""
+    return f"{PREFIX}:{{leases}}:shard:{shard}"
 
 
 def rate_counter(client: str, window_start_ms: int) -> str:
