@@ -29,6 +29,7 @@ from service.api.observe import RequestMetricsMiddleware
 from service.api.viewer import viewer_routes
 from service.store.client import open_redis
 from service.store.migrate import migrate
+from service.clock import Clock, now_ms
 from service.compute.ondemand import OnDemand
 from service.settings import Settings
 from service.store.reader import StoreReader
@@ -56,8 +57,10 @@ Errors carry the real HTTP status: `{"error": {...}}` on v1, the Coinglass envel
 Background = Callable[[Redis], AbstractAsyncContextManager[object]]
 
 
-def create_app(settings: Settings, background: Sequence[Background] = ()) -> Litestar:
-    """Build the API. ``background``: work that shares this process and its store client (see :mod:`service.roles`)."""
+def create_app(settings: Settings, background: Sequence[Background] = (), clock: Clock = now_ms) -> Litestar:
+    """Build the API. ``background``: work that shares this process and its store client (see :mod:`service.roles`);
+    ``clock``: what "now" is to routes whose windows end now (tests pin it).
+    """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -86,11 +89,18 @@ def create_app(settings: Settings, background: Sequence[Background] = ()) -> Lit
     def provide_settings() -> Settings:
         return settings
 
+    def provide_clock() -> Clock:
+        return clock
+
     return Litestar(
         route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
-        dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False)},
+        dependencies={
+            "store": Provide(provide_store, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "clock": Provide(provide_clock, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="liqmap",

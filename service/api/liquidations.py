@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import numpy as np
@@ -13,6 +12,7 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.errors import BadRequest
 from service.api.params import check_market
+from service.clock import Clock
 from service.store.rows import SIDE_LONG
 from service.compute.realized import INTERVALS_MS, BucketWindow, bucket_start, bucket_totals
 from service.wire.schemas import ErrorOut, LiquidationEventOut, LiquidationsOut, LiquidationTotalOut
@@ -37,6 +37,7 @@ class LiquidationsController(Controller):
     async def liquidations(
         self,
         store: NamedDependency[StoreReader],
+        clock: NamedDependency[Clock],
         exchange: FromPath[str],
         symbol: FromPath[str],
         from_ms: Annotated[
@@ -58,7 +59,7 @@ class LiquidationsController(Controller):
         if interval not in INTERVALS_MS:
             raise BadRequest(f"interval must be one of {', '.join(INTERVALS_MS)}; got {interval!r}", allowed=list(INTERVALS_MS))
         exchange, symbol = await check_market(store, exchange, symbol)
-        end = int(time.time() * 1000) if to_ms is None else to_ms
+        end = clock() if to_ms is None else to_ms
         start = end - DEFAULT_SPAN_MS if from_ms is None else from_ms
         if start >= end:
             return LiquidationsOut(exchange=exchange, symbol=symbol, interval=interval, start=start, end=end, events=[], totals=[])

@@ -63,7 +63,7 @@ from service.wire.coinglass import (
     order_sides,
     quote_of,
 )
-from service.clock import now_ms
+from service.clock import Clock
 from service.compute.realized import INTERVALS_MS, bucket_totals, history_window, newest_at_least, stack, window_totals
 from service.wire.schemas import (
     CoinglassCoinHistory,
@@ -174,7 +174,7 @@ def _frame_range(settings: Settings, value: str | None, table: dict[str, str], d
 
 
 async def _history(
-    store: StoreReader, markets: list[tuple[str, str]], interval: str | None, limit: int | None, start_time: int | None, end_time: int | None
+    store: StoreReader, markets: list[tuple[str, str]], interval: str | None, limit: int | None, start_time: int | None, end_time: int | None, now: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated history parameters → ``(bucket starts, long USD, short USD)`` over ``markets``."""
     interval_ms = INTERVALS_MS[check_choice("interval", require("interval", interval, "1h"), INTERVALS_MS)]
@@ -182,7 +182,7 @@ async def _history(
     check_time_span(start_time, end_time)
     window = history_window(
         interval_ms,
-        end_ms=now_ms() if end_time is None else end_time,
+        end_ms=now if end_time is None else end_time,
         limit=count,
         start_ms=start_time,
         coverage_start_ms=await store.first_liquidation_ms(markets),
@@ -250,6 +250,7 @@ class CoinglassController(Controller):
     async def history(
         self,
         store: NamedDependency[StoreReader],
+        clock: NamedDependency[Clock],
         exchange: ExchangeParam = None,
         symbol: PairParam = None,
         interval: IntervalParam = None,
@@ -267,7 +268,7 @@ class CoinglassController(Controller):
         exchange = require("exchange", exchange, "Binance")
         symbol = require("symbol", symbol, "BTCUSDT")
         market = await check_market(store, exchange, symbol)
-        starts, long_usd, short_usd = await _history(store, [market], interval, limit, start_time, end_time)
+        starts, long_usd, short_usd = await _history(store, [market], interval, limit, start_time, end_time, clock())
         return _ok(
             [
                 CoinglassPairHistory(time=t, long_liquidation_usd=number_text(lo, USD_DECIMALS), short_liquidation_usd=number_text(sh, USD_DECIMALS))
@@ -286,6 +287,7 @@ class CoinglassController(Controller):
     async def aggregated_history(
         self,
         store: NamedDependency[StoreReader],
+        clock: NamedDependency[Clock],
         exchange_list: Annotated[str | None, _query("Comma-separated exchanges, e.g. Binance,OKX,Bybit", required=True, pattern=NAMED)] = None,
         symbol: CoinParam = None,
         interval: IntervalParam = None,
@@ -300,7 +302,7 @@ class CoinglassController(Controller):
         markets = await store.markets()
         exchanges = check_exchange_list(markets, require("exchange_list", exchange_list, "Binance,OKX,Bybit"))
         coin = check_coin(markets, require("symbol", symbol, "BTC"), exchanges)
-        starts, long_usd, short_usd = await _history(store, pairs_of(markets, exchanges, coin), interval, limit, start_time, end_time)
+        starts, long_usd, short_usd = await _history(store, pairs_of(markets, exchanges, coin), interval, limit, start_time, end_time, clock())
         return _ok(
             [
                 CoinglassCoinHistory(time=t, aggregated_long_liquidation_usd=lo, aggregated_short_liquidation_usd=sh)
@@ -321,13 +323,13 @@ class CoinglassController(Controller):
             }
         ]),
     )
-    async def coin_list(self, store: NamedDependency[StoreReader], exchange: ExchangeParam = None) -> Envelope[list[CoinglassCoinTotals]]:
+    async def coin_list(self, store: NamedDependency[StoreReader], clock: NamedDependency[Clock], exchange: ExchangeParam = None) -> Envelope[list[CoinglassCoinTotals]]:
         """Realized liquidations of every coin on one exchange over the last 24h, 12h, 4h and 1h (USD)."""
         markets = await store.markets()
         exchange_id = check_exchange(markets, require("exchange", exchange, "Binance"))
         pairs = pairs_of(markets, [exchange_id])
         coins = sorted({coin_of(symbol) for _, symbol in pairs})
-        now = now_ms()
+        now = clock()
         parts = await store.read_liquidations_of(pairs, now - TOTALS_WINDOWS["24h"], now + 1)
         events, owner = stack(parts)
         coin_index = np.array([coins.index(coin_of(symbol)) for _, symbol in pairs], dtype=np.int64)
@@ -355,6 +357,7 @@ class CoinglassController(Controller):
     async def exchange_list(
         self,
         store: NamedDependency[StoreReader],
+        clock: NamedDependency[Clock],
         symbol: Annotated[str | None, _query("Coin, e.g. BTC; absent or empty: every coin")] = None,
         range_: Annotated[str | None, _query("1h, 4h, 12h or 24h", required=True, name="range", enum=list(EXCHANGE_LIST_RANGES))] = None,
     ) -> Envelope[list[CoinglassExchangeTotals]]:
@@ -364,7 +367,7 @@ class CoinglassController(Controller):
         exchanges = exchanges_of(markets)
         coin = check_coin(markets, symbol) if symbol and symbol.strip() else None
         pairs = pairs_of(markets, exchanges, coin)
-        now = now_ms()
+        now = clock()
         width = TOTALS_WINDOWS[range_name]
         events, owner = stack(await store.read_liquidations_of(pairs, now - width, now + 1))
         exchange_index = np.array([exchanges.index(ex) for ex, _ in pairs], dtype=np.int64)
@@ -394,6 +397,7 @@ class CoinglassController(Controller):
     async def orders(
         self,
         store: NamedDependency[StoreReader],
+        clock: NamedDependency[Clock],
         exchange: ExchangeParam = None,
         symbol: CoinParam = None,
         min_liquidation_amount: Annotated[str | None, _query("Smallest liquidation to list, USD, e.g. 10000", required=True, pattern=AMOUNT_PATTERN)] = None,
@@ -414,7 +418,7 @@ class CoinglassController(Controller):
         coin = check_coin(markets, require("symbol", symbol, "BTC"), [exchange_id])
         min_usd = check_amount("min_liquidation_amount", require("min_liquidation_amount", min_liquidation_amount, "10000"))
         check_time_span(start_time, end_time)
-        now = now_ms()
+        now = clock()
         start = max(now - ORDER_LOOKBACK_MS, start_time or 0)
         end = now if end_time is None else end_time
         pairs = pairs_of(markets, [exchange_id], coin)
