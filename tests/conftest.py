@@ -94,3 +94,7 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--regenerate-goldens", action="store_true", help="rewrite the API's golden answers (tests/integration/golden/api) instead of checking them")
