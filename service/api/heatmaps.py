@@ -57,16 +57,19 @@ _json = msgspec.json.Encoder()
 
 ERRORS = {
     400: ResponseSpec(
+        generate_examples=False,
         data_container=ErrorOut,
         description="Bad parameter; the message names the allowed values",
         examples=[examples.error(400, "range must be one of 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y; got '2h'", ["12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y"])],
     ),
     404: ResponseSpec(
+        generate_examples=False,
         data_container=ErrorOut,
         description="Unknown exchange, symbol or frame",
         examples=[examples.error(404, "unknown symbol 'DOGEUSDT' on binance; known symbols: BTCUSDT, ETHUSDT, SOLUSDT")],
     ),
     503: ResponseSpec(
+        generate_examples=False,
         data_container=ErrorOut,
         description="No frame computed yet, or the store is unreachable",
         examples=[examples.error(503, "the data store is unreachable; retry shortly")],
@@ -113,7 +116,7 @@ class HeatmapController(Controller):
     @get(
         "/latest",
         operation_id="getLatestHeatmap",
-        responses={200: ResponseSpec(data_container=FrameOut, description="The newest frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
+        responses={200: ResponseSpec(generate_examples=False, data_container=FrameOut, description="The newest frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
     )
     async def latest(
         self,
@@ -145,7 +148,7 @@ class HeatmapController(Controller):
     @get(
         "/levels",
         operation_id="getLiquidationLevels",
-        responses={200: ResponseSpec(data_container=LevelsOut, description="Magnet zones, the liquidation map by tier and max pain"), **ERRORS},
+        responses={200: ResponseSpec(generate_examples=False, data_container=LevelsOut, description="Magnet zones, the liquidation map by tier and max pain"), **ERRORS},
     )
     async def levels(
         self,
@@ -194,7 +197,7 @@ class HeatmapController(Controller):
     @get(
         "/frames",
         operation_id="listHeatmapFrames",
-        responses={200: ResponseSpec(data_container=FramePage, description="Frame summaries, newest first", examples=[examples.FRAME_PAGE]), **ERRORS},
+        responses={200: ResponseSpec(generate_examples=False, data_container=FramePage, description="Frame summaries, newest first", examples=[examples.FRAME_PAGE]), **ERRORS},
     )
     async def frames(
         self,
@@ -247,7 +250,7 @@ class HeatmapController(Controller):
     @get(
         "/frames/{frame_id:str}",
         operation_id="getHeatmapFrame",
-        responses={200: ResponseSpec(data_container=FrameOut, description="One frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
+        responses={200: ResponseSpec(generate_examples=False, data_container=FrameOut, description="One frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
     )
     async def frame(
         self,

@@ -43,6 +43,7 @@ LeverageParam = Annotated[
 
 PNG_RESPONSES = {
     200: ResponseSpec(
+        generate_examples=False,
         data_container=bytes,
         media_type=PNG,
         description=(

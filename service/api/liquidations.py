@@ -30,8 +30,8 @@ class LiquidationsController(Controller):
         "/{exchange:str}/{symbol:str}",
         operation_id="getRealizedLiquidations",
         responses={
-            400: ResponseSpec(data_container=ErrorOut, description="Bad parameter; the message says what is allowed"),
-            404: ResponseSpec(data_container=ErrorOut, description="Unknown exchange or symbol"),
+            400: ResponseSpec(generate_examples=False, data_container=ErrorOut, description="Bad parameter; the message says what is allowed"),
+            404: ResponseSpec(generate_examples=False, data_container=ErrorOut, description="Unknown exchange or symbol"),
         },
     )
     async def liquidations(

@@ -3,11 +3,11 @@
 A deterministic store (the synthetic market under two exchange ids and the per-coin
 aggregates, collected at fixed instants, small frames) is asked every route: native
 JSON and msgpack frames, history pages, frames by id, levels, realized liquidations,
-markets, models, the Coinglass-compatible routes and error answers. Status, media
-type and body must equal what is stored in ``golden/api``.
+markets, models, the Coinglass-compatible routes, error answers and the OpenAPI
+document. Status, media type and body must equal what is stored in ``golden/api``.
 
 A change here is either a bug or a change of the API's output made on purpose
-(a new model version changes the frames); after
+(a new model version changes the frames, a new schema changes the document); after
 checking which, regenerate with
 
     .venv/bin/python -m pytest tests/integration/test_golden_api.py --regenerate-goldens
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "api"
 INDEX = GOLDEN / "index.json"
+OPENAPI = GOLDEN / "openapi.json.gz"
 
 FIRST_MS = 1_780_000_000_000
 COLUMN_MS = 5 * 60_000
@@ -160,9 +161,10 @@ async def test_every_route_answers_the_golden_bytes(client: AsyncTestClient, red
     answers = await _ask(client, ROUTES, {})
     await Store(redis).add_market("binance", "XRPUSDT")
     answers |= await _ask(client, NOT_READY_ROUTES, {})
+    openapi = (await client.get("/docs/openapi.json")).json()
 
     if request.config.getoption("--regenerate-goldens"):
-        _write(answers)
+        _write(answers, openapi)
         pytest.skip(f"golden answers rewritten in {GOLDEN}")
 
     index = json.loads(INDEX.read_text())
@@ -173,9 +175,10 @@ async def test_every_route_answers_the_golden_bytes(client: AsyncTestClient, red
         if (status, media_type) != (recorded["status"], recorded["content_type"]) or body != gzip.decompress((GOLDEN / f"{name}.gz").read_bytes()):
             differ.append(f"{name}: {status} {media_type} {body[:200]!r}")
     assert not differ, "answers differ from the golden ones:\n" + "\n".join(differ)
+    assert openapi == json.loads(gzip.decompress(OPENAPI.read_bytes())), "the OpenAPI document changed"
 
 
-def _write(answers: dict[str, tuple[int, str, bytes]]) -> None:
+def _write(answers: dict[str, tuple[int, str, bytes]], openapi: object) -> None:
     GOLDEN.mkdir(parents=True, exist_ok=True)
     for stale in GOLDEN.iterdir():
         stale.unlink()
@@ -183,3 +186,4 @@ def _write(answers: dict[str, tuple[int, str, bytes]]) -> None:
         (GOLDEN / f"{name}.gz").write_bytes(gzip.compress(body, compresslevel=9, mtime=0))
     index = {name: {"status": status, "content_type": media_type} for name, (status, media_type, _) in answers.items()}
     INDEX.write_text(json.dumps(index, indent=1) + "\n")
+    OPENAPI.write_bytes(gzip.compress(json.dumps(openapi, indent=1, ensure_ascii=False).encode(), compresslevel=9, mtime=0))

@@ -117,7 +117,7 @@ def _ok(data: Any) -> Envelope[Any]:
 
 
 def _error_spec(status: int, description: str, message: str) -> ResponseSpec:
-    return ResponseSpec(data_container=Envelope[None], description=description, examples=[envelope_error(status, message)])
+    return ResponseSpec(generate_examples=False, data_container=Envelope[None], description=description, examples=[envelope_error(status, message)])
 
 
 ERRORS = {
@@ -130,7 +130,7 @@ UNAVAILABLE = {503: _error_spec(503, "No frame computed yet (Retry-After)", "no 
 def _responses(container: Any, description: str, data_example: Any, *, frames: bool = False) -> dict[int, ResponseSpec]:
     """The 200 answer with Coinglass's documented example, and the error answers."""
     example = Example(summary="Coinglass's documented shape", value={"code": "0", "msg": "success", "data": data_example})
-    ok = ResponseSpec(data_container=Envelope[container], description=description, examples=[example])
+    ok = ResponseSpec(generate_examples=False, data_container=Envelope[container], description=description, examples=[example])
     return {200: ok, **ERRORS, **(UNAVAILABLE if frames else {})}
 
 
