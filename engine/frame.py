@@ -63,8 +63,30 @@ class FrameStats:
 
 
 @dataclass(frozen=True, slots=True)
-class Frame:
-    """A heatmap over one range of one market under one model version.
+class FrameIdentity:
+    """What a computed result is of: one market, one model version, one range.
+
+    Attributes
+    ----------
+    exchange, symbol : str
+        The market (``exchange`` is ``"all"`` for a coin summed over venues).
+    model, model_version, params_hash : str
+        The model's name, semantic version and the hash of its parameters.
+    range : str
+        The range's name (see :mod:`engine.ranges`).
+    """
+
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    params_hash: str
+    range: str
+
+
+@dataclass(frozen=True, slots=True)
+class Frame(FrameIdentity):
+    """A heatmap over one range of one market under one model version (identity: :class:`FrameIdentity`).
 
     Attributes
     ----------
@@ -93,12 +115,6 @@ class Frame:
         what it covered (e.g. ``engine.aggregate.VenueCoverage`` as a dict).
     """
 
-    exchange: str
-    symbol: str
-    model: str
-    model_version: str
-    params_hash: str
-    range: str
     generated_at_ms: int
     data_until_ms: int
     coverage_start_ms: int

@@ -175,24 +175,10 @@ class HeatmapController(Controller):
         latest = await request.app.state.frames.get(exchange, symbol, model, range_name, FIELD_META)
         if latest is None:
             raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-        result = await request.app.state.ondemand.levels(exchange, symbol, model, range_name, leverage_filter, based_on=latest[0])
-        if result is None:
+        levels = await request.app.state.ondemand.levels(exchange, symbol, model, range_name, leverage_filter, based_on=latest[0])
+        if levels is None:
             raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
-        book = result["map"]
-        return LevelsOut(
-            frame_id=latest[0],
-            exchange=exchange,
-            symbol=symbol,
-            model=model,
-            model_version=book["model_version"],
-            range=range_name,
-            leverage=book["leverage"],
-            data_until=book["data_until"],
-            price=book["price"],
-            clusters=result["clusters"],
-            max_pain=result["max_pain"],
-            map=book,
-        )
+        return levels
 
     @get(
         "/frames",

@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 from engine.build import build_frame
 from engine.clusters import find_clusters
 from engine.leverage import select_tiers
-from engine.book import liquidation_map, map_json, max_pain
+from engine.book import liquidation_map
 from engine.models import get_model
 from engine.ranges import RANGES
 from engine.series import MarketSeries
 from service.wire.codec import encode_frame
+from service.wire.levels import levels_out
+from service.wire.schemas import LevelsOut
 from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.compute.inputs import load_aggregate_series, load_market_series
 from service.settings import Settings
@@ -101,26 +103,19 @@ class OnDemand:
 
         return await self._cached(("frame", based_on, leverage), make)
 
-    async def levels(self, exchange: str, symbol: str, model: str, range_name: str, leverage: str | None, based_on: str) -> dict[str, Any] | None:
-        """The liquidation map by tier and max pain, for the data of frame ``based_on``."""
+    async def levels(self, exchange: str, symbol: str, model: str, range_name: str, leverage: str | None, based_on: str) -> LevelsOut | None:
+        """The liquidation map by tier, its largest rows and clusters, for the data of frame ``based_on``."""
 
-        async def make() -> dict[str, Any] | None:
+        async def make() -> LevelsOut | None:
             loaded = await load_series(self.store, exchange, symbol, range_name)
             if loaded is None:
                 return None
             series, _ = loaded
 
-            def build() -> dict[str, Any]:
+            def build() -> LevelsOut:
                 book = liquidation_map(series, model=model, range_name=range_name, exchange=exchange, symbol=symbol, rows=self.settings.frame_rows, leverage=leverage)
                 bands = find_clusters(book.y, book.long_usd.sum(axis=0), book.short_usd.sum(axis=0), book.price)
-                return {
-                    "map": map_json(book),
-                    "max_pain": max_pain(book),
-                    "clusters": {
-                        "above": [band for band in bands if band["side"] == "short"],
-                        "below": [band for band in bands if band["side"] == "long"],
-                    },
-                }
+                return levels_out(based_on, book, bands)
 
             return await asyncio.to_thread(build)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import math
+from dataclasses import fields
 
 import msgspec
 import numpy as np
 
-from engine.frame import Frame
+from engine.frame import Frame, FrameIdentity
 from engine.ranges import RANGES
-from service.wire.schemas import CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
+from service.wire.schemas import ClusterOut, CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
 
 _json = msgspec.json.Encoder()
 _msgpack = msgspec.msgpack.Encoder()
@@ -52,6 +53,16 @@ def msgpack_to_json(stored_msgpack: bytes) -> bytes:
     return _json.encode(msgspec.msgpack.decode(gzip.decompress(stored_msgpack)))
 
 
+def identity_fields(result: FrameIdentity) -> dict[str, str]:
+    """The identity of an engine result (a frame, a map) by field name: market, model version, range."""
+    return {field.name: getattr(result, field.name) for field in fields(FrameIdentity)}
+
+
+def _identity(frame: Frame) -> dict[str, str]:
+    """The fields of :class:`service.wire.schemas.FrameIdentity`: the frame's id, then the engine's identity."""
+    return {"id": frame.frame_id, **identity_fields(frame)}
+
+
 def to_native(frame: Frame) -> FrameOut:
     candles = frame.candles
     candle_rows = [
@@ -67,13 +78,7 @@ def to_native(frame: Frame) -> FrameOut:
     ]
     stats = frame.stats
     return FrameOut(
-        id=frame.frame_id,
-        exchange=frame.exchange,
-        symbol=frame.symbol,
-        model=frame.model,
-        model_version=frame.model_version,
-        params_hash=frame.params_hash,
-        range=frame.range,
+        **_identity(frame),
         column_ms=RANGES[frame.range].column_ms,
         generated_at=frame.generated_at_ms,
         data_until=frame.data_until_ms,
@@ -96,7 +101,7 @@ def to_native(frame: Frame) -> FrameOut:
             consumed_short_usd=float(stats.consumed_short_usd),
             percentiles={k: float(v) for k, v in stats.percentiles.items()},
         ),
-        clusters=list(frame.clusters),
+        clusters=[ClusterOut(**band) for band in frame.clusters],
         leverage=frame.leverage,
         tiers=[float(t) for t in frame.tiers],
         sources=frame.sources,
@@ -144,13 +149,7 @@ def to_coinglass(frame: Frame) -> CoinglassHeatmap:
 
 def to_summary(frame: Frame) -> FrameSummary:
     return FrameSummary(
-        id=frame.frame_id,
-        exchange=frame.exchange,
-        symbol=frame.symbol,
-        model=frame.model,
-        model_version=frame.model_version,
-        params_hash=frame.params_hash,
-        range=frame.range,
+        **_identity(frame),
         generated_at=frame.generated_at_ms,
         data_until=frame.data_until_ms,
         coverage_start=frame.coverage_start_ms,

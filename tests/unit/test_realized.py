@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.store.rows import LIQUIDATION_DTYPE
-from service.wire.coinglass import coin_markets, liquidation_levels, map_data, max_pain
+from service.wire.coinglass import coin_markets, largest_level_of_side, liquidation_levels, map_data
 from service.compute.realized import INTERVALS_MS, WEEK_MS, BucketWindow, bucket_start, bucket_totals, history_window, newest_at_least, stack, window_totals
 
 HOUR = 3_600_000
@@ -99,7 +99,7 @@ def test_levels_map_and_max_pain_from_the_last_column() -> None:
     levels = liquidation_levels(msgspec.msgpack.encode(frame))
     assert levels.price == 100.5
     assert map_data(levels) == {"90": [[90.0, 5.0, None, None]], "95": [[95.0, 30.0, None, None]], "105": [[105.0, 20.0, None, None]], "110": [[110.0, 7.0, None, None]]}
-    assert max_pain(levels, 1) == (30.0, 95.0)
-    assert max_pain(levels, -1) == (20.0, 105.0)
+    assert largest_level_of_side(levels, 1) == (30.0, 95.0)
+    assert largest_level_of_side(levels, -1) == (20.0, 105.0)
     empty = liquidation_levels(msgspec.msgpack.encode({**frame, "short": [[0] * 5]}))
-    assert max_pain(empty, -1) == (0.0, None)
+    assert largest_level_of_side(empty, -1) == (0.0, None)

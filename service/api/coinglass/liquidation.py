@@ -58,7 +58,7 @@ from service.wire.coinglass import (
     exchange_name,
     liquidation_levels,
     map_data,
-    max_pain,
+    largest_level_of_side,
     number_text,
     order_sides,
     quote_of,
@@ -522,8 +522,8 @@ class CoinglassController(Controller):
             if body is None:
                 continue
             levels = await asyncio.to_thread(liquidation_levels, body)
-            long_level, long_price = max_pain(levels, SIDE_LONG)
-            short_level, short_price = max_pain(levels, SIDE_SHORT)
+            long_level, long_price = largest_level_of_side(levels, SIDE_LONG)
+            short_level, short_price = largest_level_of_side(levels, SIDE_SHORT)
             rows.append(
                 CoinglassMaxPain(
                     symbol=coin,
