@@ -14,7 +14,7 @@ from service.api.errors import BadRequest
 from service.api.params import check_market
 from service.clock import Clock
 from service.store.rows import SIDE_LONG
-from service.compute.realized import INTERVALS_MS, BucketWindow, bucket_start, bucket_totals
+from service.compute.realized import INTERVALS_MS, bucket_totals, span_window
 from service.wire.schemas import ErrorOut, LiquidationEventOut, LiquidationsOut, LiquidationTotalOut
 from service.store.reader import StoreReader
 
@@ -63,13 +63,10 @@ class LiquidationsController(Controller):
         start = end - DEFAULT_SPAN_MS if from_ms is None else from_ms
         if start >= end:
             return LiquidationsOut(exchange=exchange, symbol=symbol, interval=interval, start=start, end=end, events=[], totals=[])
-        interval_ms = INTERVALS_MS[interval]
-        last = bucket_start(end - 1, interval_ms)
-        first = max(bucket_start(start, interval_ms), last - (MAX_BUCKETS - 1) * interval_ms)
-        count = (last - first) // interval_ms + 1
-        start = max(start, first)
+        window = span_window(start, end, INTERVALS_MS[interval], MAX_BUCKETS)
+        start = max(start, window.first_ms)
         events = await store.read_liquidations(exchange, symbol, start, end)
-        starts, long_usd, short_usd = bucket_totals(events, BucketWindow(first_ms=first, interval_ms=interval_ms, count=count))
+        starts, long_usd, short_usd = bucket_totals(events, window)
         listed = events[events["usd"] >= min_usd][::-1][:limit]
         return LiquidationsOut(
             exchange=exchange,
