@@ -8,14 +8,13 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from service.collect.venues.registry import build_collector
 from service.collect.venues.tiers import decode as decode_tiers
 from service.fakeexchange import FakeExchange, Fault
 from service.collect.round import Collection
 from service.compute.refresh import Refresher
 from service.collect.scheduler import create_scheduler
 from service.store.writer import Store
-from tests.collect.conftest import MINUTE, NOW_MS, VENUES, Clock, collector_settings
+from tests.collect.conftest import MINUTE, NOW_MS, VENUES, Clock, collector_settings, venue_collector
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.integration
 async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake: FakeExchange, clock: Clock, redis: Redis, redis_url: str) -> None:
     settings = collector_settings(fake, redis_url)
     store = Store(redis)
-    sources = [build_collector(venue, settings) for venue in VENUES]
+    sources = [venue_collector(venue, settings, clock) for venue in VENUES]
     pipeline = Collection.create(store, settings, sources)
 
     changed = await pipeline.collect_once(NOW_MS)
@@ -74,7 +73,7 @@ class SteppedPipeline(Collection):
 async def test_the_scheduler_keeps_running_while_a_venue_storms_and_is_down(fake: FakeExchange, clock: Clock, redis: Redis, redis_url: str) -> None:
     settings = collector_settings(fake, redis_url, backfill_days=0.02)
     store = Store(redis)
-    sources = [build_collector(venue, settings) for venue in VENUES]
+    sources = [venue_collector(venue, settings, clock) for venue in VENUES]
     pipeline = SteppedPipeline(store, settings, sources, Refresher(store, settings))
     pipeline.setup(clock, rounds=4)
     await fake["bybit"].stop()
