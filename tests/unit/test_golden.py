@@ -28,8 +28,9 @@ if __name__ == "__main__":
 from engine.build import build_frames  # noqa: E402
 from engine.models import MODELS  # noqa: E402
 from service.compute.scoring import parse_time, read_candles  # noqa: E402
+from tests.conftest import REAL_DATA  # noqa: E402
 
-REAL = REPO_ROOT.parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"
+REAL = REAL_DATA / "btc-binance5m-coinglass-liq"
 CANDLES = REAL / "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "real_5m_frames.json"
 # The slice: every 5m bar before this instant (the file starts 2026-05-25 15:55).
@@ -65,7 +66,7 @@ def vars_of(stats: Any) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in stats.__dataclass_fields__}
 
 
-@pytest.mark.skipif(not CANDLES.is_file(), reason=f"real data not found at {REAL} (../shared/data/real beside the repo)")
+@pytest.mark.real_data(CANDLES)
 def test_frames_on_real_data_match_the_golden_file():
     golden = json.loads(GOLDEN.read_text())
     current = compute()
