@@ -208,6 +208,8 @@ class HeatmapController(Controller):
             pubsub = store.frame_announcements()
             await pubsub.subscribe(store.frame_channel(exchange, symbol))
             try:
+                # The store's confirmation: "subscribed" then promises that no frame announced after it is missed.
+                await pubsub.get_message(timeout=5.0)
                 yield ServerSentEventMessage(comment="subscribed", retry=3000, data=None)
                 sent: set[str] = set()
                 if last_event_id:

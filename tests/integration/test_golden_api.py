@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from service.api.app import create_app
+from service.clock import Clock
 from service.collect.round import Collection
 from service.collect.synthetic import SyntheticMarket
 from service.settings import Settings
 from service.store.writer import Store
+from tests.integration.conftest import NOW_MS as FIRST_MS
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,6 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "api"
 INDEX = GOLDEN / "index.json"
 OPENAPI = GOLDEN / "openapi.json.gz"
 
-FIRST_MS = 1_780_000_000_000
 COLUMN_MS = 5 * 60_000
 # Three rounds a column apart: history holds three frames per range.
 ROUNDS_MS = (FIRST_MS, FIRST_MS + COLUMN_MS, FIRST_MS + 2 * COLUMN_MS)
@@ -128,13 +127,9 @@ NOT_READY_ROUTES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def golden_settings(redis_url: str) -> Settings:
-    return Settings(redis_url=redis_url, models=("model1", "model2"), ranges=("12h", "24h"), backfill_days=1.0, frame_rows=24, aggregate=True)
-
-
 @pytest.fixture
-async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
-    settings = golden_settings(redis_url)
+async def seeded(redis: Redis, redis_url: str) -> Settings:
+    settings = Settings(redis_url=redis_url, models=("model1", "model2"), ranges=("12h", "24h"), backfill_days=1.0, frame_rows=24, aggregate=True)
     sources = [
         SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0, "ETHUSDT": 3_000.0}, exchange="binance"),
         SyntheticMarket(seed=5, symbols={"BTCUSDT": 77_000.0}, exchange="okx"),
@@ -142,8 +137,12 @@ async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]
     collection = Collection.create(Store(redis), settings, sources)
     for round_ms in ROUNDS_MS:
         await collection.collect_once(round_ms)
-    async with AsyncTestClient(app=create_app(settings, clock=lambda: NOW_MS)) as test_client:
-        yield test_client
+    return settings
+
+
+@pytest.fixture
+def api_clock() -> Clock:
+    return lambda: NOW_MS
 
 
 async def _ask(client: AsyncTestClient, routes: dict[str, tuple[str, dict[str, str]]], filled: dict[str, str]) -> dict[str, tuple[int, str, bytes]]:
