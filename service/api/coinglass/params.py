@@ -55,8 +55,7 @@ MapRangeParam = Annotated[str | None, query_param("1d, 7d or 30d", required=True
 ModelPath = Annotated[str, PathParameter(description="model1, model2 or model3", schema_extra=MODEL_ENUM)]
 
 
-def frame_range(
-    settings: NamedDependency[Settings], value: str | None, table: dict[str, str], default: str | None = None) -> str:
+def frame_range(settings: Settings, value: str | None, table: dict[str, str], default: str | None = None) -> str:
     """The frame range answering a map / max-pain ``range`` (404 for those whose frame this deployment does not compute)."""
     offered = [name for name, frame_range in table.items() if frame_range in settings.ranges]
     chosen = default if value is None and default is not None else require("range", value, next(iter(table)))
@@ -71,9 +70,7 @@ def aggregate_of(markets: Markets, coin: str) -> Market:
     raise NotFound(f"no aggregate over all exchanges for coin {coin!r}; coins with one: {', '.join(coins) or 'none yet'}", allowed=coins)
 
 
-def pair_heatmap_query(
-    settings: Settings, model: ModelPath, exchange: ExchangeParam = None, symbol: PairParam = None, range_: HeatmapRangeParam = None
-) -> FrameQuery:
+def pair_heatmap_query(settings: Settings, model: str, exchange: str | None, symbol: str | None, range_: str | None) -> FrameQuery:
     """A pair heatmap request (checked in the route: the hot path, see :mod:`service.api.dependencies`)."""
     check_model(settings, model)
     exchange = require("exchange", exchange, "Binance")
@@ -82,7 +79,7 @@ def pair_heatmap_query(
     return FrameQuery(*canonical_market(exchange, symbol), model, range_name)
 
 
-def coin_heatmap_query(settings: Settings, model: ModelPath, symbol: CoinParam = None, range_: HeatmapRangeParam = None) -> FrameQuery:
+def coin_heatmap_query(settings: Settings, model: str, symbol: str | None, range_: str | None) -> FrameQuery:
     """A coin heatmap request: the market is the coin's aggregate ``all:<COIN>``."""
     check_model(settings, model)
     coin = require("symbol", symbol, "BTC").upper()
