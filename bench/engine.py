@@ -12,10 +12,10 @@ Cases:
 - ``24h_1m_500_model``: the model run alone (grid, per-step inputs,
   recurrence), the reference's exact job.
 - ``7d_1m_1000``: build_frame, model1, 7 days of 1m bars, 1000 rows.
-- ``*_model2``, ``*_model3``: the same frames under the other models;
+- ``*_model2``, ``*_model3``, ``*_model4``: the same frames under the other models;
   ``*_numpy``: the model run with the numpy kernel instead of numba.
 - ``market_all``: one market's full refresh, build_frames for all 8 ranges
-  × 3 models, 500 rows, from a year of 1m bars (525,600); run in a fresh
+  × 4 models, 500 rows, from a year of 1m bars (525,600); run in a fresh
   process that also reports its peak memory (``peak_rss_mb``: the
   process's peak resident set during the refresh, interpreter and input
   series included; ``refresh_mb``: that peak minus the resident set before it).
@@ -51,7 +51,7 @@ from engine.ranges import DAY_MS, MINUTE_MS, RANGES  # noqa: E402
 from engine.series import MarketSeries  # noqa: E402
 from tests.unit.reference_models import reference_model1  # noqa: E402
 
-MODELS = ("model1", "model2", "model3")
+MODELS = ("model1", "model2", "model3", "model4")
 
 
 @dataclass

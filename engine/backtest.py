@@ -7,11 +7,20 @@ consumption in the candle bars inside each liquidation bar is summed. A
 liquidation bar is scored when every candle bar inside it is present and it
 opens at or after ``from_ms``.
 
-The baseline is price excursion × open interest over the same liquidation
-bar (:func:`engine.score.excursion_baseline`), from the same candles: open of
-its first candle bar, its highest high and lowest low, and the open interest
-at the close of the candle bar before it (the bar's own first value where
-there is none).
+Two baselines, price excursion × open interest
+(:func:`engine.score.excursion_baseline`), from the same candles:
+
+- bar baseline: one excursion per liquidation bar, from the open of its first
+  candle bar to its highest high / lowest low, times the open interest at the
+  close of the candle bar before it (the bar's own first value where there is
+  none);
+- path baseline: every candle bar's own excursion (its open to its high /
+  low) times the open interest at its open (the previous bar's close; its own
+  on the first bar), summed over the candle bars of the liquidation bar. It
+  sees the path inside the liquidation bar (a drop, a recovery, a second
+  drop), which the bar baseline cannot.
+
+A model is compared against the stronger of the two on each side.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import numpy as np
 from engine.build import ModelRun, run_model
 from engine.grid import PriceGrid, price_grid
 from engine.models import ModelSpec
+from engine.models.margin import MarginTable
 from engine.score import SideScore, excursion_baseline, score_side
 from engine.series import MarketSeries
 from engine.types import Float64Array, Int64Array
@@ -127,6 +137,14 @@ def bar_baseline(series: MarketSeries, liquidations: RealizedLiquidations, join:
     return excursion_baseline(open_, np.where(has, high, np.nan), np.where(has, low, np.nan), open_interest)
 
 
+def path_baseline(series: MarketSeries, liquidations: RealizedLiquidations, join: BarJoin) -> tuple[Float64Array, Float64Array]:
+    """Every candle bar's excursion × open interest at its open, summed per liquidation bar, shape (m,) each."""
+    open_interest = np.concatenate((series.open_interest_usd[:1], series.open_interest_usd[:-1]))
+    long_usd, short_usd = excursion_baseline(series.open, series.high, series.low, open_interest)
+    m = len(liquidations)
+    return per_liquidation_bar(long_usd, join, m), per_liquidation_bar(short_usd, join, m)
+
+
 def backtest_grid(series: MarketSeries, reach: tuple[float, float], row_bp: float = ROW_BP) -> PriceGrid:
     """A grid holding every level the model can open over the whole series, rows ``row_bp`` of the median price high."""
     low_min, high_max = float(series.low.min()), float(series.high.max())
@@ -137,11 +155,14 @@ def backtest_grid(series: MarketSeries, reach: tuple[float, float], row_bp: floa
     return price_grid(low_min, high_max, rows=rows, reach=reach)
 
 
-def consumption(series: MarketSeries, spec: ModelSpec, *, row_bp: float = ROW_BP) -> ModelRun:
-    """The model's run over the whole series on a backtest grid (one snapshot, after the last bar)."""
-    grid = backtest_grid(series, spec.reach, row_bp)
+def consumption(series: MarketSeries, spec: ModelSpec, *, row_bp: float = ROW_BP, margin_table: MarginTable | None = None) -> ModelRun:
+    """The model's run over the whole series on a backtest grid (one snapshot, after the last bar).
+
+    ``margin_table``: the market's, for models that use one (None: their default).
+    """
+    grid = backtest_grid(series, spec.reach_under(margin_table), row_bp)
     last = np.asarray([series.ts_ms[-1]], dtype=np.int64)
-    return run_model(series, spec, grid, last, series.step_ms)
+    return run_model(series, spec, grid, last, series.step_ms, margin_table=margin_table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +180,10 @@ class BacktestResult:
     liquidation_step_ms: int
     long: SideScore
     short: SideScore
+    margin_table: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Flat JSON-able dict (see ``liqmap backtest --json``)."""
-
-        def margin(side: SideScore) -> float | None:
-            if side.spearman is None or side.baseline_spearman is None:
-                return None
-            return side.spearman - side.baseline_spearman
 
         return {
             "model": self.model,
@@ -177,8 +194,12 @@ class BacktestResult:
             "spearman_short": self.short.spearman,
             "baseline_spearman_long": self.long.baseline_spearman,
             "baseline_spearman_short": self.short.baseline_spearman,
-            "margin_long": margin(self.long),
-            "margin_short": margin(self.short),
+            "path_baseline_spearman_long": self.long.path_baseline_spearman,
+            "path_baseline_spearman_short": self.short.path_baseline_spearman,
+            "stronger_baseline_spearman_long": self.long.stronger_baseline_spearman,
+            "stronger_baseline_spearman_short": self.short.stronger_baseline_spearman,
+            "margin_long": self.long.margin,
+            "margin_short": self.short.margin,
             "predicted_to_realized_long": self.long.predicted_to_realized,
             "predicted_to_realized_short": self.short.predicted_to_realized,
             "predicted_long_usd": self.long.predicted_usd,
@@ -190,6 +211,7 @@ class BacktestResult:
             "from_ms": self.from_ms,
             "candle_step_ms": self.candle_step_ms,
             "liquidation_step_ms": self.liquidation_step_ms,
+            "margin_table": self.margin_table,
         }
 
 
@@ -208,6 +230,7 @@ def run_backtest(
     *,
     from_ms: int | None = None,
     row_bp: float = ROW_BP,
+    margin_table: MarginTable | None = None,
 ) -> BacktestResult:
     """Score a model against realized liquidations (see the module docstring).
 
@@ -221,6 +244,9 @@ def run_backtest(
         First liquidation bar open time scored; None scores every covered bar.
     row_bp : float
         Row height of the grid, basis points of the median price.
+    margin_table : MarginTable or None
+        The market's maintenance-margin brackets, for models that place
+        levels by them (None: the model's default); the result names its source.
 
     Raises
     ------
@@ -232,10 +258,11 @@ def run_backtest(
     if not scored.any():
         raise ValueError("no liquidation bar is fully covered by the candles at or after the start of scoring")
     m = len(liquidations)
-    run = consumption(series, spec, row_bp=row_bp)
+    run = consumption(series, spec, row_bp=row_bp, margin_table=margin_table)
     predicted_long = per_liquidation_bar(run.consumed_long_usd, join, m)[scored]
     predicted_short = per_liquidation_bar(run.consumed_short_usd, join, m)[scored]
     baseline_long, baseline_short = bar_baseline(series, liquidations, join)
+    path_long, path_short = path_baseline(series, liquidations, join)
     scored_ts = liquidations.ts_ms[scored]
     return BacktestResult(
         model=spec.name,
@@ -247,6 +274,7 @@ def run_backtest(
         from_ms=from_ms,
         candle_step_ms=series.step_ms,
         liquidation_step_ms=liquidations.step_ms,
-        long=score_side(predicted_long, liquidations.long_usd[scored], baseline_long[scored]),
-        short=score_side(predicted_short, liquidations.short_usd[scored], baseline_short[scored]),
+        long=score_side(predicted_long, liquidations.long_usd[scored], baseline_long[scored], path_long[scored]),
+        short=score_side(predicted_short, liquidations.short_usd[scored], baseline_short[scored], path_short[scored]),
+        margin_table=(margin_table.source if margin_table is not None else "model default") if spec.takes_margin_table else None,
     )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from engine.build import range_windows, run_model
+from engine.build import market_margin_table, range_windows, run_model
 from engine.frame import FrameIdentity
 from engine.grid import DEFAULT_ROWS
 from engine.leverage import LeverageSpec, select_tiers
 from engine.models import get_model
+from engine.models.margin import MarginTable
+from engine.rollup import Rollup
 from engine.series import MarketSeries
 from engine.types import Float64Array
 
@@ -126,11 +129,14 @@ def liquidation_map(
     symbol: str,
     rows: int = DEFAULT_ROWS,
     leverage: LeverageSpec = None,
+    rollups: Mapping[int, Rollup] | None = None,
+    margin_table: MarginTable | None = None,
 ) -> LiquidationMap:
     """The book at the end of the data after running a model over one range's window.
 
     The same window, base step and grid as the range's frame (so the map
-    matches the frame's last column, split by tier).
+    matches the frame's last column, split by tier); ``margin_table`` as in
+    :func:`engine.build.build_frame`.
 
     Raises
     ------
@@ -139,8 +145,9 @@ def liquidation_map(
     """
     spec = get_model(model)
     selection = select_tiers(spec.tiers, leverage)
-    window = range_windows(series, [range_name], rows)[range_name]
-    run = run_model(window.base, spec, window.grid, window.x_ms[-1:], window.spec.column_ms, leverage=leverage)
+    window = range_windows(series, [range_name], rows, rollups)[range_name]
+    table = market_margin_table(symbol, margin_table)
+    run = run_model(window.base, spec, window.grid, window.x_ms[-1:], window.spec.column_ms, leverage=leverage, margin_table=table)
     long_usd = run.final_long_usd[selection.mask]
     short_usd = run.final_short_usd[selection.mask]
     cumulative_long, cumulative_short = cumulative_curves(window.grid.centres, long_usd.sum(axis=0), short_usd.sum(axis=0), window.price)

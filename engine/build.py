@@ -15,18 +15,14 @@ from engine.grid import DEFAULT_ROWS, PriceGrid, display_grid
 from engine.kernels import run_levels
 from engine.leverage import LeverageSpec, select_tiers
 from engine.models import ModelSpec, get_model
+from engine.models.margin import MarginTable, shipped_binance_table
 from engine.percentiles import cell_stats
-from engine.ranges import DAY_MS, RANGES, RangeSpec
+from engine.ranges import RANGES, RangeSpec, base_step_ms
 from engine.resample import aggregate_bars, resample
+from engine.rollup import COMMON_STEP_MS, INPUT_STEP_MS, Rollup, rollup_base
 from engine.series import MarketSeries
 from engine.types import Float32Array, Float64Array, Int64Array
 
-# Ranges longer than this run on a base coarser than the input bars: a year of
-# 1m bars is half a million steps, and a column of a long range is hours wide,
-# so finer steps would cost much and show little.
-FULL_RESOLUTION_SPAN_MS = 7 * DAY_MS
-# Base steps per column for the longer ranges (30d: 10m, 90d: 30m, 180d: 1h, 1y: 2h).
-BASE_STEPS_PER_COLUMN = 12
 PERCENTILES = (50, 90, 99)
 
 
@@ -71,23 +67,6 @@ class ModelRun:
     tier_mask: np.ndarray
 
 
-def base_step_ms(spec: RangeSpec, series_step_ms: int) -> int:
-    """Step the model runs at for a range, given the input bar width.
-
-    Ranges up to 7d use the input bars as they are. Longer ranges use the
-    largest multiple of the input step that divides the column width and is at
-    most ``column_ms / 12``, or the input step where that is finer already.
-    """
-    if spec.span_ms <= FULL_RESOLUTION_SPAN_MS:
-        return series_step_ms
-    target = spec.column_ms // BASE_STEPS_PER_COLUMN
-    for multiple in range(target // series_step_ms, 1, -1):
-        candidate = multiple * series_step_ms
-        if spec.column_ms % candidate == 0:
-            return candidate
-    return series_step_ms
-
-
 def column_starts(last_bar_ms: int, spec: RangeSpec) -> Int64Array:
     """Start times of a range's columns, epoch ms, shape (columns,).
 
@@ -108,6 +87,7 @@ def run_model(
     *,
     leverage: LeverageSpec = None,
     use_numba: bool | None = None,
+    margin_table: MarginTable | None = None,
 ) -> ModelRun:
     """Run a model over a series from an empty book, snapshotting at column ends.
 
@@ -127,13 +107,16 @@ def run_model(
         Tiers the snapshots and totals cover (see :func:`engine.leverage.select_tiers`).
     use_numba : bool or None
         See :func:`engine.kernels.run_levels`.
+    margin_table : MarginTable or None
+        The market's maintenance-margin brackets, for models that use them
+        (:attr:`ModelSpec.takes_margin_table`); None: their default.
 
     Returns
     -------
     ModelRun
     """
     selection = select_tiers(model.tiers, leverage)
-    inputs = model.prepare(series, grid)
+    inputs = model.inputs(series, grid, margin_table)
     steps = inputs.steps_per_bar
     snapshot_bar = np.searchsorted(series.ts_ms, column_start_ms + column_ms, side="left") - 1
     snapshot_step = np.where(snapshot_bar >= 0, (snapshot_bar + 1) * steps - 1, -1).astype(np.int64)
@@ -255,56 +238,95 @@ class RangeWindow:
 
     spec: RangeSpec
     x_ms: Int64Array
-    window: MarketSeries
+    coverage_start_ms: int
     base: MarketSeries
     grid: PriceGrid
     candles: FrameCandles
     price: float
 
 
-def range_windows(series: MarketSeries, range_names: Sequence[str], rows: int) -> dict[str, RangeWindow]:
-    """The window, base series, grid and candles of every range, sharing the resampling work."""
+def _check_window(base: MarketSeries, spec: RangeSpec) -> None:
+    last_bad = _last_bad_bar(base, 0)
+    if last_bad < 0:
+        return
+    price_bad = not all(np.isfinite(column[last_bad]) and column[last_bad] > 0 for column in (base.open, base.high, base.low, base.close))
+    what = "prices in the frame's window must be finite and positive" if price_bad else "open interest must not be negative"
+    raise ValueError(f"{what} (range {spec.name}, bar at {int(base.ts_ms[last_bad])})")
+
+
+def range_windows(
+    series: MarketSeries, range_names: Sequence[str], rows: int, rollups: Mapping[int, Rollup] | None = None
+) -> dict[str, RangeWindow]:
+    """The window, base series, grid and candles of every range, sharing the resampling work.
+
+    With ``rollups`` (see :mod:`engine.rollup`), a long range whose base step has a roll-up
+    takes its bars from it: ``series`` then need only hold the last input bar (the frame's end).
+    """
     specs = [_range_spec(name) for name in range_names]
     _check_series(series, rows)
     last_ms = int(series.ts_ms[-1])
     x_by_range = {spec.name: column_starts(last_ms, spec) for spec in specs}
-    first_by_range = {name: int(np.searchsorted(series.ts_ms, x[0], side="left")) for name, x in x_by_range.items()}
-    last_bad = _last_bad_bar(series, min(first_by_range.values()))
-    for spec in specs:
-        if last_bad >= first_by_range[spec.name]:
-            price_bad = not all(
-                np.isfinite(column[last_bad]) and column[last_bad] > 0 for column in (series.open, series.high, series.low, series.close)
-            )
-            what = "prices in the frame's window must be finite and positive" if price_bad else "open interest must not be negative"
-            raise ValueError(f"{what} (range {spec.name}, bar at {int(series.ts_ms[last_bad])})")
-    # One intermediate resample serves every coarse range: its step divides theirs.
     steps = {spec.name: base_step_ms(spec, series.step_ms) for spec in specs}
-    coarse = [spec for spec in specs if steps[spec.name] != series.step_ms]
+    from_rollup = {
+        spec.name: base
+        for spec in specs
+        if rollups is not None
+        and steps[spec.name] != series.step_ms
+        and (base := rollup_base(rollups, steps[spec.name], int(x_by_range[spec.name][0]), last_ms + series.step_ms)) is not None
+    }
+    first_by_range = {name: int(np.searchsorted(series.ts_ms, x[0], side="left")) for name, x in x_by_range.items()}
+    last_bad = _last_bad_bar(series, min(first_by_range[spec.name] for spec in specs if spec.name not in from_rollup) if len(from_rollup) < len(specs) else len(series))
+    for spec in specs:
+        if spec.name not in from_rollup and last_bad >= first_by_range[spec.name]:
+            _check_window(series.slice(last_bad, last_bad + 1), spec)
+    # One intermediate resample serves every coarse range: its step divides theirs (for 1m
+    # input the roll-ups' common step, so that frames from roll-ups equal frames from 1m bars).
+    coarse = [spec for spec in specs if steps[spec.name] != series.step_ms and spec.name not in from_rollup]
     intermediate = None
     if coarse:
-        common = math.gcd(*(steps[spec.name] for spec in coarse))
+        common = COMMON_STEP_MS if series.step_ms == INPUT_STEP_MS else math.gcd(*(steps[spec.name] for spec in coarse))
         widest = min(first_by_range[spec.name] for spec in coarse)
         intermediate = resample(series.slice(widest, len(series)), common)
     out: dict[str, RangeWindow] = {}
     for spec in specs:
         x_ms = x_by_range[spec.name]
-        window = series.slice(first_by_range[spec.name], len(series))
-        if steps[spec.name] == series.step_ms or intermediate is None:
-            base = window
+        if spec.name in from_rollup:
+            rolled = from_rollup[spec.name]
+            if not len(rolled):
+                raise ValueError(f"no roll-up bars in the window of range {spec.name}")
+            _check_window(rolled.series, spec)
+            base, coverage_start = rolled.series, int(rolled.first_input_ms[0])
         else:
-            start = int(np.searchsorted(intermediate.ts_ms, x_ms[0], side="left"))
-            base = resample(intermediate.slice(start, len(intermediate)), steps[spec.name])
+            first = first_by_range[spec.name]
+            coverage_start = int(series.ts_ms[first])
+            if steps[spec.name] == series.step_ms or intermediate is None:
+                base = series.slice(first, len(series))
+            else:
+                start = int(np.searchsorted(intermediate.ts_ms, x_ms[0], side="left"))
+                base = resample(intermediate.slice(start, len(intermediate)), steps[spec.name])
         grid = display_grid(float(base.low.min()), float(base.high.max()), rows=rows)
         out[spec.name] = RangeWindow(
             spec=spec,
             x_ms=x_ms,
-            window=window,
+            coverage_start_ms=coverage_start,
             base=base,
             grid=grid,
             candles=column_candles(base, x_ms, spec.column_ms),
             price=float(base.close[-1]),
         )
     return out
+
+
+def market_margin_table(symbol: str, margin_table: MarginTable | None) -> MarginTable:
+    """The market's table where given, else the shipped Binance table of its symbol (or the shipped default)."""
+    return margin_table if margin_table is not None else shipped_binance_table(symbol)
+
+
+def margin_metadata(spec: ModelSpec, table: MarginTable) -> dict[str, Any] | None:
+    """What a frame records of the margin table it used: None for models whose tiers are parameters."""
+    if not spec.takes_margin_table:
+        return None
+    return {"source": table.source, "brackets": table.to_json()}
 
 
 def _frame(
@@ -317,8 +339,9 @@ def _frame(
     generated_at_ms: int,
     leverage: LeverageSpec,
     sources: Mapping[str, Mapping[str, Any]] | None,
+    margin_table: MarginTable,
 ) -> Frame:
-    run = run_model(window.base, spec, window.grid, window.x_ms, window.spec.column_ms, leverage=leverage)
+    run = run_model(window.base, spec, window.grid, window.x_ms, window.spec.column_ms, leverage=leverage, margin_table=margin_table)
     selection = select_tiers(spec.tiers, leverage)
     stats = frame_stats(
         run.long_usd,
@@ -338,7 +361,7 @@ def _frame(
         range=window.spec.name,
         generated_at_ms=int(generated_at_ms),
         data_until_ms=int(series.ts_ms[-1]) + series.step_ms,
-        coverage_start_ms=int(window.window.ts_ms[0]),
+        coverage_start_ms=window.coverage_start_ms,
         x_ms=window.x_ms,
         y=window.grid.centres,
         long_usd=run.long_usd,
@@ -349,13 +372,14 @@ def _frame(
         leverage=selection.label,
         tiers=selection.leverages,
         sources={name: dict(value) for name, value in sources.items()} if sources is not None else None,
+        margin_table=margin_metadata(spec, margin_table),
     )
 
 
 def build_frames(
     series: MarketSeries,
     *,
-    models: Sequence[str],
+    models: Sequence[str | ModelSpec],
     ranges: Sequence[str],
     exchange: str,
     symbol: str,
@@ -363,18 +387,23 @@ def build_frames(
     rows: int = DEFAULT_ROWS,
     leverage: LeverageSpec = None,
     sources: Mapping[str, Mapping[str, Any]] | None = None,
+    rollups: Mapping[int, Rollup] | None = None,
+    margin_table: MarginTable | None = None,
 ) -> list[Frame]:
     """Every model × range Frame of one market, sharing windows, resampling, grids and candles.
 
     The same frames as :func:`build_frame` called for each pair (model-major
-    order: all ranges of the first model, then the next), only faster.
+    order: all ranges of the first model, then the next), only faster (up to
+    the last bits of models that read volumes: the shared resampling adds
+    them up in another order).
 
     Parameters
     ----------
-    series, exchange, symbol, generated_at_ms, rows, leverage, sources
+    series, exchange, symbol, generated_at_ms, rows, leverage, sources, rollups, margin_table
         As in :func:`build_frame`.
-    models : sequence of str
-        Registered model names.
+    models : sequence of str or ModelSpec
+        Registered model names, or specs (a kept older version, see
+        :func:`engine.models.find_version`).
     ranges : sequence of str
         Keys of :data:`engine.ranges.RANGES`.
 
@@ -382,10 +411,11 @@ def build_frames(
     -------
     list of Frame
     """
-    specs = [get_model(name) for name in models]
+    specs = [model if isinstance(model, ModelSpec) else get_model(model) for model in models]
     for spec in specs:
         select_tiers(spec.tiers, leverage)  # refuse a bad filter before any work
-    windows = range_windows(series, ranges, rows)
+    windows = range_windows(series, ranges, rows, rollups)
+    table = market_margin_table(symbol, margin_table)
     return [
         _frame(
             windows[range_name],
@@ -396,6 +426,7 @@ def build_frames(
             generated_at_ms=generated_at_ms,
             leverage=leverage,
             sources=sources,
+            margin_table=table,
         )
         for spec in specs
         for range_name in ranges
@@ -413,6 +444,8 @@ def build_frame(
     rows: int = DEFAULT_ROWS,
     leverage: LeverageSpec = None,
     sources: Mapping[str, Mapping[str, Any]] | None = None,
+    rollups: Mapping[int, Rollup] | None = None,
+    margin_table: MarginTable | None = None,
 ) -> Frame:
     """Compute the heatmap Frame of one range of one market under one model.
 
@@ -453,6 +486,15 @@ def build_frame(
         Part of the frame id when not ``"all"``.
     sources : mapping, optional
         Per-venue coverage of a market summed over venues, carried in the frame.
+    rollups : mapping, optional
+        ``{step_ms: Rollup}`` (:func:`engine.rollup.roll_up`): long ranges take their
+        base bars from these instead of resampling ``series``, which then need only
+        end where the frame ends. The frame is the same as from the 1m bars.
+    margin_table : MarginTable, optional
+        The market's maintenance-margin brackets (e.g. as its venue publishes
+        them), for models that place levels by them; without one, the shipped
+        Binance table of ``symbol`` (or the shipped default). Such frames
+        record the table and its source in ``margin_table``.
 
     Returns
     -------
@@ -475,4 +517,6 @@ def build_frame(
         rows=rows,
         leverage=leverage,
         sources=sources,
+        rollups=rollups,
+        margin_table=margin_table,
     )[0]

@@ -1,4 +1,4 @@
-"""Fitting model3 to realized liquidations: tier weights, half-life, leveraged share.
+"""Fitting model3 and model4 to realized liquidations: tier weights, decay, leveraged share.
 
 Deterministic and fast because of two properties of the level recurrence:
 tiers never mix, and with decay and reopening proportional to each tier's
@@ -18,15 +18,19 @@ always gives the same fit.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from engine.backtest import RealizedLiquidations, consumption, join_bars, per_liquidation_bar, scored_bars
-from engine.models import model3_spec
+from engine.models import model3_spec, model4_spec
+from engine.models.margin import MarginTable
 from engine.models.model3 import CANDIDATE_LEVERAGES, Model3Params
+from engine.models.model4 import Model4Params
+from engine.ranges import HOUR_MS
 from engine.score import spearman
 from engine.series import MarketSeries
 from engine.types import Float64Array
@@ -43,6 +47,11 @@ MIN_GAIN = 2e-4
 MIN_WEIGHT = 0.02
 # Weights below exp(LOG_FLOOR) of the largest count as zero during the search.
 LOG_FLOOR = -8.0
+
+
+def _fitted(params: Any, names: Sequence[str]) -> dict[str, Any]:
+    """Tiers, weights and the named parameters, as a fit file stores them."""
+    return {"leverages": list(params.leverages), "weights": list(params.weights), **{name: getattr(params, name) for name in names}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +89,7 @@ class Calibration:
 
     def fitted_params(self) -> dict[str, Any]:
         """The fitted part of the parameters, as stored in ``model3_fit.json``."""
-        return {
-            "leverages": list(self.params.leverages),
-            "weights": list(self.params.weights),
-            "half_life_hours": self.params.half_life_hours,
-            "reopen_share": self.params.reopen_share,
-            "leveraged_share": self.params.leveraged_share,
-        }
+        return _fitted(self.params, ("half_life_hours", "reopen_share", "leveraged_share"))
 
 
 def _objective(long_by_tier: Float64Array, short_by_tier: Float64Array, realized_long: Float64Array, realized_short: Float64Array, weights: Float64Array) -> float:
@@ -95,16 +98,17 @@ def _objective(long_by_tier: Float64Array, short_by_tier: Float64Array, realized
     return ((long_score or 0.0) + (short_score or 0.0)) / 2.0
 
 
-def _search_weights(
-    long_by_tier: Float64Array, short_by_tier: Float64Array, realized_long: Float64Array, realized_short: Float64Array
-) -> tuple[Float64Array, float]:
-    tiers = long_by_tier.shape[1]
+Objective = Callable[[Float64Array], float]
+
+
+def _search_weights(value: Objective, tiers: int) -> tuple[Float64Array, float]:
+    """Coordinate steps in log space (halving step sizes, a fixed sweep order) maximising ``value(weights)``."""
     log_weights = np.zeros(tiers)
 
-    def value(candidate: Float64Array) -> float:
-        return _objective(long_by_tier, short_by_tier, realized_long, realized_short, np.exp(candidate - candidate.max()))
+    def at(candidate: Float64Array) -> float:
+        return value(np.exp(candidate - candidate.max()))
 
-    best = value(log_weights)
+    best = at(log_weights)
     for step in LOG_STEPS:
         for _ in range(MAX_SWEEPS):
             improved = False
@@ -112,7 +116,7 @@ def _search_weights(
                 for direction in (1.0, -1.0):
                     candidate = log_weights.copy()
                     candidate[tier] = max(candidate[tier] + direction * step, candidate.max() + LOG_FLOOR)
-                    score = value(candidate)
+                    score = at(candidate)
                     if score > best + MIN_GAIN:
                         best, log_weights, improved = score, candidate, True
             if not improved:
@@ -121,26 +125,27 @@ def _search_weights(
     return weights / weights.sum(), best
 
 
-def _prune(
-    weights: Float64Array,
-    long_by_tier: Float64Array,
-    short_by_tier: Float64Array,
-    realized_long: Float64Array,
-    realized_short: Float64Array,
-) -> Float64Array:
+def _prune(weights: Float64Array, value: Objective) -> Float64Array:
     """Drop light tiers (lightest first) wherever that costs less than ``MIN_GAIN``."""
     weights = weights.copy()
-    current = _objective(long_by_tier, short_by_tier, realized_long, realized_short, weights)
+    current = value(weights)
     for tier in np.argsort(weights, kind="stable"):
         if weights[tier] >= MIN_WEIGHT or np.count_nonzero(weights) == 1:
             continue
         candidate = weights.copy()
         candidate[tier] = 0.0
         candidate /= candidate.sum()
-        value = _objective(long_by_tier, short_by_tier, realized_long, realized_short, candidate)
-        if value > current - MIN_GAIN:
-            weights, current = candidate, value
+        score = value(candidate)
+        if score > current - MIN_GAIN:
+            weights, current = candidate, score
     return weights
+
+
+def _fit_weights(value: Objective, tiers: int) -> tuple[Float64Array, float]:
+    """Searched, then pruned weights and their objective."""
+    weights, _ = _search_weights(value, tiers)
+    weights = _prune(weights, value)
+    return weights, value(weights)
 
 
 def _rounded(weights: Float64Array, leverages: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -151,6 +156,11 @@ def _rounded(weights: Float64Array, leverages: Sequence[float]) -> tuple[tuple[f
     largest = int(np.argmax(kept))
     rounded[largest] = round(1.0 - (sum(rounded) - rounded[largest]), 4)
     return tuple(float(v) for v in np.asarray(leverages)[keep]), tuple(rounded)
+
+
+def before(series: MarketSeries, until_ms: int) -> MarketSeries:
+    """The bars opening before ``until_ms``: a fit never reads later ones."""
+    return series.slice(0, int(np.searchsorted(series.ts_ms, until_ms, side="left")))
 
 
 def _significant(value: float, digits: int = 4) -> float:
@@ -173,9 +183,9 @@ def calibrate_model3(
     Parameters
     ----------
     series : MarketSeries
-        Candles with open interest; every row is run (rows before ``from_ms``
-        warm the book up), but only bars before ``until_ms`` are scored. Pass
-        a series that ends at ``until_ms`` to be sure nothing later is read.
+        Candles with open interest; rows before ``from_ms`` warm the book up,
+        rows from ``until_ms`` on are cut off before anything is run (even the
+        backtest grid's price range must not see them).
     liquidations : RealizedLiquidations
     from_ms, until_ms : int
         Calibration bars: liquidation bars opening in ``[from_ms, until_ms)``.
@@ -189,6 +199,7 @@ def calibrate_model3(
     ValueError
         No calibration bar.
     """
+    series = before(series, until_ms)
     join = join_bars(series, liquidations)
     mask = scored_bars(liquidations, join, from_ms) & (liquidations.ts_ms < until_ms)
     if not mask.any():
@@ -205,9 +216,7 @@ def calibrate_model3(
         run = consumption(series, model3_spec(params))
         long_by_tier = np.stack([per_liquidation_bar(run.consumed_long_by_tier[:, g], join, m)[mask] for g in range(tiers)], axis=1)
         short_by_tier = np.stack([per_liquidation_bar(run.consumed_short_by_tier[:, g], join, m)[mask] for g in range(tiers)], axis=1)
-        weights, value = _search_weights(long_by_tier, short_by_tier, realized_long, realized_short)
-        weights = _prune(weights, long_by_tier, short_by_tier, realized_long, realized_short)
-        value = _objective(long_by_tier, short_by_tier, realized_long, realized_short, weights)
+        weights, value = _fit_weights(partial(_objective, long_by_tier, short_by_tier, realized_long, realized_short), tiers)
         candidates.append({"half_life_hours": half_life, "objective": value})
         if best is None or value > best[0] + 1e-9:
             best = (value, half_life, weights)
@@ -235,3 +244,187 @@ def calibrate_model3(
         until_ms=int(until_ms),
         candidates=candidates,
     )
+
+
+# model4's candidates: the share of the book turning over per unit of volume/OI,
+# and the exponent of the volatility scaling of the leveraged share.
+TURNOVER_RATES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+VOLATILITY_EXPONENTS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
+VOLATILITY_HALF_LIFE_HOURS = 168.0
+MODEL4_FITTED = ("turnover_rate", "turnover_per_hour_unknown", "leveraged_share", "volatility_exponent", "volatility_half_life_hours")
+# Candidates whose rank objective is within this of the best are told apart
+# by how evenly their USD scale fits every market and side.
+OBJECTIVE_TOLERANCE = 2e-3
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationMarket:
+    """One market a model is fitted on: its bars, realized liquidations and margin table."""
+
+    name: str
+    series: MarketSeries
+    liquidations: RealizedLiquidations
+    margin_table: MarginTable
+
+
+@dataclass(frozen=True, slots=True)
+class _Fitting:
+    """One market's calibration bars and their realized USD."""
+
+    market: CalibrationMarket
+    join: Any
+    mask: np.ndarray
+    realized_long: Float64Array
+    realized_short: Float64Array
+
+    def by_tier(self, params: Model4Params) -> tuple[Float64Array, Float64Array]:
+        """Per calibration bar, each tier's consumed USD, shape (bars, tiers) per side."""
+        run = consumption(self.market.series, model4_spec(params), margin_table=self.market.margin_table)
+        m = len(self.market.liquidations)
+        tiers = len(params.leverages)
+        long_by_tier = np.stack([per_liquidation_bar(run.consumed_long_by_tier[:, g], self.join, m)[self.mask] for g in range(tiers)], axis=1)
+        short_by_tier = np.stack([per_liquidation_bar(run.consumed_short_by_tier[:, g], self.join, m)[self.mask] for g in range(tiers)], axis=1)
+        return long_by_tier, short_by_tier
+
+
+@dataclass(frozen=True, slots=True)
+class Model4Calibration:
+    """A model4 fit over several markets.
+
+    Attributes
+    ----------
+    params : Model4Params
+    objective : float
+        Mean over markets of the mean of both sides' Spearman on the calibration bars.
+    markets : dict
+        Per market: ``bars``, ``spearman_long/short`` and
+        ``predicted_to_realized_long/short`` on its calibration bars, with ``params``.
+    from_ms, until_ms : int
+        Calibration bars: ``[from_ms, until_ms)``.
+    candidates : list of dict
+        The grid's trace: ``turnover_rate``, ``volatility_exponent``,
+        ``objective`` and ``log_ratio_spread`` (standard deviation over markets
+        and sides of the log of predicted over realized USD).
+    """
+
+    params: Model4Params
+    objective: float
+    markets: dict[str, dict[str, float]]
+    from_ms: int
+    until_ms: int
+    candidates: list[dict[str, float]]
+
+    def fitted_params(self) -> dict[str, Any]:
+        """The fitted part of the parameters, as stored in ``model4_fit.json``."""
+        return _fitted(self.params, MODEL4_FITTED)
+
+
+def _mean_spearman(fittings: Sequence[_Fitting], by_tier: Sequence[tuple[Float64Array, Float64Array]], weights: Float64Array) -> float:
+    return float(
+        np.mean(
+            [
+                _objective(long_by_tier, short_by_tier, fitting.realized_long, fitting.realized_short, weights)
+                for fitting, (long_by_tier, short_by_tier) in zip(fittings, by_tier, strict=True)
+            ]
+        )
+    )
+
+
+def _log_ratios(fittings: Sequence[_Fitting], by_tier: Sequence[tuple[Float64Array, Float64Array]], weights: Float64Array) -> Float64Array:
+    """log(predicted / realized USD) per market and side, at a leveraged share of 1."""
+    out = []
+    for fitting, (long_by_tier, short_by_tier) in zip(fittings, by_tier, strict=True):
+        out.append(math.log((long_by_tier @ weights).sum() / fitting.realized_long.sum()))
+        out.append(math.log((short_by_tier @ weights).sum() / fitting.realized_short.sum()))
+    return np.asarray(out)
+
+
+def unknown_volume_turnover(markets: Sequence[CalibrationMarket], until_ms: int) -> float:
+    """Median volume over open interest per hour of the bars before ``until_ms`` (2 significant digits)."""
+    turnovers = []
+    for market in markets:
+        series = market.series
+        keep = (series.ts_ms < until_ms) & np.isfinite(series.volume_usd) & (series.open_interest_usd > 0)
+        turnovers.append(series.volume_usd[keep] / series.open_interest_usd[keep] / (series.step_ms / HOUR_MS))
+    joined = np.concatenate(turnovers)
+    if not joined.size:
+        raise ValueError("no bar with volume and open interest before the cutoff to tell the typical turnover")
+    return _significant(float(np.median(joined)), 2)
+
+
+def calibrate_model4(
+    markets: Sequence[CalibrationMarket],
+    *,
+    from_ms: int,
+    until_ms: int,
+    turnover_rates: Sequence[float] = TURNOVER_RATES,
+    volatility_exponents: Sequence[float] = VOLATILITY_EXPONENTS,
+    leverages: Sequence[float] = CANDIDATE_LEVERAGES,
+) -> Model4Calibration:
+    """Fit model4 on several markets at once (one set of parameters for all).
+
+    For every (turnover rate, volatility exponent) of the grid: one run per
+    market with every candidate tier at unit weight gives each tier's
+    consumption per calibration bar (tiers never mix and each tier's output is
+    proportional to its weight); weights are searched as for model3, for the
+    mean over markets of both sides' Spearman. Of the candidates within
+    :data:`OBJECTIVE_TOLERANCE` of the best objective, the one whose USD scale
+    is most even over markets and sides wins (the exponent mainly moves that
+    scale between calmer and wilder markets). The leveraged share then makes
+    predicted and realized USD meet (geometric mean over markets and sides).
+    Bars from ``until_ms`` on are cut off before anything is run.
+
+    Raises
+    ------
+    ValueError
+        No markets, or a market without calibration bars or without realized liquidations.
+    """
+    if not markets:
+        raise ValueError("calibrate_model4 needs at least one market")
+    fittings = []
+    for market in markets:
+        market = replace(market, series=before(market.series, until_ms))
+        join = join_bars(market.series, market.liquidations)
+        mask = scored_bars(market.liquidations, join, from_ms) & (market.liquidations.ts_ms < until_ms)
+        realized_long, realized_short = market.liquidations.long_usd[mask], market.liquidations.short_usd[mask]
+        if not mask.any() or realized_long.sum() <= 0 or realized_short.sum() <= 0:
+            raise ValueError(f"{market.name}: no liquidation bar with realized liquidations on both sides to calibrate on in the given span")
+        fittings.append(_Fitting(market, join, mask, realized_long, realized_short))
+    unknown = unknown_volume_turnover(markets, until_ms)
+    tiers = len(leverages)
+    unit = tuple(1.0 / tiers for _ in leverages)
+    base = {"leverages": tuple(leverages), "weights": unit, "turnover_per_hour_unknown": unknown, "leveraged_share": 1.0, "volatility_half_life_hours": VOLATILITY_HALF_LIFE_HOURS}
+    tried = []
+    for rate in turnover_rates:
+        for exponent in volatility_exponents:
+            params = Model4Params(**base, turnover_rate=rate, volatility_exponent=exponent)
+            by_tier = [fitting.by_tier(params) for fitting in fittings]
+            weights, value = _fit_weights(partial(_mean_spearman, fittings, by_tier), tiers)
+            spread = float(np.std(_log_ratios(fittings, by_tier, weights)))
+            tried.append((value, spread, rate, exponent, weights))
+    best_value = max(value for value, *_ in tried)
+    close_enough = [entry for entry in tried if entry[0] >= best_value - OBJECTIVE_TOLERANCE]
+    _, _, rate, exponent, weights = min(close_enough, key=lambda entry: entry[1])
+    kept_leverages, kept_weights = _rounded(weights, leverages)
+    unscaled = Model4Params(**{**base, "leverages": kept_leverages, "weights": kept_weights}, turnover_rate=rate, volatility_exponent=exponent)
+    # A run with the fitted weights: each tier's output already carries its weight.
+    by_tier = [fitting.by_tier(unscaled) for fitting in fittings]
+    summed = np.ones(len(kept_weights))
+    share = _significant(math.exp(-float(np.mean(_log_ratios(fittings, by_tier, summed)))))
+    params = Model4Params(**{**base, "leverages": kept_leverages, "weights": kept_weights, "leveraged_share": share}, turnover_rate=rate, volatility_exponent=exponent)
+    report: dict[str, dict[str, float]] = {}
+    for fitting, (long_by_tier, short_by_tier) in zip(fittings, by_tier, strict=True):
+        predicted_long, predicted_short = long_by_tier @ summed * share, short_by_tier @ summed * share
+        report[fitting.market.name] = {
+            "bars": int(fitting.mask.sum()),
+            "spearman_long": spearman(predicted_long, fitting.realized_long) or 0.0,
+            "spearman_short": spearman(predicted_short, fitting.realized_short) or 0.0,
+            "predicted_to_realized_long": float(predicted_long.sum() / fitting.realized_long.sum()),
+            "predicted_to_realized_short": float(predicted_short.sum() / fitting.realized_short.sum()),
+        }
+    objective = float(np.mean([(r["spearman_long"] + r["spearman_short"]) / 2 for r in report.values()]))
+    candidates = [
+        {"turnover_rate": rate_, "volatility_exponent": exponent_, "objective": value_, "log_ratio_spread": spread_}
+        for value_, spread_, rate_, exponent_, _ in tried
+    ]
+    return Model4Calibration(params=params, objective=objective, markets=report, from_ms=int(from_ms), until_ms=int(until_ms), candidates=candidates)

@@ -113,6 +113,10 @@ class Frame(FrameIdentity):
     sources : dict or None
         For a market summed over venues (``exchange == "all"``): per venue,
         what it covered (e.g. ``engine.aggregate.VenueCoverage`` as a dict).
+    margin_table : dict or None
+        For models that place levels by the market's maintenance-margin
+        tiers: ``{"source": str, "brackets": [[cap_usd, mmr, max_leverage], ...]}``,
+        the table used; None for models whose tiers are their parameters.
     """
 
     generated_at_ms: int
@@ -128,6 +132,7 @@ class Frame(FrameIdentity):
     leverage: str = "all"
     tiers: tuple[float, ...] = ()
     sources: dict[str, dict[str, Any]] | None = None
+    margin_table: dict[str, Any] | None = None
 
     @property
     def frame_id(self) -> str:

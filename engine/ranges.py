@@ -35,3 +35,27 @@ RANGES: dict[str, RangeSpec] = {
         RangeSpec("1y", DAY_MS, 365),
     )
 }
+
+# Ranges longer than this run on a base coarser than the input bars: a year of
+# 1m bars is half a million steps, and a column of a long range is hours wide,
+# so finer steps would cost much and show little.
+FULL_RESOLUTION_SPAN_MS = 7 * DAY_MS
+# Base steps per column for the longer ranges (30d: 10m, 90d: 30m, 180d: 1h, 1y: 2h).
+BASE_STEPS_PER_COLUMN = 12
+
+
+def base_step_ms(spec: RangeSpec, series_step_ms: int) -> int:
+    """Step the model runs at for a range, given the input bar width.
+
+    Ranges up to 7d use the input bars as they are. Longer ranges use the
+    largest multiple of the input step that divides the column width and is at
+    most ``column_ms / 12``, or the input step where that is finer already.
+    """
+    if spec.span_ms <= FULL_RESOLUTION_SPAN_MS:
+        return series_step_ms
+    target = spec.column_ms // BASE_STEPS_PER_COLUMN
+    for multiple in range(target // series_step_ms, 1, -1):
+        candidate = multiple * series_step_ms
+        if spec.column_ms % candidate == 0:
+            return candidate
+    return series_step_ms

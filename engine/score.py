@@ -75,22 +75,50 @@ def excursion_baseline(
 
 @dataclass(frozen=True, slots=True)
 class SideScore:
-    """One side's comparison."""
+    """One side's comparison.
+
+    Attributes
+    ----------
+    spearman : float or None
+        The model's Spearman against realized liquidations.
+    baseline_spearman : float or None
+        The bar baseline's: one excursion per scored bar (its open to its extreme).
+    path_baseline_spearman : float or None
+        The path baseline's: every candle's own excursion summed over the scored bar.
+    predicted_to_realized : float or None
+        Ratio of totals (None if nothing was realized).
+    predicted_usd, realized_usd : float
+        Totals over the scored bars, USD.
+    """
 
     spearman: float | None
     baseline_spearman: float | None
+    path_baseline_spearman: float | None
     predicted_to_realized: float | None
     predicted_usd: float
     realized_usd: float
 
+    @property
+    def stronger_baseline_spearman(self) -> float | None:
+        """The higher of the two baselines' Spearman: the one a model has to beat."""
+        known = [value for value in (self.baseline_spearman, self.path_baseline_spearman) if value is not None]
+        return max(known) if known else None
 
-def score_side(predicted: Float64Array, realized: Float64Array, baseline: Float64Array) -> SideScore:
-    """Spearman of model and baseline against realized, and the ratio of totals (None if nothing was realized)."""
+    @property
+    def margin(self) -> float | None:
+        """The model's Spearman minus the stronger baseline's."""
+        stronger = self.stronger_baseline_spearman
+        return None if self.spearman is None or stronger is None else self.spearman - stronger
+
+
+def score_side(predicted: Float64Array, realized: Float64Array, baseline: Float64Array, path_baseline: Float64Array) -> SideScore:
+    """Spearman of the model and both baselines against realized, and the ratio of totals."""
     realized_total = float(np.sum(realized))
     predicted_total = float(np.sum(predicted))
     return SideScore(
         spearman=spearman(predicted, realized),
         baseline_spearman=spearman(baseline, realized),
+        path_baseline_spearman=spearman(path_baseline, realized),
         predicted_to_realized=predicted_total / realized_total if realized_total > 0 else None,
         predicted_usd=predicted_total,
         realized_usd=realized_total,

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from service.roles import fake_exchange_if, run_server
+from service.roles import fake_exchange_if, run_all, run_api, run_collect, run_worker
 from service.settings import Settings
 
 log = logging.getLogger("liqmap")
@@ -115,14 +115,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="liqmap", description="Liquidation heatmaps for crypto perpetual futures.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("demo", "everything in one process, offline: embedded store, synthetic market, scheduler, API"),
-        ("serve", "everything in one process: collectors, scheduler, engine and API"),
+        ("demo", "everything from one command, offline: embedded store, synthetic markets, collector, engine workers, API"),
+        ("serve", "everything from one command: collectors, engine workers (own processes) and API"),
         ("api", "the API only (stateless; run as many as you like)"),
+        ("collect", "the collectors only: new bars queue recompute jobs (replicas split the markets)"),
+        ("worker", "an engine worker only: takes recompute jobs from the queue (run as many as you like)"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-        cmd.add_argument("--port", type=int, default=None, help="port to listen on (default 8000)")
+        cmd.add_argument("--port", type=int, default=None, help="port to listen on (default 8000; collect and worker: LIQMAP_METRICS_PORT)")
         cmd.add_argument("--data-dir", default=None, help="folder of the embedded store when REDIS_URL is unset")
+        if name == "demo":
+            cmd.add_argument("--markets", type=int, default=None, help="synthetic markets to run (BTCUSDT, ETHUSDT, SOLUSDT first; default 3)")
         if name == "serve":
             cmd.add_argument(
                 "--fake-exchange",
@@ -150,33 +154,54 @@ def main(argv: Sequence[str] | None = None) -> None:
     revoke.add_argument("key_id", help="the 8-character id shown by 'keys list'")
     backtest = sub.add_parser(
         "backtest",
-        help="score a model against realized liquidations from CSV files",
+        help="score models against realized liquidations from CSV files, one table per coin",
         description="Run a model over every candle row and score, per liquidation bar and side, the USD it says is "
-        "consumed against the realized USD (Spearman, ratio of totals), next to the excursion x open interest baseline.",
+        "consumed against the realized USD (Spearman, ratio of totals), next to two excursion x open interest baselines "
+        "(one excursion per liquidation bar; every candle's own excursion summed) and its margin over the stronger.",
     )
-    backtest.add_argument("--candles", required=True, help="CSV: timestamp, price_open/high/low/close, oi_close")
-    backtest.add_argument("--liquidations", required=True, help="CSV: timestamp and liquidation_long_usd/liquidation_short_usd or longUsd/shortUsd")
-    backtest.add_argument("--model", required=True, help="model1, model2 or model3")
+    backtest.add_argument("--candles", action="append", help="CSV: timestamp, price_open/high/low/close, oi_close (repeat with --liquidations for more coins)")
+    backtest.add_argument("--liquidations", action="append", help="CSV: timestamp and liquidation_long_usd/liquidation_short_usd or longUsd/shortUsd, one per --candles, in the same order")
+    backtest.add_argument("--data", default=None, help="a folder of candle and liquidation files instead, paired by the coin in their names")
+    backtest.add_argument("--model", required=True, help="model1 .. model4, several comma-separated, or all")
     backtest.add_argument("--from", dest="from_", default=None, help="first liquidation bar scored (ISO time, UTC by default); earlier rows only warm up the model")
-    backtest.add_argument("--json", action="store_true", help="print one JSON object")
+    backtest.add_argument("--symbol", default=None, help="market whose shipped Binance margin table model4 uses (default: the coin in the file names, e.g. ETH -> ETHUSDT)")
+    backtest.add_argument("--json", action="store_true", help="print one JSON object per coin and model")
     calibrate = sub.add_parser(
         "calibrate",
-        help="fit model3 on the recorded real data before its cutoff; score every model on later data; store both",
+        help="fit model3 and model4 on the recorded real data before their cutoffs; score every model on every data set; store both",
     )
-    calibrate.add_argument("--data-dir", default=None, help="folder of the real CSV files (default ../shared/data/real/btc-binance5m-coinglass-liq)")
-    calibrate.add_argument("--until", default=None, help="calibration cutoff (default 2026-04-01T00:00:00Z)")
-    calibrate.add_argument("--dry-run", action="store_true", help="print the fit and the scores, write nothing")
+    calibrate.add_argument("--data-dir", default=None, help="folder of the real data sets (default ../shared/data/real)")
+    calibrate.add_argument("--until", default=None, help="model3's calibration cutoff (default 2026-04-01T00:00:00Z)")
+    calibrate.add_argument("--dry-run", action="store_true", help="print the fits and the scores, write nothing")
+    brackets = sub.add_parser(
+        "brackets",
+        help="refresh the shipped Binance bracket tables from a saved leverageBracket (or web brackets) response",
+    )
+    brackets.add_argument("--from", dest="from_", required=True, help="saved response of GET /fapi/v1/leverageBracket (signed) or of the keyless web brackets endpoint")
+    brackets.add_argument("--symbols", default=None, help="more symbols to ship besides those already shipped, e.g. XRPUSDT,DOGEUSDT")
+    brackets.add_argument("--out", default=None, help="file to write (default engine/models/binance_brackets.json)")
 
     args = parser.parse_args(argv)
-    if args.command in ("backtest", "calibrate"):
-        # Offline jobs on files: no settings, no store.
-        from service.compute.scoring import run_backtest_command, run_calibrate_command
+    if args.command == "brackets":
+        from service.collect.venues.binance_refresh import run_brackets_command
 
-        raise SystemExit(run_backtest_command(args) if args.command == "backtest" else run_calibrate_command(args))
-    defaults = DEMO_DEFAULTS if args.command == "demo" else {"mode": args.command if args.command in ("serve", "api") else "serve"}
-    overrides = {}
-    if args.command in ("demo", "serve", "api"):
-        overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+        raise SystemExit(run_brackets_command(args))
+    if args.command == "backtest":
+        # Offline jobs on files: no settings, no store.
+        from service.compute.scoring import run_backtest_command
+
+        raise SystemExit(run_backtest_command(args))
+    if args.command == "calibrate":
+        from service.compute.calibration import run_calibrate_command
+
+        raise SystemExit(run_calibrate_command(args))
+    defaults = DEMO_DEFAULTS if args.command == "demo" else {"mode": args.command if args.command in ("serve", "api", "collect", "worker") else "serve"}
+    overrides: dict[str, object] = {}
+    if args.command in ("demo", "serve", "api", "collect", "worker"):
+        overrides = {"host": args.host, "data_dir": args.data_dir}
+        overrides["metrics_port" if args.command in ("collect", "worker") else "port"] = args.port
+    if args.command == "demo":
+        overrides["synthetic_markets"] = args.markets
     if args.command == "backfill":
         overrides = {"data_dir": args.data_dir}
     if getattr(args, "fake_exchange", False) and args.data_dir is None:
@@ -201,8 +226,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.exit(2, f"liqmap: unknown scenario {args.scenario!r}; available: {', '.join(SCENARIOS)}\n")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_forever(args.scenario, args.seed, list(settings.markets)))
+    elif args.command == "api":
+        run_api(settings)
+    elif args.command == "collect":
+        run_collect(settings)
+    elif args.command == "worker":
+        run_worker(settings)
     else:
-        run_server(settings, collect=args.command in ("demo", "serve"), fake_exchange=getattr(args, "fake_exchange", False))
+        run_all(settings, fake_exchange=getattr(args, "fake_exchange", False))
 
 
 if __name__ == "__main__":

@@ -19,3 +19,9 @@ REQUEST_SECONDS = Histogram(
     ["path"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+JOBS_DONE = Counter("liqmap_jobs_done_total", "Recompute jobs whose frames were stored")
+JOBS_FAILED = Counter("liqmap_jobs_failed_total", "Recompute jobs that failed (retried until parked)")
+JOBS_RECLAIMED = Counter("liqmap_jobs_reclaimed_total", "Recompute jobs claimed from a worker that died, stalled or failed")
+JOBS_PARKED = Counter("liqmap_jobs_parked_total", "Recompute jobs parked after failing too often")
+JOBS_QUEUED = Counter("liqmap_jobs_queued_total", "Recompute jobs added by collectors")

@@ -1,18 +1,29 @@
 """What each long-running command starts, wired together in one place.
 
-``api`` serves; ``serve`` and ``demo`` serve and collect in one process (collection runs in
-the API's lifespan, on the same store client). The CLI parses arguments and calls these.
+- ``api``: the HTTP API (stateless; any number of replicas).
+- ``collect``: the collectors and their scheduler; new bars queue recompute jobs.
+- ``worker``: the engine, taking recompute jobs from the queue (any number).
+- ``serve`` / ``demo``: all of them from one command: the API in this process, the collector
+  and ``settings.workers`` workers as child processes (engine work never shares the API's
+  process), an embedded store when ``REDIS_URL`` is unset. Children that die are restarted.
+
+The CLI parses arguments and calls these.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import msgspec
-from redis.asyncio import Redis
 
 from service.collect.source import MarketSource, StreamingSource
 from service.settings import Settings
@@ -21,13 +32,15 @@ log = logging.getLogger("liqmap")
 
 
 def build_sources(settings: Settings) -> list[MarketSource]:
-    from service.collect.synthetic import SyntheticMarket
+    from service.collect.synthetic import SyntheticMarket, demo_symbols
     from service.collect.venues.registry import COLLECTORS
 
     sources: list[MarketSource] = []
     for name in settings.sources:
         if name == "synthetic":
-            sources.append(SyntheticMarket(seed=settings.synthetic_seed))
+            # Two days of generated rows cached per market: polls only need today's.
+            symbols = demo_symbols(settings.synthetic_markets, settings.synthetic_seed)
+            sources.append(SyntheticMarket(seed=settings.synthetic_seed, symbols=symbols, cache_days=2))
         elif name in COLLECTORS:
             sources.append(COLLECTORS[name](settings))
         else:
@@ -48,45 +61,186 @@ def fake_exchange_if(settings: Settings, enabled: bool) -> Iterator[Settings]:
         yield msgspec.structs.replace(settings, **urls)
 
 
-def collection(settings: Settings, sources: list[MarketSource]) -> Callable[[Redis], AbstractAsyncContextManager[None]]:
-    """Collection beside the API: live streams open, one scheduled round every ``collect_interval_s``."""
-
-    @contextlib.asynccontextmanager
-    async def run(redis: Redis) -> AsyncIterator[None]:
-        from service.collect.round import Collection
-        from service.collect.scheduler import create_scheduler
-        from service.store.writer import Store
-
-        store = Store(redis)
-        streaming = [source for source in sources if isinstance(source, StreamingSource)]
-        for source in streaming:
-            # Live collectors open their liquidation streams and write events as they arrive.
-            await source.start(store.add_liquidations)
-        scheduler = create_scheduler(Collection.create(store, settings, sources), settings.collect_interval_s, settings.job_timeout_s)
-        scheduler.start()
-        try:
-            yield
-        finally:
-            scheduler.shutdown(wait=False)
-            for source in streaming:
-                await source.close()
-
-    return run
-
-
-def run_server(settings: Settings, *, collect: bool, fake_exchange: bool = False) -> None:
-    """``api`` (``collect`` false), ``serve`` or ``demo``: the API on ``settings.host:port`` until Ctrl-C."""
+def run_api(settings: Settings) -> None:
+    """The API on ``settings.host:port`` until Ctrl-C or SIGTERM."""
     import uvicorn
 
     from service.api.app import create_app
 
+    app = create_app(settings, warm_engine=True)
+    log.info("liqmap %s on http://%s:%d (API docs at /docs)", settings.mode, settings.host, settings.port)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on")
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C after its own clean shutdown; nothing is left to do.
+        pass
+
+
+# --- roles without HTTP of their own: a loop, /health and /metrics --------------------------
+
+
+@contextlib.asynccontextmanager
+async def _health_server(settings: Settings, role: str, alive: Callable[[], bool]) -> AsyncIterator[None]:
+    """``/health`` (200 while ``alive()``, else 503) and ``/metrics`` on ``settings.metrics_port``, if set."""
+    if settings.metrics_port is None:
+        yield
+        return
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    async def health(_: web.Request) -> web.Response:
+        ok = alive()
+        return web.json_response({"status": "ok" if ok else "stalled", "role": role, "pid": os.getpid()}, status=200 if ok else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.add_routes([web.get("/health", health), web.get("/metrics", metrics)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.metrics_port)
+    await site.start()
+    log.info("%s: /health and /metrics on http://%s:%d", role, settings.host, settings.metrics_port)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop``."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def run_worker(settings: Settings) -> None:
+    """Take recompute jobs until stopped."""
+    import socket
+
+    from service.compute.worker import Worker
+    from service.store.client import open_redis
+    from service.store.migrate import migrate
+    from service.store.writer import Store
+
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+
+    async def main(stop: asyncio.Event) -> None:
+        async with open_redis(settings) as redis:
+            await migrate(redis)
+            worker = Worker(Store(redis), settings, consumer)
+            alive = lambda: time.monotonic() - worker.last_tick < settings.job_timeout_s + 10  # noqa: E731
+            async with _health_server(settings, "worker", alive):
+                log.info("worker %s taking jobs", consumer)
+                task = asyncio.create_task(worker.run(stop))
+                await stop.wait()
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    _run_until_signalled(main)
+
+
+def run_collect(settings: Settings) -> None:
+    """Collect every configured source until stopped; markets with new bars queue recompute jobs."""
+    from service.collect.round import Collection
+    from service.collect.scheduler import create_scheduler
+    from service.store.client import open_redis
+    from service.store.migrate import migrate
+    from service.store.writer import Store
+
+    async def main(stop: asyncio.Event) -> None:
+        sources = build_sources(settings)
+        async with open_redis(settings) as redis:
+            await migrate(redis)
+            store = Store(redis)
+            streaming = [source for source in sources if isinstance(source, StreamingSource)]
+            for source in streaming:
+                # Live collectors open their liquidation streams and write events as they arrive.
+                await source.start(store.add_liquidations)
+            collection = Collection.queued(store, settings, sources)
+            scheduler = create_scheduler(collection, settings.collect_interval_s, settings.job_timeout_s)
+            scheduler.start()
+            alive = lambda: scheduler.running  # noqa: E731
+            try:
+                async with _health_server(settings, "collect", alive):
+                    await stop.wait()
+            finally:
+                scheduler.shutdown(wait=False)
+                for source in streaming:
+                    await source.close()
+
+    _run_until_signalled(main)
+
+
+# --- serve / demo: every role from one command ------------------------------------------------
+
+
+class Children:
+    """Role processes of ``serve``/``demo``: started with this process's settings, restarted if they die."""
+
+    def __init__(self, settings: Settings, roles: list[str]) -> None:
+        self.env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("LIQMAP_")}, **settings.to_env()}
+        self.roles = roles
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * len(roles)
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="children", daemon=True)
+
+    def _start(self, index: int) -> None:
+        self.processes[index] = subprocess.Popen([sys.executable, "-m", "service.cli", self.roles[index]], env=self.env)
+        log.info("started %s (pid %d)", self.roles[index], self.processes[index].pid)  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        for index in range(len(self.roles)):
+            self._start(index)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            for index, process in enumerate(self.processes):
+                if process is not None and process.poll() is not None and not self._stopping.is_set():
+                    log.warning("%s (pid %d) exited with %s; starting it again", self.roles[index], process.pid, process.returncode)
+                    self._start(index)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping.set()
+        for process in self.processes:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for process in self.processes:
+            if process is None:
+                continue
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_all(settings: Settings, *, fake_exchange: bool = False) -> None:
+    """``serve`` / ``demo``: the API here, the collector and the workers as child processes."""
+    from service.store.client import EmbeddedValkey
+
+    embedded = None
     with fake_exchange_if(settings, fake_exchange) as settings:
-        background = [collection(settings, build_sources(settings))] if collect else []
-        app = create_app(settings, background)
-        log.info("liqmap %s on http://%s:%d (API docs at /docs)", settings.mode, settings.host, settings.port)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on")
+        if settings.redis_url is None:
+            embedded = EmbeddedValkey(settings.data_dir / "valkey")
+            embedded.start()
+            settings = msgspec.structs.replace(settings, redis_url=embedded.url)
+        children = Children(msgspec.structs.replace(settings, metrics_port=None), ["collect", *["worker"] * settings.workers])
         try:
-            uvicorn.Server(config).run()
-        except KeyboardInterrupt:
-            # uvicorn re-raises Ctrl-C after its own clean shutdown; nothing is left to do.
-            pass
+            children.start()
+            run_api(settings)
+        finally:
+            children.stop()
+            if embedded is not None:
+                embedded.stop()

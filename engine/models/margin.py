@@ -21,8 +21,12 @@ the flat form model1 uses.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -38,9 +42,14 @@ class MarginTable:
     brackets : tuple of (cap_usd, mmr, max_leverage)
         Ascending caps; the first bracket's floor is 0. Positions at or above
         the last cap use the last bracket.
+    source : str
+        Where the table comes from (e.g. ``"bybit risk-limit"``); not part of
+        equality or hashing: two tables with the same brackets are the same
+        table.
     """
 
     brackets: tuple[tuple[float, float, float], ...]
+    source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.brackets:
@@ -57,6 +66,22 @@ class MarginTable:
 
     def to_json(self) -> list[list[float]]:
         return [[float(cap), float(mmr), float(leverage)] for cap, mmr, leverage in self.brackets]
+
+    @classmethod
+    def from_rows(cls, rows: Any, source: str = "") -> MarginTable:
+        """A table from ``[cap_usd, mmr, max_leverage]`` rows (what :meth:`to_json` gives).
+
+        Raises
+        ------
+        ValueError
+            Rows that are not triples of numbers, or brackets that break the
+            rules of :class:`MarginTable` (the message says which).
+        """
+        try:
+            brackets = tuple((float(cap), float(mmr), float(leverage)) for cap, mmr, leverage in rows)
+        except (TypeError, ValueError):
+            raise ValueError(f"margin brackets must be [cap_usd, mmr, max_leverage] rows of numbers, got {rows!r}") from None
+        return cls(brackets, source)
 
     def deductions(self) -> list[float]:
         """``cum`` of each bracket, USD."""
@@ -107,7 +132,9 @@ class MarginTable:
         return long_x / notional_usd, short_x / notional_usd
 
 
-# Binance USDⓈ-M BTCUSDT brackets; the collectors ship this same table as their default.
+# Binance USDⓈ-M BTCUSDT brackets as model2 2.0.0 and model3 3.0.0 fixed them
+# (part of their parameters, so frozen here; the dated shipped tables are in
+# binance_brackets.json).
 BINANCE_BTCUSDT = MarginTable(
     (
         (300_000, 0.004, 125),
@@ -124,6 +151,42 @@ BINANCE_BTCUSDT = MarginTable(
         (1_800_000_000, 0.5, 1),
     )
 )
+
+
+SHIPPED_BINANCE_FILE = "binance_brackets.json"
+# Quotes a market symbol may end in; a bare coin (``BTC``, an ``all`` market) means its USDT perpetual.
+QUOTES = ("USDT", "USDC", "USD")
+
+
+@lru_cache(maxsize=1)
+def shipped_binance_document() -> dict[str, Any]:
+    """The dated Binance bracket tables shipped in the package (``binance_brackets.json``)."""
+    text = resources.files("engine.models").joinpath(SHIPPED_BINANCE_FILE).read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def binance_symbol(symbol: str) -> str:
+    """The Binance USDⓈ-M symbol a market's table is looked up by: ``ETH`` → ``ETHUSDT``, pairs as they are."""
+    upper = symbol.upper()
+    return upper if upper.endswith(QUOTES) else upper + "USDT"
+
+
+def shipped_binance_table(symbol: str | None = None) -> MarginTable:
+    """Binance's brackets for ``symbol`` from the shipped tables, or their documented default.
+
+    ``None`` (no market known) gives the default. The table's ``source``
+    names the symbol (or the default) and the date of the tables.
+    """
+    document = shipped_binance_document()
+    as_of = document["as_of"]
+    if symbol is None:
+        return MarginTable.from_rows(document["default"]["brackets"], f"binance shipped default table as of {as_of}")
+    key = binance_symbol(symbol)
+    rows = document["symbols"].get(key)
+    if rows is not None:
+        return MarginTable.from_rows(rows, f"binance {key} shipped table as of {as_of}")
+    return MarginTable.from_rows(document["default"]["brackets"], f"binance shipped default table as of {as_of} ({key} not listed)")
 
 
 def size_points(leverage: float, table: MarginTable, min_position_usd: float, points: int) -> Float64Array:

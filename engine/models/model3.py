@@ -8,13 +8,12 @@ is weak.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from engine.grid import PriceGrid
 from engine.kernels import StepInputs
+from engine.models.common import load_fit
 from engine.models.margin import BINANCE_BTCUSDT, MarginTable
 from engine.models.model2 import Model2Params, path_inputs
 from engine.series import MarketSeries
@@ -34,13 +33,7 @@ DESCRIPTION = (
 CANDIDATE_LEVERAGES: tuple[float, ...] = (5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 100.0, 125.0)
 
 
-def _load_fit() -> dict[str, Any]:
-    text = resources.files("engine.models").joinpath(FIT_FILE).read_text(encoding="utf-8")
-    fit: dict[str, Any] = json.loads(text)
-    return fit
-
-
-FIT = _load_fit()
+FIT = load_fit(FIT_FILE)
 VERSION: str = FIT["version"]
 CREATED: str = FIT["created"]
 _FITTED = FIT["params"]

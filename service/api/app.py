@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from redis.asyncio import Redis
 
 from service.store.access import Access
 from service.api.auth import AccessMiddleware
@@ -30,7 +29,8 @@ from service.api.viewer import viewer_routes
 from service.store.client import open_redis
 from service.store.migrate import migrate
 from service.clock import Clock, now_ms
-from service.compute.ondemand import OnDemand
+from service.compute.ondemand import FrameService
+from service.compute.pool import EnginePool
 from service.settings import Settings
 from service.store.reader import StoreReader
 
@@ -52,36 +52,33 @@ Errors carry the real HTTP status: `{"error": {...}}` on v1, the Coinglass envel
 """
 
 
-# Work a process runs beside its API for as long as the API runs (what `serve` and `demo`
-# add: collection); entered after the store is open, with the process's one client.
-Background = Callable[[Redis], AbstractAsyncContextManager[object]]
-
-
-def create_app(settings: Settings, background: Sequence[Background] = (), clock: Clock = now_ms) -> Litestar:
-    """Build the API. ``background``: work that shares this process and its store client (see :mod:`service.roles`);
+def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = now_ms) -> Litestar:
+    """Build the API. ``warm_engine``: start the engine pool at once (servers; tests start it when first used);
     ``clock``: what "now" is to routes whose windows end now (tests pin it).
     """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_redis(settings) as redis, contextlib.AsyncExitStack() as stack:
+        async with open_redis(settings) as redis:
             await migrate(redis)
             store = StoreReader(redis)
             app.state.store = store
             app.state.settings = settings
             app.state.access = Access(redis)
-            app.state.frames = LatestFrames(store)
-            app.state.ondemand = OnDemand(store, settings)
+            pool = EnginePool(settings.api_engine_processes)
+            if warm_engine:
+                pool.warm()
+            app.state.ondemand = FrameService(store, settings, pool)
+            app.state.frames = LatestFrames(store, app.state.ondemand)
             app.state.renders = RenderCache()
             listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
             try:
-                for work in background:
-                    await stack.enter_async_context(work(redis))
                 yield
             finally:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+                pool.close()
 
     def provide_store(state: State) -> StoreReader:
         return state.store
@@ -92,6 +89,9 @@ def create_app(settings: Settings, background: Sequence[Background] = (), clock:
     def provide_clock() -> Clock:
         return clock
 
+    def provide_frame_service(state: State) -> FrameService:
+        return state.ondemand
+
     return Litestar(
         route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
@@ -100,6 +100,7 @@ def create_app(settings: Settings, background: Sequence[Background] = (), clock:
             "store": Provide(provide_store, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "clock": Provide(provide_clock, sync_to_thread=False),
+            "frame_service": Provide(provide_frame_service, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(

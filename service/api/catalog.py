@@ -42,7 +42,7 @@ class CatalogController(Controller):
 
     @get("/models", operation_id="listModels")
     async def models(self, settings: NamedDependency[Settings]) -> ModelsOut:
-        """Every model this service computes: version, parameters and their hash, assumptions, score."""
+        """Every model this service computes: version, parameters and their hash, assumptions, margin tiers, score per data set and coin."""
         out = []
         for name in settings.models:
             meta = MODELS[name].metadata()
@@ -58,6 +58,7 @@ class CatalogController(Controller):
                     created=meta.get("created"),
                     score=meta.get("score"),
                     calibration=meta.get("calibration"),
+                    margin_table=meta["margin_table"],
                 )
             )
         return ModelsOut(models=out)

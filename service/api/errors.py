@@ -41,6 +41,13 @@ class NotFound(ApiError):
     error = "not_found"
 
 
+class FrameNoLongerAvailable(NotFound):
+    """A listed frame that no longer builds to the bytes it was listed with (its model version or inputs are gone)."""
+
+    def __init__(self, exchange: str, symbol: str, frame_id: str, reason: object) -> None:
+        super().__init__(f"frame {frame_id!r} of {exchange}:{symbol} is no longer available: {reason}")
+
+
 class Unauthorized(ApiError):
     status = 401
     error = "unauthorized"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import gzip
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -17,10 +17,11 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api import examples
 from service.api.dependencies import FILTERED_FRAME_QUERY, FRAME_QUERY, MARKET, MARKET_OF_QUERY, FrameQuery, Market, filtered_frame_query
-from service.api.errors import BadRequest, InputsNotReady, NotFound
-from service.api.newest import VARY, LatestFrames, newest_frame, raw_header, stored_response
+from service.api.errors import BadRequest, FrameNoLongerAvailable, FrameNotReady, NotFound, Unavailable
+from service.api.newest import VARY, newest_frame, raw_header, stored_response
 from service.api.params import LeverageParam, ModelParam, RangeParam
-from service.wire.codec import FIELD_META, FIELD_V1_JSON, FIELD_V1_MSGPACK, compress, msgpack_to_json
+from service.compute.ondemand import FrameGone, FrameId, FrameService
+from service.wire.codec import FIELD_V1_JSON, FIELD_V1_MSGPACK
 from service.wire.schemas import FramePage, FrameSummary, LevelsOut
 from service.store.reader import StoreReader
 
@@ -112,13 +113,13 @@ class HeatmapController(Controller):
         outstanding USD per price row and cumulative longs below / shorts above price.
         `max_pain`: the largest level on each side.
         """
-        frames: LatestFrames = request.app.state.frames
-        frame_id, _ = await frames.require(frame_query, FIELD_META)
-        levels = await request.app.state.ondemand.levels(
-            market.exchange, market.symbol, frame_query.model, frame_query.range_name, frame_query.leverage, based_on=frame_id
-        )
+        service: FrameService = request.app.state.ondemand
+        try:
+            levels = await service.levels(market.exchange, market.symbol, frame_query.model, frame_query.range_name, frame_query.leverage)
+        except FrameGone as exc:
+            raise Unavailable(f"{exc}; the next frame is being computed") from None
         if levels is None:
-            raise InputsNotReady(market.exchange, market.symbol)
+            raise FrameNotReady(market.exchange, market.symbol, frame_query.model, frame_query.range_name)
         return levels
 
     @get(
@@ -155,12 +156,12 @@ class HeatmapController(Controller):
                 index = [(fid, score) for fid, score in index if not (score == newest and fid >= after_id)]
             if not index:
                 break
-            metas = await store.frame_fields(exchange, symbol, [fid for fid, _ in index], FIELD_META)
-            for (fid, score), meta in zip(index, metas):
+            records = await store.records(exchange, symbol, model, range_name, [fid for fid, _ in index])
+            for (fid, score), record in zip(index, records):
                 newest, after_id = score, fid
-                if meta is None:
+                if record is None:
                     continue
-                summary = _summary_decoder.decode(meta)
+                summary = record.summary()
                 if model_version is None or summary.model_version == model_version:
                     items.append(summary)
                     if len(items) == limit:
@@ -175,17 +176,16 @@ class HeatmapController(Controller):
         dependencies={"market": MARKET},
         responses=examples.FRAME,
     )
-    async def frame(
-        self, request: Request, store: NamedDependency[StoreReader], market: NamedDependency[Market], frame_id: FromPath[str], fmt: FormatParam = None
-    ) -> ASGIResponse:
+    async def frame(self, request: Request, market: NamedDependency[Market], frame_id: FromPath[str], fmt: FormatParam = None) -> ASGIResponse:
         """One stored frame by id (ids come from /latest, /frames and the stream)."""
         msgpack = _wants_msgpack(request, fmt)
-        stored = (await store.frame_fields(market.exchange, market.symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
+        service: FrameService = request.app.state.ondemand
+        try:
+            stored = await service.field(market.exchange, market.symbol, frame_id, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
+        except FrameGone as exc:
+            raise FrameNoLongerAvailable(market.exchange, market.symbol, frame_id, exc) from None
         if stored is None:
             raise NotFound(f"no frame {frame_id!r} for {market.exchange}:{market.symbol}; it may be older than the history kept")
-        if not msgpack:
-            # History keeps msgpack only; JSON is made from it on request.
-            stored = await asyncio.to_thread(lambda: compress(msgpack_to_json(stored)))
         return _frame_response(request, frame_id, stored, msgpack)
 
     @get("/stream", operation_id="streamHeatmapFrames", responses=examples.ERRORS)
@@ -214,7 +214,7 @@ class HeatmapController(Controller):
                 sent: set[str] = set()
                 if last_event_id:
                     for frame_id in await store.frames_after(exchange, symbol, model, range_name, last_event_id):
-                        message = await _event(store, exchange, symbol, frame_id, include_frame)
+                        message = await _event(request, store, exchange, symbol, frame_id, include_frame)
                         if message is not None:
                             sent.add(frame_id)
                             yield message
@@ -226,7 +226,7 @@ class HeatmapController(Controller):
                     summary = _summary_decoder.decode(message["data"])
                     if summary.model != model or summary.range != range_name or summary.id in sent:
                         continue
-                    event = await _event(store, exchange, symbol, summary.id, include_frame, summary)
+                    event = await _event(request, store, exchange, symbol, summary.id, include_frame, summary)
                     if event is not None:
                         yield event
             finally:
@@ -236,13 +236,20 @@ class HeatmapController(Controller):
 
 
 async def _event(
-    store: StoreReader, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
+    request: Request, store: StoreReader, exchange: str, symbol: str, frame_id: str, include_frame: bool, summary: FrameSummary | None = None
 ) -> ServerSentEventMessage | None:
     if include_frame:
-        stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
-        body = None if stored is None else await asyncio.to_thread(msgpack_to_json, stored)
+        try:
+            stored = await request.app.state.ondemand.field(exchange, symbol, frame_id, FIELD_V1_JSON)
+        except FrameGone:
+            stored = None
+        body = None if stored is None else gzip.decompress(stored)
+    elif summary is not None:
+        body = _json.encode(summary)
     else:
-        body = _json.encode(summary) if summary is not None else (await store.frame_fields(exchange, symbol, [frame_id], FIELD_META))[0]
+        parsed = FrameId.parse(frame_id)
+        record = None if parsed is None else (await store.records(exchange, symbol, parsed.model, parsed.range, [frame_id]))[0]
+        body = None if record is None else _json.encode(record.summary())
     if body is None:
         return None
     return ServerSentEventMessage(data=body.decode(), event="frame", id=frame_id)

@@ -16,7 +16,8 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api import examples
 from service.api.dependencies import FILTERED_FRAME_QUERY, FrameQuery
-from service.api.errors import NotFound
+from service.compute.ondemand import FrameGone
+from service.api.errors import FrameNoLongerAvailable, NotFound
 from service.api.newest import newest_frame
 from service.api.params import check_int_range, check_market
 from service.wire.codec import FIELD_V1_MSGPACK
@@ -156,5 +157,8 @@ class HeatmapImageController(Controller):
         key = (exchange, symbol, frame_id, *size)
         stored = None
         if request.app.state.renders.get(key) is None:
-            stored = (await store.frame_fields(exchange, symbol, [frame_id], FIELD_V1_MSGPACK, stored=True))[0]
+            try:
+                stored = await request.app.state.ondemand.field(exchange, symbol, frame_id, FIELD_V1_MSGPACK)
+            except FrameGone as exc:
+                raise FrameNoLongerAvailable(exchange, symbol, frame_id, exc) from None
         return await _png_response(request, key, stored, "public, max-age=86400, immutable")

@@ -19,6 +19,7 @@ from service.api.errors import FrameNotReady, InputsNotReady
 from service.api.params import check_market
 from service.wire.codec import COMPRESSED_FIELDS
 from service.wire.schemas import FrameSummary
+from service.compute.ondemand import FrameService
 from service.store.reader import StoreReader
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ class LatestFrames:
     While the subscription is down nothing is cached.
     """
 
-    def __init__(self, store: StoreReader, max_age_s: float = 5.0) -> None:
+    def __init__(self, store: StoreReader, frames: FrameService, max_age_s: float = 5.0) -> None:
         self.store = store
+        self.frames = frames
         self.max_age_s = max_age_s
         self._entries: dict[CacheKey, tuple[float, str, bytes]] = {}
         self._listening = False
@@ -84,23 +86,17 @@ class LatestFrames:
         if entry is not None and now - entry[0] < self.max_age_s:
             return entry[1], entry[2]
         epoch = self._epoch
-        latest = await self.store.latest_frame_stored(exchange, symbol, model, range_name, field)
+        frame_id = await self.frames.newest_id(exchange, symbol, model, range_name)
+        body = None if frame_id is None else await self.frames.field(exchange, symbol, frame_id, field)
+        latest = None if frame_id is None or body is None else (frame_id, body)
         if latest is not None and self._listening and epoch == self._epoch:
             self._entries[key] = (now, latest[0], latest[1])
         return latest
 
-    async def require(
-        self, query: FrameQuery, field: str, exists: Callable[[], Awaitable[object]] | None = None, *, cached: bool = True
-    ) -> tuple[str, bytes]:
+    async def require(self, query: FrameQuery, field: str, exists: Callable[[], Awaitable[object]] | None = None) -> tuple[str, bytes]:
         """As :meth:`get`, but :class:`FrameNotReady` (503) without a frame; ``exists``, awaited only then,
-        raises for a market we do not have (a 404 rather than a promise of a frame).
-
-        ``cached=False`` reads the store and keeps nothing: for fields read rarely and large.
-        """
-        if cached:
-            latest = await self.get(query.exchange, query.symbol, query.model, query.range_name, field)
-        else:
-            latest = await self.store.latest_frame_stored(query.exchange, query.symbol, query.model, query.range_name, field)
+        raises for a market we do not have (a 404 rather than a promise of a frame)."""
+        latest = await self.get(query.exchange, query.symbol, query.model, query.range_name, field)
         if latest is None:
             if exists is not None:
                 await exists()
@@ -151,7 +147,9 @@ async def newest_frame(request: Request, query: FrameQuery, field: str) -> tuple
     latest = await frames.require(query, field, lambda: check_market(state.store, query.exchange, query.symbol))
     if query.leverage is None:
         return latest
-    filtered = await state.ondemand.filtered_frame(query.exchange, query.symbol, query.model, query.range_name, query.leverage, based_on=latest[0])
-    if filtered is None:
+    service: FrameService = state.ondemand
+    filtered_id = await service.newest_id(query.exchange, query.symbol, query.model, query.range_name, query.leverage)
+    body = None if filtered_id is None else await service.field(query.exchange, query.symbol, filtered_id, field)
+    if filtered_id is None or body is None:
         raise InputsNotReady(query.exchange, query.symbol)
-    return filtered["id"].decode(), filtered[field]
+    return filtered_id, body

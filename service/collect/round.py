@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from engine.ranges import DAY_MS
 from service.clock import Clock, now_ms
@@ -15,9 +16,16 @@ from service.compute.refresh import Refresher
 from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.metrics import COLLECT_ERRORS
 from service.settings import Settings
+from service.store.jobs import JobQueue, QueuedRefresh
 from service.store.writer import Store
 
 log = logging.getLogger(__name__)
+
+
+class Refreshes(Protocol):
+    """Where a collection sends markets with new bars: refreshed here (tests, one-shot jobs) or queued for workers."""
+
+    async def refresh(self, exchange: str, symbol: str, now: int) -> list[str]: ...
 
 
 @dataclass(slots=True)
@@ -27,7 +35,7 @@ class Collection:
     store: Store
     settings: Settings
     sources: list[MarketSource]
-    refresher: Refresher
+    refresher: Refreshes
     clock: Clock = now_ms
     _bootstrapped: set[tuple[str, str]] = field(default_factory=set)
 
@@ -35,6 +43,11 @@ class Collection:
     def create(cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms) -> Collection:
         """A collection whose changed markets are refreshed in this process."""
         return cls(store, settings, list(sources), Refresher(store, settings), clock)
+
+    @classmethod
+    def queued(cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms) -> Collection:
+        """A collection whose changed markets are queued for the workers (:mod:`service.compute.worker`)."""
+        return cls(store, settings, list(sources), QueuedRefresh(JobQueue(store.redis)), clock)
 
     async def bootstrap(self, source: MarketSource, symbol: str, now: int) -> Batch:
         """Register the market and backfill what the store lacks (from its last bar, or backfill_days)."""
@@ -47,6 +60,12 @@ class Collection:
         return await source.backfill(symbol, start, now)
 
     async def store_batch(self, exchange: str, symbol: str, batch: Batch) -> None:
+        # Bars or open interest landing where frames were built already (a gap filled late):
+        # the refresher drops those frames from history (their inputs changed).
+        for rows in (batch.candles, batch.open_interest):
+            await self.store.note_revision(exchange, symbol, rows)
+            if self.settings.aggregate and exchange in self._venues():
+                await self.store.note_revision(AGGREGATE_EXCHANGE, coin_of(symbol), rows)
         await self.store.upsert_candles(exchange, symbol, batch.candles)
         await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
         await self.store.add_liquidations(exchange, symbol, batch.liquidations)
@@ -64,9 +83,8 @@ class Collection:
         if self.settings.aggregate:
             venues = self._venues()
             for coin in sorted({coin_of(symbol) for exchange, symbol in changed if exchange in venues}):
-                markets = [(exchange, symbol) for exchange, source in venues.items() for symbol in source.symbols() if coin_of(symbol) == coin]
                 try:
-                    if await self.refresher.recompute_aggregate(coin, markets, now):
+                    if await self.refresher.refresh(AGGREGATE_EXCHANGE, coin, now):
                         changed.append((AGGREGATE_EXCHANGE, coin))
                 except Exception:
                     log.exception("aggregating %s failed", coin)
@@ -89,7 +107,7 @@ class Collection:
                 fresh = market not in self._bootstrapped
                 self._bootstrapped.add(market)
                 if batch.candles.size or fresh:
-                    await self.refresher.recompute(source.exchange, symbol, source.step_ms, now)
+                    await self.refresher.refresh(source.exchange, symbol, now)
                     changed.append(market)
             except VenueError as exc:
                 # The venue is down, limiting us or sent garbage: expected, said in one line.

@@ -73,6 +73,23 @@ DEFAULT_PROFILES: dict[str, MarketProfile] = {
     "ETHUSDT": MarketProfile(base_price=3_000.0, open_interest_usd=2.5e9, daily_vol=0.036),
     "SOLUSDT": MarketProfile(base_price=150.0, open_interest_usd=0.5e9, daily_vol=0.048),
 }
+
+
+def demo_symbols(count: int, seed: int = 7) -> dict[str, float | MarketProfile]:
+    """``count`` distinct symbols: BTCUSDT, ETHUSDT and SOLUSDT first, then made-up coins with
+    deterministic names and prices (the same for the same ``count`` and ``seed``)."""
+    if count < 1:
+        raise ValueError(f"need at least one synthetic market, got {count}")
+    symbols: dict[str, float | MarketProfile] = dict(list(DEFAULT_PROFILES.items())[:count])
+    rng = np.random.default_rng(seed + 1_000_003)
+    letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    while len(symbols) < count:
+        symbol = "".join(rng.choice(letters, size=int(rng.integers(3, 6)))) + "USDT"
+        price = float(f"{10 ** rng.uniform(-1.5, 2.7):.4g}")
+        symbols.setdefault(symbol, price)
+    return symbols
+
+
 # Scale of a symbol given only by its price: a mid-cap alt.
 _GENERIC_OPEN_INTEREST_USD = 0.3e9
 _GENERIC_DAILY_VOL = 0.045

@@ -1,139 +1,149 @@
-"""Keeping a market's frames current: load its inputs, build every configured frame, encode and store them."""
+"""Keeping a market's frames current: roll-ups, live ranges at every bar, the others as their columns end.
+
+One refresh of a market (a venue market, or a coin's ``all`` market summed over its venues):
+
+1. history of frames whose inputs changed since they were built is dropped (the collectors
+   mark where: ``revised_from_ms``), so a listed id always builds to the same bytes;
+2. the 1m bars of the last :data:`~service.compute.frames.FINE_LOAD_MS` are read, and every
+   roll-up bucket that has ended since the last refresh is written;
+3. live ranges (``Settings.is_live``) are built, packed and stored whole as the latest;
+4. every other range whose column has ended since it was last listed is built at that
+   column's end and recorded in history (its bytes are built again on request);
+5. inputs older than they are needed are trimmed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
-from engine.build import build_frames
-from engine.frame import Frame
 from engine.ranges import DAY_MS, RANGES
-from engine.series import MarketSeries
-from service.compute.inputs import load_aggregate_series, load_market_series
+from engine.rollup import INPUT_STEP_MS, roll_up
+from service.compute.frames import FINE_LOAD_MS, Built, Inputs, build, is_fine, last_bar_ms, load_inputs, rollup_rows, rollup_step
 from service.markets import AGGREGATE_EXCHANGE
 from service.metrics import FRAMES_COMPUTED, MARKET_REFRESH_SECONDS
 from service.settings import Settings
+from service.store.chunks import ROLLUPS
 from service.store.writer import Store
-from service.wire.codec import encode_event, encode_frame
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class EncodedFrame:
-    frame: Frame
-    fields: dict[str, bytes]
-    event: bytes
-
-
-def compute_frames(
-    series: MarketSeries,
-    *,
-    exchange: str,
-    symbol: str,
-    models: tuple[str, ...],
-    ranges: tuple[str, ...],
-    rows: int,
-    generated_at_ms: int,
-    sources: dict[str, dict[str, Any]] | None = None,
-) -> list[EncodedFrame]:
-    """CPU work of one market's refresh: every model × range, built and encoded. Runs in a thread."""
-    frames = build_frames(
-        series,
-        models=models,
-        ranges=ranges,
-        exchange=exchange,
-        symbol=symbol,
-        generated_at_ms=generated_at_ms,
-        rows=rows,
-        sources=sources,
-    )
-    return [EncodedFrame(frame, encode_frame(frame), encode_event(frame)) for frame in frames]
-
-
-@dataclass(slots=True)
 class Refresher:
-    """Rebuilds and stores the frames of one market (or of a coin summed over its venues) on request."""
+    """Rebuilds and stores the frames of one market on request (see the module's docstring)."""
 
     store: Store
     settings: Settings
 
-    def span_ms(self) -> int:
-        """Inputs a refresh loads: the longest configured range."""
-        return max(RANGES[name].span_ms for name in self.settings.ranges)
+    def live_ranges(self) -> list[str]:
+        return [name for name in self.settings.ranges if self.settings.is_live(name)]
 
-    async def recompute(self, exchange: str, symbol: str, step_ms: int, now: int) -> list[str]:
-        """Rebuild and store every configured frame of one market; returns the frame ids."""
-        series = await load_market_series(self.store, exchange, symbol, span_ms=self.span_ms(), step_ms=step_ms)
-        if series is None:
+    def column_end_ranges(self) -> list[str]:
+        return [name for name in self.settings.ranges if not self.settings.is_live(name)]
+
+    def rollup_retention_ms(self, step_ms: int) -> int:
+        """How long roll-ups of one step are needed: the longest range on them, its history and a day."""
+        needs = [
+            spec.span_ms + (self.settings.history_keep(name) + 1) * spec.column_ms
+            for name, spec in RANGES.items()
+            if name in self.settings.ranges and not is_fine(name) and rollup_step(name) == step_ms
+        ]
+        return max(needs, default=0) + DAY_MS
+
+    async def refresh(self, exchange: str, symbol: str, now: int) -> list[str]:
+        """Bring one market's frames up to its newest bar; returns the ids of the frames recorded."""
+        last = await last_bar_ms(self.store, exchange, symbol)
+        if last is None:
             return []
-        frame_ids = await self.publish(exchange, symbol, series, now)
-        await self.store.trim(
-            exchange,
-            symbol,
-            candles_before_ms=now - int(self.settings.candle_retention_days * DAY_MS),
-            liquidations_before_ms=now - int(self.settings.liquidation_retention_days * DAY_MS),
-        )
-        return frame_ids
-
-    async def recompute_aggregate(self, coin: str, venue_markets: Iterable[tuple[str, str]], now: int) -> list[str]:
-        """Rebuild the ``all`` market of one coin from its venue markets ``(exchange, symbol)``; returns the frame ids.
-
-        The market's metadata names the venues that contributed and what each covered.
-        """
-        aggregated = await load_aggregate_series(self.store, venue_markets, span_ms=self.span_ms())
-        if aggregated is None:
-            return []
-        series, coverage = aggregated
-        await self.store.add_market(AGGREGATE_EXCHANGE, coin)
-        await self.store.set_market_meta(
-            AGGREGATE_EXCHANGE, coin, venues=",".join(sorted(coverage)), coverage=msgspec.json.encode(coverage).decode()
-        )
-        return await self.publish(AGGREGATE_EXCHANGE, coin, series, now, sources=coverage)
-
-    async def publish(
-        self, exchange: str, symbol: str, series: MarketSeries, now: int, sources: dict[str, dict[str, Any]] | None = None
-    ) -> list[str]:
-        """Compute, encode and store every configured frame of one series; returns the frame ids.
-
-        ``sources``: for an ``all`` market, what each venue covered (the frames carry it).
-        """
-        last = int(series.ts_ms[-1])
-        step_ms = series.step_ms
         started = time.perf_counter()
-        encoded = await asyncio.to_thread(
-            compute_frames,
-            series,
-            exchange=exchange,
-            symbol=symbol,
-            models=self.settings.models,
-            ranges=self.settings.ranges,
-            rows=self.settings.frame_rows,
-            generated_at_ms=now,
-            sources=sources,
-        )
-        for item in encoded:
-            frame = item.frame
+        until = last + INPUT_STEP_MS
+        meta = await self.store.market_meta(exchange, symbol)
+        revised_from = int(meta["revised_from_ms"]) if "revised_from_ms" in meta else None
+        if revised_from is not None:
+            dropped = await self.store.delist_frames_after(exchange, symbol, self.settings.models, self.settings.ranges, revised_from)
+            log.info("%s:%s: inputs from %d changed; %d frames dropped from history", exchange, symbol, revised_from, dropped)
+        fine = await load_inputs(self.store, exchange, symbol, ["24h"], until)
+        if fine is None:
+            return []
+        if exchange == AGGREGATE_EXCHANGE:
+            await self.store.add_market(exchange, symbol)
+            coverage = fine.sources or {}
+            await self.store.set_market_meta(exchange, symbol, venues=",".join(sorted(coverage)), coverage=msgspec.json.encode(coverage).decode())
+        rolled_until = await self._roll_up(exchange, symbol, fine, int(meta.get("rolled_until_ms", 0)), revised_from)
+        built = await asyncio.to_thread(self._build, fine, exchange, symbol, self.live_ranges(), now)
+        built += await self._column_ends(exchange, symbol, fine, until, now)
+        for item in built:
             await self.store.put_frame(
+                item.record,
+                packed=item.packed if item.record.range in self.live_ranges() else None,
+                event=item.event,
+                keep=self.settings.history_keep(item.record.range),
+                column_ms=RANGES[item.record.range].column_ms,
+            )
+        await self._trim(exchange, symbol, now)
+        values: dict[str, int] = {"last_update_ms": now, "data_until_ms": until, "rolled_until_ms": rolled_until}
+        await self.store.set_market_meta(exchange, symbol, **values)
+        if revised_from is not None:
+            await self.store.clear_market_meta(exchange, symbol, "revised_from_ms", if_value=str(revised_from))
+        FRAMES_COMPUTED.labels(exchange).inc(len(built))
+        MARKET_REFRESH_SECONDS.observe(time.perf_counter() - started)
+        log.info("%s:%s: %d frames up to %d", exchange, symbol, len(built), until)
+        return [item.record.id for item in built]
+
+    def _build(self, inputs: Inputs, exchange: str, symbol: str, ranges: list[str], generated_at_ms: int) -> list[Built]:
+        if not ranges:
+            return []
+        return build(
+            inputs, exchange=exchange, symbol=symbol, models=self.settings.models, ranges=ranges, rows=self.settings.frame_rows, generated_at_ms=generated_at_ms
+        )
+
+    async def _roll_up(self, exchange: str, symbol: str, fine: Inputs, rolled_until: int, revised_from: int | None) -> int:
+        """Write the roll-up buckets that ended after ``rolled_until`` (or after the revision); returns the new mark."""
+        series = fine.series
+        window_start = fine.data_until_ms - FINE_LOAD_MS
+        since = rolled_until if revised_from is None else min(rolled_until, revised_from)
+        rollups = await asyncio.to_thread(roll_up, series)
+        newest = rolled_until
+        for step, rollup in rollups.items():
+            ts = rollup.series.ts_ms
+            # A bucket that began before the bars read may lack some the store has: never written.
+            fresh = (ts + step > since) & (ts >= -(-window_start // step) * step)
+            if fresh.any():
+                await self.store.upsert_rows(ROLLUPS[step], exchange, symbol, rollup_rows(rollup.slice(int(fresh.argmax()), len(rollup))))
+            if len(ts):
+                newest = max(newest, int(ts[-1]) + step)
+        return newest
+
+    async def _column_ends(self, exchange: str, symbol: str, fine: Inputs, until: int, now: int) -> list[Built]:
+        """Frames of the column-end ranges whose newest ended column is not recorded yet, built at that column's end."""
+        due: dict[int, list[str]] = defaultdict(list)
+        for name in self.column_end_ranges():
+            end = until - until % RANGES[name].column_ms
+            newest = await self.store.newest_record(exchange, symbol, self.settings.models[0], name)
+            if newest is None or newest.data_until < end:
+                due[end].append(name)
+        built: list[Built] = []
+        for end, names in sorted(due.items()):
+            inputs = fine if end == until and all(is_fine(name) for name in names) else await load_inputs(self.store, exchange, symbol, names, end, sources=fine.sources)
+            if inputs is None or inputs.data_until_ms != end:
+                continue  # no bar ends exactly there (a gap): the next column's end will be recorded
+            built += await asyncio.to_thread(self._build, inputs, exchange, symbol, names, now)
+        return built
+
+    async def _trim(self, exchange: str, symbol: str, now: int) -> None:
+        if exchange != AGGREGATE_EXCHANGE:
+            await self.store.trim(
                 exchange,
                 symbol,
-                frame.model,
-                frame.range,
-                frame_id=frame.frame_id,
-                data_until_ms=frame.data_until_ms,
-                fields=item.fields,
-                event=item.event,
-                keep=self.settings.history_keep(frame.range),
-                column_ms=RANGES[frame.range].column_ms,
+                candles_before_ms=now - int(self.settings.candle_retention_days * DAY_MS),
+                liquidations_before_ms=now - int(self.settings.liquidation_retention_days * DAY_MS),
             )
-        FRAMES_COMPUTED.labels(exchange).inc(len(encoded))
-        MARKET_REFRESH_SECONDS.observe(time.perf_counter() - started)
-        await self.store.set_market_meta(exchange, symbol, last_update_ms=now, data_until_ms=last + step_ms)
-        log.info("%s:%s: %d frames up to %d", exchange, symbol, len(encoded), last + step_ms)
-        return [item.frame.frame_id for item in encoded]
+        for step, kind in ROLLUPS.items():
+            await self.store.trim_rows(kind, exchange, symbol, now - self.rollup_retention_ms(step))
+

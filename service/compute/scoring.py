@@ -1,4 +1,4 @@
-"""``liqmap backtest`` and ``liqmap calibrate``: CSV files in, model scores out.
+"""``liqmap backtest``: CSV files in, model scores out (``liqmap calibrate`` is in :mod:`service.compute.calibration`).
 
 Reads the CSV formats of the recorded real data (``../shared/data/real/``):
 
@@ -14,19 +14,27 @@ naming the file, the line (the header is line 1) and the column.
 
 ``--from`` splits warm-up from scoring: the model runs over every candle row
 from an empty book, and only liquidation bars opening at or after ``--from``
-are scored. model3's parameters were fitted on liquidation bars before its
-calibration cutoff (``engine/models/model3_fit.json``); a backtest whose
-scored bars reach back before that cutoff says so.
+are scored. model3's and model4's parameters were fitted on liquidation bars
+before their calibration cutoffs (``engine/models/model{3,4}_fit.json``); a
+backtest whose scored bars reach back before that cutoff says so.
+
+Several pairs of files (``--candles A --liquidations B --candles C
+--liquidations D``) or a folder (``--data DIR``) give one table per coin. The
+coin of a file is read from its name (``binance_ETHUSDT_1h…`` and
+``coinglass_ETH_…`` are ETH); models that place levels by the market's
+margin tiers use the shipped Binance table of that coin's USDT perpetual
+(``--symbol`` names another).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +42,14 @@ import numpy as np
 import polars as pl
 
 from engine.backtest import BacktestResult, RealizedLiquidations, run_backtest
-from engine.models import MODELS, ModelSpec, get_model, model3_spec
-from engine.models import model3 as model3_module
+from engine.models import MODELS, ModelSpec, get_model
+from engine.models.margin import QUOTES, MarginTable, shipped_binance_table
 from engine.series import MarketSeries
 
 CANDLE_COLUMNS = ("timestamp", "price_open", "price_high", "price_low", "price_close", "oi_close")
 LIQUIDATION_COLUMNS = (("liquidation_long_usd", "liquidation_short_usd"), ("longUsd", "shortUsd"))
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "btc-binance5m-coinglass-liq"
-MODELS_DIR = REPO_ROOT / "engine" / "models"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
 
 
 class CsvError(ValueError):
@@ -211,12 +218,21 @@ def calibration_overlap(spec: ModelSpec, result: BacktestResult) -> bool:
     return int(calibration["from_ms"]) <= result.last_bar_ms and result.first_bar_ms < int(calibration["until_ms"])  # type: ignore[operator]
 
 
+def walk_forward(spec: ModelSpec, result: BacktestResult) -> bool:
+    """Whether every scored bar comes after every bar the model was fitted on (always, for a model fitted on nothing)."""
+    calibration = spec.calibration
+    if not calibration or result.first_bar_ms is None:
+        return True
+    return int(calibration["until_ms"]) <= result.first_bar_ms
+
+
 def result_json(spec: ModelSpec, result: BacktestResult) -> dict[str, Any]:
     out = result.to_json()
     out["from"] = iso(result.from_ms)
     out["first_bar"] = iso(result.first_bar_ms)
     out["last_bar"] = iso(result.last_bar_ms)
     out["overlaps_calibration"] = calibration_overlap(spec, result)
+    out["walk_forward"] = walk_forward(spec, result)
     return out
 
 
@@ -224,22 +240,143 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Spearman per side for each model and the baseline, with the ratio of totals."""
-    lines = [f"{'model':<16}{'bars':>6}{'spearman long':>15}{'spearman short':>16}{'pred/real long':>16}{'pred/real short':>17}"]
+    """Spearman per side for each model and both baselines, the margin over the stronger, and the ratio of totals."""
+    lines = [
+        f"{'model':<20}{'bars':>6}{'spearman long':>15}{'spearman short':>16}{'margin long':>13}{'margin short':>14}"
+        f"{'pred/real long':>16}{'pred/real short':>17}"
+    ]
     for row in rows:
         name = f"{row['model']} {row['version']}"
         lines.append(
-            f"{name:<16}{row['bars']:>6}{_number(row['spearman_long']):>15}{_number(row['spearman_short']):>16}"
+            f"{name:<20}{row['bars']:>6}{_number(row['spearman_long']):>15}{_number(row['spearman_short']):>16}"
+            f"{_signed(row['margin_long']):>13}{_signed(row['margin_short']):>14}"
             f"{_number(row['predicted_to_realized_long'], 2):>16}{_number(row['predicted_to_realized_short'], 2):>17}"
         )
     if rows:
         first = rows[0]
-        lines.append(f"{'baseline':<16}{first['bars']:>6}{_number(first['baseline_spearman_long']):>15}{_number(first['baseline_spearman_short']):>16}{'':>16}{'':>17}")
+        for label, prefix in (("baseline (bar)", "baseline_spearman"), ("baseline (path)", "path_baseline_spearman")):
+            lines.append(f"{label:<20}{first['bars']:>6}{_number(first[prefix + '_long']):>15}{_number(first[prefix + '_short']):>16}")
     return "\n".join(lines)
 
 
-def backtest(candles: str | Path, liquidations: str | Path, model: str, from_text: str | None = None) -> dict[str, Any]:
+_PAIR_TOKEN = re.compile(r"[A-Z0-9]*[A-Z][A-Z0-9]*")
+
+
+def coin_of_file(path: str | Path) -> str | None:
+    """The coin a data file is about, from its name: the first all-capitals token, its quote stripped.
+
+    ``binance_ETHUSDT_1h_candles_oi.csv`` and ``coinglass_ETH_binance_liq_4h.csv`` are ``ETH``;
+    None where no token fits.
+    """
+    for token in re.split(r"[_\-. ]", Path(path).stem):
+        if 2 <= len(token) <= 16 and _PAIR_TOKEN.fullmatch(token):
+            for quote in QUOTES:
+                if token.endswith(quote) and len(token) > len(quote):
+                    return token[: -len(quote)]
+            return token
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Candles and the realized liquidations they are scored against, for one coin."""
+
+    coin: str
+    candles: Path
+    liquidations: Path
+
+
+def _columns(path: Path) -> set[str]:
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return set(next(csv.reader(handle), []))
+
+
+def pairs_in_folder(folder: str | Path) -> list[Pair]:
+    """Every coin's candle file paired with its liquidation file, from a folder of CSV files.
+
+    A candle file has the candle columns and no liquidation columns, a
+    liquidation file the reverse; each coin needs exactly one of each.
+
+    Raises
+    ------
+    ValueError
+        No such folder, no pair, or a coin with several candidates (the message lists them).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder")
+    candles: dict[str, list[Path]] = {}
+    liquidations: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob("*.csv")):
+        coin = coin_of_file(path)
+        columns = _columns(path)
+        has_candles = set(CANDLE_COLUMNS) <= columns
+        has_liquidations = any(set(pair) <= columns for pair in LIQUIDATION_COLUMNS)
+        if coin is None or has_candles == has_liquidations:
+            continue
+        (candles if has_candles else liquidations).setdefault(coin, []).append(path)
+    pairs = []
+    for coin in sorted(set(candles) | set(liquidations)):
+        found_candles, found_liquidations = candles.get(coin, []), liquidations.get(coin, [])
+        if len(found_candles) != 1 or len(found_liquidations) != 1:
+            listed = ", ".join(p.name for p in found_candles + found_liquidations)
+            raise ValueError(
+                f"{folder}: {coin} needs one candle file and one liquidation file, found {listed}; name the pairs with --candles/--liquidations"
+            )
+        pairs.append(Pair(coin, found_candles[0], found_liquidations[0]))
+    if not pairs:
+        raise ValueError(f"{folder}: no candle file with a liquidation file of the same coin (names like binance_ETHUSDT_1h.csv, coinglass_ETH_liq.csv)")
+    return pairs
+
+
+def pairs_from_args(candles: Sequence[str] | None, liquidations: Sequence[str] | None, folder: str | None) -> list[Pair]:
+    """The pairs the command line names: ``--data DIR``, or ``--candles``/``--liquidations`` matched in order.
+
+    Raises
+    ------
+    ValueError
+        Both or neither given, or unequal numbers of candle and liquidation files.
+    """
+    candles, liquidations = list(candles or []), list(liquidations or [])
+    if folder is not None:
+        if candles or liquidations:
+            raise ValueError("give either --data DIR or --candles/--liquidations pairs, not both")
+        return pairs_in_folder(folder)
+    if not candles or len(candles) != len(liquidations):
+        raise ValueError(f"need as many --liquidations as --candles (one each per coin), got {len(candles)} and {len(liquidations)}")
+    return [Pair(coin_of_file(c) or coin_of_file(lq) or "?", Path(c), Path(lq)) for c, lq in zip(candles, liquidations, strict=True)]
+
+
+def model_names(text: str) -> list[str]:
+    """``model3``, ``model3,model4`` or ``all`` → registered names (unknown ones refused, naming the allowed)."""
+    names = list(MODELS) if text.strip() == "all" else [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        get_model(name)
+    if not names:
+        raise ValueError(f"--model: name one or more of {', '.join(MODELS)} (comma-separated) or all")
+    return names
+
+
+def margin_table_for(coin: str, symbol: str | None) -> MarginTable:
+    """The shipped Binance table of ``symbol``, else of the coin's USDT perpetual (the shipped default for an unknown coin)."""
+    if symbol is not None:
+        return shipped_binance_table(symbol)
+    return shipped_binance_table(None if coin == "?" else coin)
+
+
+def backtest(
+    candles: str | Path,
+    liquidations: str | Path,
+    model: str,
+    from_text: str | None = None,
+    *,
+    margin_table: MarginTable | None = None,
+) -> dict[str, Any]:
     """One model's backtest as the JSON object ``liqmap backtest --json`` prints.
 
     Raises
@@ -250,134 +387,40 @@ def backtest(candles: str | Path, liquidations: str | Path, model: str, from_tex
     series = read_candles(candles)
     realized = read_liquidations(liquidations)
     from_ms = parse_time(from_text) if from_text is not None else None
-    result = run_backtest(series, realized, spec, from_ms=from_ms)
+    result = run_backtest(series, realized, spec, from_ms=from_ms, margin_table=margin_table)
     return result_json(spec, result)
 
 
 def run_backtest_command(args: Any) -> int:
-    """``liqmap backtest``: exit 0 with the score, 2 with a message on unusable input."""
+    """``liqmap backtest``: exit 0 with one table (or JSON line per model) per coin, 2 with a message on unusable input."""
     try:
-        row = backtest(args.candles, args.liquidations, args.model, args.from_)
+        pairs = pairs_from_args(args.candles, args.liquidations, args.data)
+        if args.symbol is not None and len(pairs) != 1:
+            raise ValueError("--symbol names the market of one pair of files; with several, each coin's table is read from its file names")
+        names = model_names(args.model)
+        results = []
+        for pair in pairs:
+            table = margin_table_for(pair.coin, args.symbol)
+            rows = [backtest(pair.candles, pair.liquidations, name, args.from_, margin_table=table) for name in names]
+            results.append((pair, table, rows))
     except (ValueError, KeyError) as exc:
         print(f"liqmap backtest: {exc}", file=sys.stderr)
         return 2
-    if row["overlaps_calibration"]:
-        print(
-            f"liqmap backtest: warning: scored bars overlap {row['model']}'s calibration span; this is not an out-of-sample score",
-            file=sys.stderr,
-        )
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(f"{args.model}: {row['bars']} bars from {row['first_bar']} to {row['last_bar']}")
-        print(format_table([row]))
-    return 0
-
-
-# The held-out cases every model version is scored on (and stored with its metadata).
-@dataclass(frozen=True, slots=True)
-class Case:
-    name: str
-    candles: str
-    liquidations: str
-    from_iso: str
-    note: str
-
-
-CALIBRATION_FILE = "coinglass_BTC_aggliq_binanceOI_spotprice_1h_20251204-20260531.csv"
-# Calibration bars: the 1h file from a week after its start (warm-up) to this cutoff.
-CALIBRATION_FROM = "2025-12-11T00:00:00Z"
-CALIBRATION_UNTIL = "2026-04-01T00:00:00Z"
-CASES = (
-    Case(
-        "5m_30m",
-        "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv",
-        "coinglass_BTC_aggliq_binanceOI_spotprice_30m_20260521-20260531.csv",
-        "2026-05-26T00:00:00Z",
-        "Binance BTCUSDT 5m candles and open interest; realized liquidations per 30m bar (Binance+Bybit+OKX); "
-        "warm-up 2026-05-25 15:55 to 05-26 00:00, scored 2026-05-26 00:00 to 05-31 23:30",
-    ),
-    Case(
-        "1h",
-        CALIBRATION_FILE,
-        CALIBRATION_FILE,
-        CALIBRATION_UNTIL,
-        "1h spot candles with Binance open interest and realized liquidations; run from 2025-12-04, "
-        "scored from the calibration cutoff 2026-04-01 to 2026-05-31",
-    ),
-)
-
-
-def score_cases(spec: ModelSpec, data_dir: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for case in CASES:
-        row = result_json(spec, run_backtest(read_candles(data_dir / case.candles), read_liquidations(data_dir / case.liquidations), spec, from_ms=parse_time(case.from_iso)))
-        row.update(case=case.name, candles=case.candles, liquidations=case.liquidations, note=case.note)
-        out[case.name] = row
-    return out
-
-
-def _bumped(version: str) -> str:
-    major, minor, _ = (int(part) for part in version.split("."))
-    return f"{major}.{minor + 1}.0"
-
-
-def run_calibrate_command(args: Any) -> int:
-    """``liqmap calibrate``: fit model3 on the calibration span, score every model on the held-out cases, store both."""
-    from engine.calibrate import calibrate_model3
-
-    data_dir = Path(args.data_dir) if args.data_dir else REAL_DATA
-    if not data_dir.is_dir():
-        print(f"liqmap calibrate: no real data at {data_dir}", file=sys.stderr)
-        return 2
-    try:
-        until_ms = parse_time(args.until or CALIBRATION_UNTIL)
-        from_ms = parse_time(CALIBRATION_FROM)
-        series = read_candles(data_dir / CALIBRATION_FILE)
-        realized = read_liquidations(data_dir / CALIBRATION_FILE)
-    except ValueError as exc:
-        print(f"liqmap calibrate: {exc}", file=sys.stderr)
-        return 2
-    # Only rows before the cutoff are handed to the fit: nothing later can leak in.
-    keep = int(np.searchsorted(series.ts_ms, until_ms, side="left"))
-    fit = calibrate_model3(series.slice(0, keep), realized, from_ms=from_ms, until_ms=until_ms)
-    fit_path = MODELS_DIR / model3_module.FIT_FILE
-    stored = json.loads(fit_path.read_text(encoding="utf-8"))
-    params = fit.fitted_params()
-    version, created = stored["version"], stored["created"]
-    if stored["params"] != params:
-        version, created = _bumped(version), date.today().isoformat()
-    calibration = {
-        "file": CALIBRATION_FILE,
-        "from": iso(fit.from_ms),
-        "until": iso(fit.until_ms),
-        "from_ms": fit.from_ms,
-        "until_ms": fit.until_ms,
-        "bars": fit.bars,
-        "objective": "mean of long and short Spearman on the calibration bars",
-        "objective_value": round(fit.objective, 4),
-        "spearman_long": round(fit.spearman_long, 4),
-        "spearman_short": round(fit.spearman_short, 4),
-        "predicted_to_realized_long": round(fit.predicted_to_realized_long, 4),
-        "predicted_to_realized_short": round(fit.predicted_to_realized_short, 4),
-        "half_life_search": [{key: round(value, 4) for key, value in c.items()} for c in fit.candidates],
-    }
-    document = {"version": version, "created": created, "params": params, "calibration": calibration}
-    print(f"model3 {version}: fitted on {fit.bars} 1h bars {iso(fit.from_ms)} .. {iso(fit.until_ms)}, objective {fit.objective:.4f}")
-    print(json.dumps(params))
-    specs = [MODELS["model1"], MODELS["model2"]]
-    # The fresh fit, whatever the module loaded at import.
-    specs.append(replace(model3_spec(fit.params), version=version, created=created, calibration=calibration))
-    scores: dict[str, Any] = {}
-    for spec in specs:
-        cases = score_cases(spec, data_dir)
-        scores[spec.name] = {"version": spec.version, "params_hash": spec.params_hash, "score": {"scored_on": date.today().isoformat(), "cases": cases}}
-    for case in CASES:
-        print(f"\n{case.name}: {case.note}")
-        print(format_table([scores[spec.name]["score"]["cases"][case.name] for spec in specs]))
-    if args.dry_run:
-        return 0
-    fit_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    (MODELS_DIR / "scores.json").write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"\nwrote {fit_path} and {MODELS_DIR / 'scores.json'}")
+    for pair, table, rows in results:
+        for row in rows:
+            if row["overlaps_calibration"]:
+                print(
+                    f"liqmap backtest: warning: {pair.coin}: scored bars overlap {row['model']}'s calibration span; this is not an out-of-sample score",
+                    file=sys.stderr,
+                )
+        if args.json:
+            for row in rows:
+                print(json.dumps({"coin": pair.coin, "candles": pair.candles.name, "liquidations": pair.liquidations.name, **row}))
+            continue
+        first = rows[0]
+        print(f"{pair.coin} ({pair.candles.name} against {pair.liquidations.name}): {first['bars']} bars from {first['first_bar']} to {first['last_bar']}")
+        if any(row["margin_table"] for row in rows):
+            print(f"margin table: {table.source}")
+        print(format_table(rows))
+        print()
     return 0

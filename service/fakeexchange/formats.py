@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 
 from service.store.rows import SIDE_LONG
-from service.collect.venues.tiers import Tier
+from service.store.tiers import Tier
 
 MINUTE_MS = 60_000
 _json = msgspec.json.Encoder()
@@ -238,6 +238,9 @@ def okx_position_tiers(family: str, tiers: list[Tier], contract_value: float, ma
             "mmr": num(t.mmr),
             "imr": num(1 / t.max_leverage),
             "maxLever": num(t.max_leverage),
+            "optMgnFactor": "0",
+            "quoteMaxLoan": "",
+            "baseMaxLoan": "",
         }
         for i, t in enumerate(tiers)
     ]

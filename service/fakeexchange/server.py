@@ -33,7 +33,9 @@ from typing import Literal
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from service.store import tiers as tier_rows
 from service.collect.venues.binance_brackets import default_tiers
+from service.store.tiers import Tier
 from service.markets import from_okx_instrument, okx_family, okx_instrument
 from service.fakeexchange import formats as fmt
 from service.fakeexchange.market import FUNDING_RATE, VenueMarket
@@ -44,6 +46,16 @@ log = logging.getLogger(__name__)
 VENUES = ("binance", "bybit", "okx")
 FaultKind = Literal["status", "html", "truncated", "wrong_types", "venue_code"]
 FIVE_MINUTES_MS = 5 * MINUTE_MS
+# The fake Bybit's and OKX's own maintenance-margin ladders, (cap USD, rate, max leverage):
+# not Binance's, so a test can tell whose tiers reached a frame.
+BYBIT_LADDERS = {
+    "major": [(2e6, 0.005, 100.0), (4e6, 0.01, 50.0), (6e6, 0.015, 33.33), (8e6, 0.02, 25.0), (10e6, 0.025, 20.0)],
+    "other": [(2e5, 0.01, 50.0), (4e5, 0.02, 25.0), (6e5, 0.03, 16.67), (8e5, 0.04, 12.5), (1e6, 0.05, 10.0)],
+}
+OKX_LADDERS = {
+    "major": [(5e5, 0.004, 100.0), (1e6, 0.005, 75.0), (2e6, 0.01, 50.0), (5e6, 0.02, 20.0), (1e7, 0.05, 10.0)],
+    "other": [(5e4, 0.01, 50.0), (2e5, 0.015, 20.0), (1e6, 0.03, 10.0), (3e6, 0.05, 5.0)],
+}
 HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>cloudflare</body></html>"
 
 
@@ -451,7 +463,7 @@ class FakeVenue:
             ts, oi, close = self._history(symbol, int(q.get("startTime", now - limit * FIVE_MINUTES_MS)), int(q.get("endTime", now)), limit)
             return fmt.binance_open_interest_hist(symbol, ts, oi, close)
         if path == "/bapi/futures/v1/friendly/future/common/brackets":
-            return fmt.binance_brackets({s: default_tiers(s) for s in self.market.symbols()}, now)
+            return fmt.binance_brackets({s: venue_tiers("binance", s) for s in self.market.symbols()}, now)
         return None
 
     def _bybit_rest(self, path: str, q: dict[str, str]) -> object:
@@ -474,7 +486,7 @@ class FakeVenue:
             now, oi, mark = self._now_state(symbol)
             return fmt.bybit_envelope(fmt.bybit_ticker(symbol, mark, oi, FUNDING_RATE, self.market.next_funding_ms(now)), now)
         if path == "/v5/market/risk-limit":
-            return fmt.bybit_envelope(fmt.bybit_risk_limits(symbol, default_tiers(symbol)), now)
+            return fmt.bybit_envelope(fmt.bybit_risk_limits(symbol, venue_tiers("bybit", symbol)), now)
         return None
 
     def _okx_rest(self, path: str, q: dict[str, str]) -> object:
@@ -505,8 +517,16 @@ class FakeVenue:
             return fmt.okx_envelope([fmt.okx_funding_rate(inst, FUNDING_RATE, self.market.next_funding_ms(now))])
         if path == "/api/v5/public/position-tiers":
             family = okx_family(symbol)
-            return fmt.okx_envelope(fmt.okx_position_tiers(family, default_tiers(symbol), contract_value, self.market.mark_price(symbol, now)))
+            return fmt.okx_envelope(fmt.okx_position_tiers(family, venue_tiers("okx", symbol), contract_value, self.market.mark_price(symbol, now)))
         return None
+
+
+def venue_tiers(venue: str, symbol: str) -> list[Tier]:
+    """The maintenance-margin tiers a fake venue publishes for a symbol (Binance: the shipped tables)."""
+    if venue == "binance":
+        return default_tiers(symbol)
+    ladders = BYBIT_LADDERS if venue == "bybit" else OKX_LADDERS
+    return tier_rows.from_caps(ladders["major" if symbol in ("BTCUSDT", "ETHUSDT") else "other"])
 
 
 class _UnknownSymbol(Exception):

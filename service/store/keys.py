@@ -12,6 +12,10 @@ SCHEMA_VERSION = f"{PREFIX}:schema_version"
 MIGRATION_LOCK = f"{PREFIX}:migration_lock"
 MARKETS = f"{PREFIX}:markets"  # set of "exchange:SYMBOL"
 API_KEYS = f"{PREFIX}:api_keys"  # hash: key id -> JSON record (secret stored hashed)
+# The work queue (service.store.jobs): one stream and its bookkeeping, in one cluster slot.
+JOBS = f"{PREFIX}:{{jobs}}:stream"
+JOB_ERRORS = f"{PREFIX}:{{jobs}}:errors"  # hash: entry id -> last error of a failing job
+JOBS_PARKED = f"{PREFIX}:{{jobs}}:parked"  # hash: entry id -> a job that kept failing, with its error
 
 
 def rate_counter(client: str, window_start_ms: int) -> str:
@@ -32,19 +36,24 @@ def _market(exchange: str, symbol: str) -> str:
     return f"{PREFIX}:{{{exchange}:{symbol}}}"
 
 
-def candles(exchange: str, symbol: str) -> str:
-    """Sorted set: score = bar open time (ms), member = packed candle row."""
-    return f"{_market(exchange, symbol)}:candles"
+def chunk(kind: str, exchange: str, symbol: str, start_ms: int) -> str:
+    """String: the rows of one kind (``candles``, ``oi``, ``liq``) in one chunk of time (see :mod:`service.store.chunks`)."""
+    return f"{_market(exchange, symbol)}:{kind}:{start_ms}"
 
 
-def open_interest(exchange: str, symbol: str) -> str:
-    """Sorted set: score = observation time (ms), member = packed open-interest row."""
-    return f"{_market(exchange, symbol)}:oi"
+def chunk_index(kind: str, exchange: str, symbol: str) -> str:
+    """Hash: chunk start (ms) -> ``<rows><encoding byte>`` of every stored chunk of one kind."""
+    return f"{_market(exchange, symbol)}:{kind}:chunks"
 
 
-def liquidations(exchange: str, symbol: str) -> str:
-    """Sorted set: score = event time (ms), member = packed event row (identical events collapse)."""
-    return f"{_market(exchange, symbol)}:liq"
+def legacy_rows(kind: str, exchange: str, symbol: str) -> str:
+    """Schema 1: sorted set of packed rows scored by time (``candles``, ``oi``, ``liq``); migration 0002 moves them into chunks."""
+    return f"{_market(exchange, symbol)}:{kind}"
+
+
+def job_queued(exchange: str, symbol: str) -> str:
+    """String with a TTL: a refresh of the market is queued and not started yet."""
+    return f"{_market(exchange, symbol)}:queued"
 
 
 def market_meta(exchange: str, symbol: str) -> str:
@@ -52,14 +61,14 @@ def market_meta(exchange: str, symbol: str) -> str:
     return f"{_market(exchange, symbol)}:meta"
 
 
-def frame_prefix(exchange: str, symbol: str) -> str:
-    """Prefix of frame blob keys; a blob is ``frame_prefix + frame_id``."""
-    return f"{_market(exchange, symbol)}:frame:"
+def frame_records(exchange: str, symbol: str, model: str, range_name: str) -> str:
+    """Hash: frame id -> record (service.store.records) of every frame in history."""
+    return f"{_market(exchange, symbol)}:records:{model}:{range_name}"
 
 
-def frame_blob(exchange: str, symbol: str, frame_id: str) -> str:
-    """Hash: one encoded frame per field (``v1``, ``cg``, ``meta``)."""
-    return frame_prefix(exchange, symbol) + frame_id
+def legacy_frame_blob(exchange: str, symbol: str, frame_id: str) -> str:
+    """Schema 2: a hash of every encoded form of one frame (migration 0003 removes them)."""
+    return f"{_market(exchange, symbol)}:frame:{frame_id}"
 
 
 def frame_history(exchange: str, symbol: str, model: str, range_name: str) -> str:
@@ -68,7 +77,7 @@ def frame_history(exchange: str, symbol: str, model: str, range_name: str) -> st
 
 
 def frame_latest(exchange: str, symbol: str, model: str, range_name: str) -> str:
-    """Hash: a copy of the newest frame's fields, served in one read."""
+    """Hash: ``id``, ``packed`` (the stored form) and ``meta`` (summary) of the newest frame of a live range."""
     return f"{_market(exchange, symbol)}:latest:{model}:{range_name}"
 
 

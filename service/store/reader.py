@@ -1,12 +1,12 @@
 """The read side of the store: what the API (and the compute code loading inputs) may call.
 
-Nothing here writes. Rows are fixed-width packed members of per-market sorted sets scored
-by timestamp, so a range read is one ``ZRANGE ... BYSCORE`` and one ``numpy.frombuffer``.
+Nothing here writes. Rows live in time chunks (:mod:`service.store.chunks`): a range read
+is one round trip for the chunk index and one for the chunks it needs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 from redis.asyncio import Redis
@@ -14,16 +14,9 @@ from redis.asyncio.client import PubSub
 
 from service.store import keys
 from service.store.migrate import current_version
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, unpack_rows
-from service.wire.codec import plain
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFrame:
-    """What the store gives back for one frame: its id and encoded forms."""
-
-    frame_id: str
-    fields: dict[str, bytes]
+from service.store import chunks
+from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
+from service.store.records import FrameRecord, decode_record
 
 
 class StoreReader:
@@ -54,73 +47,98 @@ class StoreReader:
         raw = await self.redis.hgetall(keys.market_meta(exchange, symbol))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    async def _read_rows(self, key: str, dtype: np.dtype, start_ms: int | None, end_ms: int | None) -> np.ndarray:
-        low = "-inf" if start_ms is None else start_ms
-        high = "+inf" if end_ms is None else f"({end_ms}"
-        members = await self.redis.zrange(key, low, high, byscore=True)
-        return unpack_rows(members, dtype)
+    # rows ---------------------------------------------------------------------
+
+    async def chunk_index(self, kind: RowKind, exchange: str, symbol: str) -> dict[int, tuple[int, bytes]]:
+        """``{chunk start: (rows, encoding)}`` of one market's rows of one kind."""
+        raw = await self.redis.hgetall(keys.chunk_index(kind.name, exchange, symbol))
+        return {int(start): _index_entry(value) for start, value in raw.items()}
+
+    async def _chunks(self, kind: RowKind, markets: list[tuple[str, str]], pick: Callable[[list[int]], list[int]]) -> list[np.ndarray]:
+        """Per market, the rows of the chunks ``pick`` chooses from its chunk starts, in two round trips."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for exchange, symbol in markets:
+                pipe.hkeys(keys.chunk_index(kind.name, exchange, symbol))
+            indexes = await pipe.execute()
+        wanted = [pick(sorted(int(start) for start in index)) for index in indexes]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (exchange, symbol), starts in zip(markets, wanted):
+                for start in starts:
+                    pipe.get(keys.chunk(kind.name, exchange, symbol, start))
+            stored = iter(await pipe.execute())
+        out = []
+        for starts in wanted:
+            parts = [chunks.decode(next(stored), kind.dtype) for _ in starts]
+            out.append(np.concatenate(parts) if parts else np.zeros(0, dtype=kind.dtype))
+        return out
+
+    async def read_rows_of(self, kind: RowKind, markets: list[tuple[str, str]], start_ms: int | None = None, end_ms: int | None = None) -> list[np.ndarray]:
+        """Rows with ``start_ms <= ts < end_ms`` of several markets, oldest first, in their order."""
+        found = await self._chunks(kind, markets, lambda starts: chunks.chunks_between(starts, kind, start_ms, end_ms))
+        return [chunks.within(rows, start_ms, end_ms) for rows in found]
+
+    async def read_rows(self, kind: RowKind, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
+        return (await self.read_rows_of(kind, [(exchange, symbol)], start_ms, end_ms))[0]
 
     async def read_candles(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
         """Candles with ``start_ms <= ts < end_ms``, oldest first (CANDLE_DTYPE)."""
-        return await self._read_rows(keys.candles(exchange, symbol), CANDLE_DTYPE, start_ms, end_ms)
+        return await self.read_rows(CANDLES, exchange, symbol, start_ms, end_ms)
 
     async def read_open_interest(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
-        return await self._read_rows(keys.open_interest(exchange, symbol), OPEN_INTEREST_DTYPE, start_ms, end_ms)
+        return await self.read_rows(OPEN_INTEREST, exchange, symbol, start_ms, end_ms)
 
     async def read_liquidations(self, exchange: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> np.ndarray:
-        return await self._read_rows(keys.liquidations(exchange, symbol), LIQUIDATION_DTYPE, start_ms, end_ms)
+        return await self.read_rows(LIQUIDATIONS, exchange, symbol, start_ms, end_ms)
 
     async def read_liquidations_of(
         self, markets: list[tuple[str, str]], start_ms: int | None = None, end_ms: int | None = None
     ) -> list[np.ndarray]:
-        """Realized liquidations with ``start_ms <= ts < end_ms`` of several markets, in one round trip, in their order."""
-        low = "-inf" if start_ms is None else start_ms
-        high = "+inf" if end_ms is None else f"({end_ms}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for exchange, symbol in markets:
-                pipe.zrange(keys.liquidations(exchange, symbol), low, high, byscore=True)
-            replies = await pipe.execute()
-        return [unpack_rows(members, LIQUIDATION_DTYPE) for members in replies]
+        """Realized liquidations with ``start_ms <= ts < end_ms`` of several markets, in their order."""
+        return await self.read_rows_of(LIQUIDATIONS, markets, start_ms, end_ms)
 
     async def first_liquidation_ms(self, markets: list[tuple[str, str]]) -> int | None:
         """Time of the oldest stored liquidation of any of ``markets`` (where their coverage starts), or None."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for exchange, symbol in markets:
-                pipe.zrange(keys.liquidations(exchange, symbol), 0, 0, withscores=True)
-            replies = await pipe.execute()
-        firsts = [int(reply[0][1]) for reply in replies if reply]
-        return min(firsts) if firsts else None
+        firsts = await self._chunks(LIQUIDATIONS, markets, lambda starts: starts[:1])
+        times = [int(rows["ts_ms"][0]) for rows in firsts if len(rows)]
+        return min(times) if times else None
 
     async def candle_span(self, exchange: str, symbol: str) -> tuple[int, int, int] | None:
         """``(first bar ts, last bar ts, bar count)`` of a market's stored candles, or None."""
-        key = keys.candles(exchange, symbol)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrange(key, 0, 0, withscores=True)
-            pipe.zrange(key, -1, -1, withscores=True)
-            pipe.zcard(key)
-            first, last, count = await pipe.execute()
-        if not first:
+        index = await self.chunk_index(CANDLES, exchange, symbol)
+        if not index:
             return None
-        return int(first[0][1]), int(last[0][1]), int(count)
+        ends = (await self._chunks(CANDLES, [(exchange, symbol)], lambda starts: sorted({starts[0], starts[-1]}) if starts else []))[0]
+        if not len(ends):
+            return None
+        return int(ends["ts_ms"][0]), int(ends["ts_ms"][-1]), sum(count for count, _ in index.values())
 
     async def last_candle_ts(self, exchange: str, symbol: str) -> int | None:
-        newest = await self.redis.zrange(keys.candles(exchange, symbol), 0, 0, desc=True, withscores=True)
-        return int(newest[0][1]) if newest else None
+        newest = (await self._chunks(CANDLES, [(exchange, symbol)], lambda starts: starts[-1:]))[0]
+        return int(newest["ts_ms"][-1]) if len(newest) else None
+
+    # frames -------------------------------------------------------------------
 
     def frame_channel(self, exchange: str, symbol: str) -> str:
         return keys.frame_channel(exchange, symbol, self.db)
 
-    async def latest_frame_field(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> bytes | None:
-        """One encoded form of the newest frame, decompressed, in one read."""
-        stored = await self.redis.hget(keys.frame_latest(exchange, symbol, model, range_name), field)
-        return None if stored is None else plain(field, stored)
-
-    async def latest_frame_stored(self, exchange: str, symbol: str, model: str, range_name: str, field: str) -> tuple[str, bytes] | None:
-        """``(frame_id, stored bytes)`` of the newest frame (compressed where stored so), in one read."""
-        frame_id, body = await self.redis.hmget(keys.frame_latest(exchange, symbol, model, range_name), ["id", field])
-        if frame_id is None or body is None:
+    async def latest_packed(self, exchange: str, symbol: str, model: str, range_name: str) -> tuple[str, bytes] | None:
+        """``(frame_id, stored form)`` of the newest frame of a live range, in one read (None: none yet)."""
+        frame_id, packed = await self.redis.hmget(keys.frame_latest(exchange, symbol, model, range_name), ["id", "packed"])
+        if frame_id is None or packed is None:
             return None
-        return frame_id.decode(), body
+        return frame_id.decode(), packed
+
+    async def newest_record(self, exchange: str, symbol: str, model: str, range_name: str) -> FrameRecord | None:
+        """The record of the newest frame in history (any range), or None."""
+        newest = await self.redis.zrange(keys.frame_history(exchange, symbol, model, range_name), 0, 0, desc=True)
+        return (await self.records(exchange, symbol, model, range_name, [newest[0].decode()]))[0] if newest else None
+
+    async def records(self, exchange: str, symbol: str, model: str, range_name: str, frame_ids: list[str]) -> list[FrameRecord | None]:
+        """The records of frames in history, in the order asked (None where an id is not listed)."""
+        if not frame_ids:
+            return []
+        raw = await self.redis.hmget(keys.frame_records(exchange, symbol, model, range_name), frame_ids)
+        return [None if value is None else decode_record(value) for value in raw]
 
     async def frames_after(self, exchange: str, symbol: str, model: str, range_name: str, frame_id: str) -> list[str]:
         """Ids of frames newer than ``frame_id``, oldest first (all kept frames if it is unknown)."""
@@ -129,15 +147,8 @@ class StoreReader:
         low = "-inf" if score is None else f"({int(score)}"
         return [member.decode() for member in await self.redis.zrangebyscore(key, low, "+inf")]
 
-    async def latest_frame(self, exchange: str, symbol: str, model: str, range_name: str) -> StoredFrame | None:
-        raw = await self.redis.hgetall(keys.frame_latest(exchange, symbol, model, range_name))
-        if not raw:
-            return None
-        fields = {k.decode(): v for k, v in raw.items()}
-        return StoredFrame(frame_id=fields.pop("id").decode(), fields=fields)
-
     async def frame_ids(self, exchange: str, symbol: str, model: str, range_name: str) -> list[str]:
-        """Ids of stored frames, newest first."""
+        """Ids of frames in history, newest first."""
         ids = await self.redis.zrange(keys.frame_history(exchange, symbol, model, range_name), 0, -1, desc=True)
         return [i.decode() for i in ids]
 
@@ -163,18 +174,7 @@ class StoreReader:
         )
         return [(member.decode(), int(score)) for member, score in rows]
 
-    async def frame_fields(self, exchange: str, symbol: str, frame_ids: list[str], field: str, *, stored: bool = False) -> list[bytes | None]:
-        """One field of each of several frames, in one round trip; decompressed unless ``stored``."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for frame_id in frame_ids:
-                pipe.hget(keys.frame_blob(exchange, symbol, frame_id), field)
-            bodies = await pipe.execute()
-        if stored:
-            return list(bodies)
-        return [None if body is None else plain(field, body) for body in bodies]
 
-    async def frame(self, exchange: str, symbol: str, frame_id: str) -> StoredFrame | None:
-        raw = await self.redis.hgetall(keys.frame_blob(exchange, symbol, frame_id))
-        if not raw:
-            return None
-        return StoredFrame(frame_id=frame_id, fields={k.decode(): v for k, v in raw.items()})
+def _index_entry(value: bytes) -> tuple[int, bytes]:
+    """A chunk index value ``b"<rows><encoding>"`` as ``(rows, encoding)``."""
+    return int(value[:-1]), value[-1:]

@@ -37,6 +37,16 @@ LIQUIDATION_DTYPE = np.dtype(
     ]
 )
 
+# A roll-up bar (engine.rollup): a candle with the open interest at its close, and where its
+# first input bar opened.
+ROLLUP_DTYPE = np.dtype(
+    [
+        *CANDLE_DTYPE.descr,
+        ("open_interest_usd", "<f8"),
+        ("first_input_ms", "<i8"),
+    ]
+)
+
 SIDE_LONG = 1
 SIDE_SHORT = -1
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from engine.frame import Frame, FrameIdentity
 from engine.ranges import RANGES
+from service.wire.cells import cells_json
 from service.wire.schemas import ClusterOut, CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
 
 _json = msgspec.json.Encoder()
@@ -105,21 +106,33 @@ def to_native(frame: Frame) -> FrameOut:
         leverage=frame.leverage,
         tiers=[float(t) for t in frame.tiers],
         sources=frame.sources,
+        margin_table=frame.margin_table,
     )
 
 
-def to_coinglass(frame: Frame) -> CoinglassHeatmap:
-    """Coinglass's heatmap shape: columns start at the first one with data.
-
-    ``liquidation_leverage_data`` is sparse ``[x, y, usd]`` over long + short
-    intensity; ``x`` indexes ``price_candlesticks``, ``y`` indexes ``y_axis``.
-    """
+def coinglass_cells(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coinglass's sparse cells ``(x, y, usd)``: long + short intensity rounded to cents where above 0,
+    from the first column with a bar (``x`` counts from there)."""
     has_bar = ~np.isnan(frame.candles.close)
     first = int(np.argmax(has_bar)) if has_bar.any() else len(has_bar)
     total = (frame.long_usd[first:].astype(np.float64) + frame.short_usd[first:]).round(2)
     xs, ys = np.nonzero(total > 0)
-    values = total[xs, ys]
-    data = [[x, y, v] for x, y, v in zip(xs.tolist(), ys.tolist(), values.tolist())]
+    return xs, ys, total[xs, ys]
+
+
+def to_coinglass(frame: Frame, with_cells: bool = True) -> CoinglassHeatmap:
+    """Coinglass's heatmap shape: columns start at the first one with data.
+
+    ``liquidation_leverage_data`` is sparse ``[x, y, usd]`` over long + short
+    intensity; ``x`` indexes ``price_candlesticks``, ``y`` indexes ``y_axis``.
+    Without ``with_cells`` it is left empty (see :func:`coinglass_json`).
+    """
+    has_bar = ~np.isnan(frame.candles.close)
+    first = int(np.argmax(has_bar)) if has_bar.any() else len(has_bar)
+    data: list[list[float]] = []
+    if with_cells:
+        xs, ys, values = coinglass_cells(frame)
+        data = [[x, y, v] for x, y, v in zip(xs.tolist(), ys.tolist(), values.tolist())]
     candles = frame.candles
     sticks: list[list[int | str]] = []
     last_close = ""
@@ -156,15 +169,34 @@ def to_summary(frame: Frame) -> FrameSummary:
     )
 
 
-def encode_frame(frame: Frame) -> dict[str, bytes]:
-    """Every stored form of a frame, keyed by field name."""
+def coinglass_json(frame: Frame) -> bytes:
+    """The Coinglass heatmap envelope of a frame as JSON: :func:`to_coinglass` encoded, with the
+    cells written from arrays (:mod:`service.wire.cells`) rather than a list per cell."""
+    shape = to_coinglass(frame, with_cells=False)
+    body = _json.encode(Envelope(code="0", msg="success", data=shape))
+    xs, ys, usd = coinglass_cells(frame)
+    marker = b'"liquidation_leverage_data":[]'
+    at = body.index(marker) + len(marker) - 2
+    return body[:at] + cells_json(xs, ys, usd) + body[at + 2 :]
+
+
+def encode_field(frame: Frame, field: str) -> bytes:
+    """One form of a frame as served (compressed where :data:`COMPRESSED_FIELDS` says)."""
+    if field == FIELD_META:
+        return _json.encode(to_summary(frame))
+    if field == FIELD_COINGLASS_JSON:
+        return compress(coinglass_json(frame))
     native = to_native(frame)
-    return {
-        FIELD_V1_JSON: compress(_json.encode(native)),
-        FIELD_V1_MSGPACK: compress(_msgpack.encode(native)),
-        FIELD_COINGLASS_JSON: compress(_json.encode(Envelope(code="0", msg="success", data=to_coinglass(frame)))),
-        FIELD_META: _json.encode(to_summary(frame)),
-    }
+    if field == FIELD_V1_JSON:
+        return compress(_json.encode(native))
+    if field == FIELD_V1_MSGPACK:
+        return compress(_msgpack.encode(native))
+    raise ValueError(f"unknown frame field {field!r}; known: {FIELD_V1_JSON}, {FIELD_V1_MSGPACK}, {FIELD_COINGLASS_JSON}, {FIELD_META}")
+
+
+def encode_frame(frame: Frame) -> dict[str, bytes]:
+    """Every served form of a frame, keyed by field name."""
+    return {field: encode_field(frame, field) for field in (FIELD_V1_JSON, FIELD_V1_MSGPACK, FIELD_COINGLASS_JSON, FIELD_META)}
 
 
 def encode_event(frame: Frame) -> bytes:

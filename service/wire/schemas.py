@@ -75,6 +75,8 @@ class FrameOut(FrameIdentity):
     leverage: str = "all"  # "all", "low", "mid", "high" or a subset of tiers
     tiers: list[float] = []  # leverage of the tiers the frame includes
     sources: dict[str, dict[str, Any]] | None = None  # "all" markets: what each venue covered
+    # Models placing levels by the market's maintenance-margin tiers: {"source", "brackets": [[cap_usd, mmr, max_leverage], ...]}
+    margin_table: dict[str, Any] | None = None
 
 
 class FrameSummary(FrameIdentity):
@@ -118,6 +120,7 @@ class ModelOut(Base):
     created: str | None
     score: dict[str, Any] | None  # backtest against realized liquidations, where measured
     calibration: dict[str, Any] | None  # what the fitted parameters were fitted on, where fitted
+    margin_table: str = "part of the parameters"  # or "the market's": recorded in each frame
 
 
 class ModelsOut(Base):

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
+from engine.models.margin import shipped_binance_table
 from service.store.rows import LIQUIDATION_DTYPE
 from service.collect.backfill import backfill_market
+from service.collect.venues.binance_brackets import default_tiers
+from service.store.tiers import META_FIELD, META_SOURCE_FIELD, decode
 from service.collect.venues.base import ExchangeCollector
 from service.fakeexchange import FakeExchange, Fault
 from service.store.writer import Store
@@ -238,4 +241,13 @@ async def test_the_stream_is_kept_alive_with_the_venues_application_ping(fake: F
     await asyncio.wait_for(fake[venue].wait_until(lambda: fake[venue].pings >= 3), 10)
     # The venue's pongs are not liquidations, nor bad payloads.
     assert not source.bad_payloads and source.liquidations.stats.received == 0
+    await source.close()
+
+
+async def test_binance_falls_back_to_the_dated_shipped_table_when_its_web_brackets_refuse(fake: FakeExchange) -> None:
+    fake["binance"].inject(Fault("html", 403, path="brackets"))
+    source = collector(fake, "binance")
+    batch = await source.backfill("ETHUSDT", NOW_MS - 30 * MINUTE, NOW_MS)
+    assert batch.meta[META_SOURCE_FIELD] == shipped_binance_table("ETHUSDT").source
+    assert "as of" in batch.meta[META_SOURCE_FIELD] and decode(batch.meta[META_FIELD]) == default_tiers("ETHUSDT")
     await source.close()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from service.store.rows import CANDLE_DTYPE, SIDE_LONG, SIDE_SHORT
-from service.collect.venues import binance, bybit, okx, tiers
+from service.collect.venues import binance, bybit, okx
+from service.store import tiers
 from service.collect.venues.errors import BadPayload, VenueRejected
 
 # --- Binance -----------------------------------------------------------------------------

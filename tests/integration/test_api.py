@@ -13,6 +13,7 @@ from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
+from tests.conftest import latest_field
 from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration
@@ -129,7 +130,7 @@ async def test_health_and_schema(client: AsyncTestClient) -> None:
 
 
 async def test_frames_are_served_as_the_stored_bytes(client: AsyncTestClient, redis: Redis) -> None:
-    stored = await Store(redis).latest_frame_field("synthetic", "BTCUSDT", "model1", "3d", "v1")
+    stored = await latest_field(Store(redis), "synthetic", "BTCUSDT", "model1", "3d", "v1")
     response = await client.get("/v1/heatmaps/synthetic/BTCUSDT/latest", params={"range": "3d"})
     assert response.content == stored
     assert msgspec.json.decode(stored)["range"] == "3d"

@@ -172,14 +172,22 @@ async def test_models_publish_their_scores_and_calibration(client: AsyncTestClie
     from engine.models import MODELS
 
     models = {m["name"]: m for m in (await client.get("/v1/models")).json()["models"]}
+    assert set(models) == set(MODELS)
     model3 = models["model3"]
     assert model3["version"] == MODELS["model3"].version and model3["tiers"] == list(MODELS["model3"].tiers)
-    score = model3["score"]
-    assert score is not None and score["cases"]
-    for case in score["cases"].values():
-        assert case["params_hash"] == model3["params_hash"] and case["overlaps_calibration"] is False
-        assert -1 <= case["spearman_long"] <= 1 and -1 <= case["baseline_spearman_short"] <= 1
-    assert model3["calibration"]["until_ms"] <= min(case["first_bar_ms"] for case in score["cases"].values())
+    for model in models.values():
+        score = model["score"]
+        assert score is not None and score["cases"]
+        # A score per data set and coin, each saying whether it comes after the model's fit.
+        assert {(case["data_set"], case["coin"]) for case in score["cases"].values()} >= {
+            ("multicoin-binance1h-coinglass4h", coin) for coin in ("BTC", "ETH", "SOL")
+        } | {("btc-binance5m-coinglass-liq", "BTC")}
+        for case in score["cases"].values():
+            assert case["params_hash"] == model["params_hash"]
+            assert -1 <= case["spearman_long"] <= 1 and -1 <= case["path_baseline_spearman_short"] <= 1
+            if case["walk_forward"] and model["calibration"]:
+                assert model["calibration"]["until_ms"] <= case["first_bar_ms"]
+    assert models["model4"]["margin_table"] == "the market's" and models["model3"]["margin_table"] == "part of the parameters"
 
 
 async def test_history_by_model_version_after_a_parameter_change(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from service.store.migrate import discover
+
 pytestmark = pytest.mark.integration
 
 LIQMAP = str(Path(sys.executable).parent / "liqmap")
@@ -22,7 +24,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def test_migrate_against_a_server_then_again_is_a_no_op(redis_url: str, redis) -> None:  # noqa: ANN001
     first = run("migrate", env={"REDIS_URL": redis_url})
     assert first.returncode == 0, first.stderr
-    assert "applied 0001" in first.stdout and "schema version 1" in first.stdout
+    newest = discover()[-1].version
+    assert "applied 0001" in first.stdout and f"applied {newest:04d}" in first.stdout and f"schema version {newest}" in first.stdout
     second = run("migrate", env={"REDIS_URL": redis_url})
     assert second.returncode == 0 and "applied" not in second.stdout
 
@@ -30,7 +33,7 @@ def test_migrate_against_a_server_then_again_is_a_no_op(redis_url: str, redis) -
 def test_migrate_on_the_embedded_store(tmp_path: Path) -> None:
     result = run("migrate", env={"LIQMAP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    assert "schema version 1" in result.stdout
+    assert f"schema version {discover()[-1].version}" in result.stdout
     assert (tmp_path / "valkey" / "appendonlydir").is_dir()
 
 

@@ -24,6 +24,7 @@ from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
+from tests.conftest import latest_field
 from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration
@@ -216,7 +217,7 @@ async def test_supported_exchange_pairs_lists_the_stored_markets(client: AsyncTe
 
 async def _native_book(redis: Redis, exchange: str, symbol: str, range_name: str) -> tuple[list[float], list[int], list[int], float]:
     """Price rows, last-column long and short USD, and last close of the newest native JSON frame."""
-    frame = json.loads(await Store(redis).latest_frame_field(exchange, symbol, "model1", range_name, "v1"))
+    frame = json.loads(await latest_field(Store(redis), exchange, symbol, "model1", range_name, "v1"))
     last_close = [candle[4] for candle in frame["candles"] if candle[4] is not None][-1]
     return frame["y"], frame["long"][-1], frame["short"][-1], last_close
 
@@ -264,7 +265,7 @@ async def test_aggregated_heatmap_serves_the_all_market(client: AsyncTestClient,
     response = await client.get(f"{CG}/aggregated-heatmap/model1", params={"symbol": "btc", "range": "12h"}, headers={"Accept-Encoding": "gzip"})
     assert response.status_code == 200
     assert response.headers["content-encoding"] == "gzip"  # the stored bytes, as they are
-    assert response.content == await Store(redis).latest_frame_field("all", "BTC", "model1", "12h", "cg")
+    assert response.content == await latest_field(Store(redis), "all", "BTC", "model1", "12h", "cg")
     data = response.json()["data"]
     assert set(data) == {"y_axis", "liquidation_leverage_data", "price_candlesticks"} and data["liquidation_leverage_data"]
 
@@ -301,7 +302,7 @@ BAD_REQUESTS = [
     (f"{CG}/max-pain", {"range": "48h"}, 404, "range 48h is not computed by this deployment; it computes 12h, 24h"),
     (f"{CG}/max-pain", {"range": "1h"}, 400, "range must be one of 12h, 24h; got '1h'"),
     (f"{CG}/aggregated-heatmap/model1", {"symbol": "DOGE", "range": "12h"}, 404, "no aggregate over all exchanges for coin 'DOGE'"),
-    (f"{CG}/aggregated-heatmap/model4", {"symbol": "BTC", "range": "12h"}, 400, "model must be one of model1; got 'model4'"),
+    (f"{CG}/aggregated-heatmap/model9", {"symbol": "BTC", "range": "12h"}, 400, "model must be one of model1; got 'model9'"),
     (f"{CG}/aggregated-heatmap/model1", {"symbol": "BTC", "range": "3d"}, 404, "range 3d is not computed by this deployment; it computes 12h, 24h"),
     (f"{CG}/aggregated-heatmap/model1", {"symbol": "BTC", "range": "5y"}, 400, "range must be one of 12h, 24h"),
     ("/api/futures/supported-exchange-pairs", {"exchange": "Kraken"}, 404, "known exchanges"),

@@ -8,6 +8,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from service.collect.round import Collection
+from service.store import tiers
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
@@ -81,3 +82,23 @@ async def test_leverage_and_levels_on_an_all_market(redis: Redis, redis_url: str
         assert 0 < np.sum(high["long"]) < np.sum(full["long"])
         levels = (await client.get("/v1/heatmaps/all/BTC/levels", params={"range": "12h"})).json()
         assert levels["frame_id"] == full["id"] and levels["max_pain"]["long"]["price"] < levels["price"]
+
+
+async def test_filtered_frames_and_levels_of_model4_use_the_markets_own_margin_tiers(redis: Redis, redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url, ranges=("12h",), models=("model4",), backfill_days=0.5, frame_rows=120)
+    store = Store(redis)
+    # The market's venue published its own tiers (as a collector stores them).
+    own = tiers.from_caps([(50_000.0, 0.02, 20.0), (1e7, 0.05, 10.0)])
+    await store.add_market("synthetic", "BTCUSDT")
+    await store.set_market_meta("synthetic", "BTCUSDT", **{tiers.META_FIELD: tiers.encode(own), tiers.META_SOURCE_FIELD: "synthetic tiers"})
+    await Collection.create(store, settings, [SyntheticMarket(seed=12, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
+    async with in_process(settings) as client:
+        params = {"model": "model4", "range": "12h"}
+        stored = (await client.get(f"{BASE}/latest", params=params)).json()
+        filtered = (await client.get(f"{BASE}/latest", params={**params, "leverage": "high"})).json()
+        expected = {"source": "synthetic tiers", "brackets": [[50_000.0, 0.02, 20.0], [1e7, 0.05, 10.0]]}
+        assert stored["margin_table"] == filtered["margin_table"] == expected
+        # The per-tier map is the stored frame's last column, split by tier: the same table placed it.
+        levels = (await client.get(f"{BASE}/levels", params=params)).json()
+        by_row = np.sum([tier["long"] for tier in levels["map"]["tiers"]], axis=0)
+        np.testing.assert_allclose(by_row, np.array(stored["long"][-1], dtype=float), atol=len(levels["map"]["tiers"]))

@@ -30,7 +30,7 @@ async def test_rounds_store_new_bars_and_recompute_only_changed_markets(redis: R
     assert sorted(await pipeline.collect_once(NOW_MS)) == [("synthetic", "BTCUSDT"), ("synthetic", "ETHUSDT")]
     bars = len(await store.read_candles("synthetic", "BTCUSDT"))
     assert bars == pytest.approx(24 * 60, abs=2)
-    first = await store.latest_frame("synthetic", "BTCUSDT", "model1", "24h")
+    first = await store.latest_packed("synthetic", "BTCUSDT", "model1", "24h")
 
     # Same instant again: nothing new, nothing recomputed.
     assert await pipeline.collect_once(NOW_MS) == []
@@ -39,9 +39,9 @@ async def test_rounds_store_new_bars_and_recompute_only_changed_markets(redis: R
     # Ten minutes later (two columns of the 24h range on): ten more bars and a newer frame.
     assert len(await pipeline.collect_once(NOW_MS + 10 * MINUTE)) == 2
     assert len(await store.read_candles("synthetic", "BTCUSDT")) == bars + 10
-    second = await store.latest_frame("synthetic", "BTCUSDT", "model1", "24h")
-    assert first is not None and second is not None and second.frame_id != first.frame_id
-    assert await store.frame_ids("synthetic", "BTCUSDT", "model1", "24h") == [second.frame_id, first.frame_id]
+    second = await store.latest_packed("synthetic", "BTCUSDT", "model1", "24h")
+    assert first is not None and second is not None and second[0] != first[0]
+    assert await store.frame_ids("synthetic", "BTCUSDT", "model1", "24h") == [second[0], first[0]]
     meta = await store.market_meta("synthetic", "BTCUSDT")
     assert int(meta["data_until_ms"]) <= NOW_MS + 10 * MINUTE
 
@@ -72,6 +72,6 @@ async def test_one_failing_market_does_not_stop_the_others(redis: Redis, redis_u
     source = BrokenSymbolSource(seed=2, symbols={"ETHUSDT": 3_000.0, "BTCUSDT": 77_000.0})
     changed = await Collection.create(store, settings(redis_url), [source]).collect_once(NOW_MS)
     assert changed == [("synthetic", "BTCUSDT")]
-    assert await store.latest_frame("synthetic", "BTCUSDT", "model1", "12h") is not None
-    assert await store.latest_frame("synthetic", "ETHUSDT", "model1", "12h") is None
+    assert await store.latest_packed("synthetic", "BTCUSDT", "model1", "12h") is not None
+    assert await store.latest_packed("synthetic", "ETHUSDT", "model1", "12h") is None
     assert (await store.read_candles("synthetic", "ETHUSDT")).size == 0

@@ -10,6 +10,7 @@ from engine.models.margin import BINANCE_BTCUSDT, MarginTable
 from engine.models.model1 import Model1Params
 from engine.models.model2 import Model2Params
 from engine.models.model3 import Model3Params
+from engine.models.model4 import Model4Params
 from engine.series import MarketSeries
 
 STEP_MS = 60_000
@@ -134,6 +135,44 @@ def model3_params(draw) -> Model3Params:
     )
     try:
         return Model3Params(**fields)
+    except ValueError:
+        assume(False)
+        raise
+
+
+@st.composite
+def coarse_open_interest(draw, series: MarketSeries) -> MarketSeries:
+    """The series with open interest read every 5 or 15 bars (1m bars) and carried forward or interpolated between readings."""
+    cadence = draw(st.sampled_from([5, 15])) * STEP_MS
+    close = series.ts_ms + series.step_ms
+    first = (int(close[0]) // cadence) * cadence
+    last = -(-int(close[-1]) // cadence) * cadence
+    times = np.arange(first, last + cadence, cadence)
+    moves = np.asarray(draw(st.lists(st.floats(-0.2, 0.2), min_size=len(times), max_size=len(times))))
+    readings = draw(st.floats(1e4, 1e9)) * np.cumprod(1.0 + moves)
+    if draw(st.booleans()):
+        oi = np.interp(close, times, readings)
+    else:
+        oi = readings[np.searchsorted(times, close, side="right") - 1]
+    return make_series(series.ts_ms, series.open, series.high, series.low, series.close, oi, series.volume_usd, series.taker_buy_usd)
+
+
+@st.composite
+def model4_params(draw) -> Model4Params:
+    k = draw(st.integers(1, 4))
+    try:
+        return Model4Params(
+            leverages=tuple(draw(st.lists(st.sampled_from([5.0, 10.0, 20.0, 25.0, 50.0, 100.0, 125.0]), min_size=k, max_size=k, unique=True))),
+            weights=_weights(draw, k),
+            turnover_rate=draw(st.sampled_from([0.5, 4.0, 50.0])),
+            turnover_per_hour_unknown=draw(st.sampled_from([0.01, 0.5])),
+            leveraged_share=draw(st.floats(0.001, 1.0)),
+            volatility_exponent=draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])),
+            volatility_half_life_hours=draw(st.sampled_from([0.5, 168.0])),
+            max_volatility_factor=draw(st.sampled_from([2.0, 10.0])),
+            min_position_usd=draw(st.sampled_from([10.0, 1_000.0])),
+            size_points=draw(st.integers(1, 3)),
+        )
     except ValueError:
         assume(False)
         raise

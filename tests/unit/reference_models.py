@@ -161,6 +161,65 @@ class PathReferenceRun:
     beyond_short_usd: float
 
 
+def snapshot_columns(ts: list[int], starts: list[int], column_ms: int) -> dict[int, list[int]]:
+    """The columns to record after each bar: column ``c`` after the last bar opening before its end."""
+    out: dict[int, list[int]] = {}
+    for column, start in enumerate(starts):
+        last_bar = -1
+        for t in range(len(ts)):
+            if ts[t] < start + column_ms:
+                last_bar = t
+        if last_bar >= 0:
+            out.setdefault(last_bar, []).append(column)
+    return out
+
+
+def consume(levels: list[PathLevel], low: float, high: float, consumed_long: list[float], consumed_short: list[float], t: int) -> list[PathLevel]:
+    """Remove the levels a segment trades through (counted as consumed at bar ``t``); levels beyond the grid stay."""
+    surviving = []
+    for level in levels:
+        if level.row >= 0 and level.side == "long" and low <= level.price:
+            consumed_long[t] += level.usd
+        elif level.row >= 0 and level.side == "short" and high >= level.price:
+            consumed_short[t] += level.usd
+        else:
+            surviving.append(level)
+    return surviving
+
+
+def snapshot(levels: list[PathLevel], columns: list[int], long_out: list[list[float]], short_out: list[list[float]]) -> None:
+    for column in columns:
+        for level in levels:
+            if level.row >= 0:
+                target = long_out if level.side == "long" else short_out
+                target[column][level.row] += level.usd
+
+
+def path_result(levels, long_out, short_out, consumed_long, consumed_short, tiers: int, grid: PriceGrid) -> PathReferenceRun:
+    """The run's outputs from the snapshots, the consumption and the final levels."""
+    final_long = np.zeros((tiers, grid.rows))
+    final_short = np.zeros((tiers, grid.rows))
+    beyond = {"long": 0.0, "short": 0.0}
+    for level in levels:
+        if level.row < 0:
+            beyond[level.side] += level.usd
+        elif level.side == "long":
+            final_long[level.tier, level.row] += level.usd
+        else:
+            final_short[level.tier, level.row] += level.usd
+    columns = len(long_out)
+    return PathReferenceRun(
+        long_usd=np.array(long_out, dtype=np.float64).astype(np.float32).reshape(columns, grid.rows),
+        short_usd=np.array(short_out, dtype=np.float64).astype(np.float32).reshape(columns, grid.rows),
+        consumed_long_usd=np.array(consumed_long, dtype=np.float64),
+        consumed_short_usd=np.array(consumed_short, dtype=np.float64),
+        final_long_usd=final_long,
+        final_short_usd=final_short,
+        beyond_long_usd=beyond["long"],
+        beyond_short_usd=beyond["short"],
+    )
+
+
 def reference_multipliers(leverage: float, notional: float, brackets) -> tuple[float, float]:
     """Liquidation price over entry for an isolated position under a bracket table, by the book.
 
@@ -239,15 +298,7 @@ def reference_path_model(
         for leverage in leverages
     ]
 
-    snapshots_after: dict[int, list[int]] = {}
-    for column, start in enumerate(starts):
-        last_bar = -1
-        for t in range(n):
-            if ts[t] < start + column_ms:
-                last_bar = t
-        if last_bar >= 0:
-            snapshots_after.setdefault(last_bar, []).append(column)
-
+    snapshots_after = snapshot_columns(ts, starts, column_ms)
     long_out = [[0.0] * grid.rows for _ in starts]
     short_out = [[0.0] * grid.rows for _ in starts]
     consumed_long = [0.0] * n
@@ -266,15 +317,7 @@ def reference_path_model(
         for segment in range(3):
             a, b = path[segment], path[segment + 1]
             low, high, entry = min(a, b), max(a, b), (a + b) / 2.0
-            surviving = []
-            for level in levels:
-                if level.row >= 0 and level.side == "long" and low <= level.price:
-                    consumed_long[t] += level.usd
-                elif level.row >= 0 and level.side == "short" and high >= level.price:
-                    consumed_short[t] += level.usd
-                else:
-                    surviving.append(level)
-            levels = surviving
+            levels = consume(levels, low, high, consumed_long, consumed_short, t)
             if ratio != 1.0:
                 for level in levels:
                     level.usd *= ratio ** (1.0 / 3.0)
@@ -296,29 +339,180 @@ def reference_path_model(
                         row = snap_to_row(entry * multipliers[tier][point][index], grid)
                         price = float(grid.centres[row]) if row >= 0 else math.nan
                         levels.append(PathLevel(side=side, tier=tier, row=row, price=price, usd=usd))
-        for column in snapshots_after.get(t, []):
-            for level in levels:
-                if level.row >= 0:
-                    target = long_out if level.side == "long" else short_out
-                    target[column][level.row] += level.usd
+        snapshot(levels, snapshots_after.get(t, []), long_out, short_out)
+    return path_result(levels, long_out, short_out, consumed_long, consumed_short, tiers, grid)
 
-    final_long = np.zeros((tiers, grid.rows))
-    final_short = np.zeros((tiers, grid.rows))
-    beyond = {"long": 0.0, "short": 0.0}
-    for level in levels:
-        if level.row < 0:
-            beyond[level.side] += level.usd
-        elif level.side == "long":
-            final_long[level.tier, level.row] += level.usd
+
+def reference_cadence(series: MarketSeries, cadences_ms) -> int:
+    """The open interest's reading cadence, by the book (see ``engine.models.common.open_interest_step_ms``).
+
+    For each cadence from the largest: a reading is a bar closing at a
+    multiple of it with a known value; every known bar strictly between two
+    readings one cadence apart must hold the earlier reading or the straight
+    line between the two, and at least one such bar must sit between two
+    readings that differ.
+    """
+    step = series.step_ms
+    closes = [int(t) + step for t in series.ts_ms]
+    values = [float(v) for v in series.open_interest_usd]
+    for cadence in sorted(cadences_ms, reverse=True):
+        if cadence <= step or cadence % step or 86_400_000 % cadence:
+            continue
+        readings = {close: value for close, value in zip(closes, values) if close % cadence == 0 and math.isfinite(value)}
+        checked = moved = False
+        explained = True
+        for close, value in zip(closes, values):
+            if close % cadence == 0 or not math.isfinite(value):
+                continue
+            before = close - close % cadence
+            after = before + cadence
+            if before not in readings or after not in readings:
+                continue
+            earlier, later = readings[before], readings[after]
+            tolerance = 1e-7 * abs(value) + 0.01
+            line = earlier + (later - earlier) * (close - before) / cadence
+            checked = True
+            moved = moved or abs(later - earlier) > tolerance
+            if abs(value - earlier) > tolerance and abs(value - line) > tolerance:
+                explained = False
+                break
+        if explained and checked and moved and len(readings) >= 2:
+            return cadence
+    return step
+
+
+def reference_model4(
+    series: MarketSeries,
+    grid: PriceGrid,
+    column_start_ms,
+    column_ms: int,
+    *,
+    leverages,
+    weights,
+    brackets,
+    min_position: float,
+    points: int,
+    turnover_rate: float,
+    turnover_per_hour_unknown: float,
+    leveraged_share: float,
+    volatility_exponent: float,
+    volatility_half_life_hours: float,
+    max_volatility_factor: float,
+    reference_volatility: float,
+    cadences_ms,
+) -> PathReferenceRun:
+    """model4 by the book.
+
+    Reading steps: bars grouped by ``ceil(close / cadence)``; a step's value
+    is its last known open interest; its rise over the previous step's value
+    opens positions on its bars in proportion to their volume (equally when a
+    volume is unknown or all are zero), its fall shrinks the book by the
+    ratio's ``1 / (bars · 3)``-th power on every segment. Each segment of
+    model2's path, in order: remove the levels traded through; shrink by a
+    falling step; close ``1 − exp(−rate · turnover / 3)`` of every level
+    (turnover: volume / the previous step's value, or the unknown-volume
+    rate × hours since the previous bar); open, on each side, ``share ·
+    (previous step's value · closed share + the bar's rise / 3)`` at the
+    segment's midpoint over the tiers by weight and the size points equally,
+    a tier's leverage capped at the table's highest; ``share`` is
+    ``leveraged_share · min((reference / σ) ** exponent, cap)`` with ``σ`` the
+    exponentially weighted Parkinson volatility per √hour of the bars before.
+    """
+    n = len(series)
+    step = series.step_ms
+    ts = [int(v) for v in series.ts_ms]
+    o = [float(v) for v in series.open]
+    h = [float(v) for v in series.high]
+    lo_ = [float(v) for v in series.low]
+    c = [float(v) for v in series.close]
+    oi = [float(v) for v in series.open_interest_usd]
+    volume = [float(v) for v in series.volume_usd]
+    starts = [int(v) for v in column_start_ms]
+    tiers = len(leverages)
+    highest = max(b[2] for b in brackets)
+    multipliers = [
+        [reference_multipliers(min(leverage, highest), size, brackets) for size in reference_sizes(min(leverage, highest), brackets, min_position, points)]
+        for leverage in leverages
+    ]
+
+    # Reading steps.
+    cadence = reference_cadence(series, cadences_ms)
+    keys = [(t + step - 1) // cadence for t in ts]
+    order: list[int] = []
+    members: dict[int, list[int]] = {}
+    for index, key in enumerate(keys):
+        if key not in members:
+            members[key] = []
+            order.append(key)
+        members[key].append(index)
+    value: dict[int, float] = {}
+    for key in order:
+        known = [oi[i] for i in members[key] if math.isfinite(oi[i])]
+        value[key] = known[-1] if known else math.nan
+    new = [0.0] * n
+    ratio_per_bar = [1.0] * n
+    level = [math.nan] * n
+    for position, key in enumerate(order):
+        previous = value[order[position - 1]] if position > 0 else value[key]
+        change = value[key] - previous
+        if not math.isfinite(change):
+            change = 0.0
+        bars = members[key]
+        vols = [volume[i] for i in bars]
+        by_volume = all(math.isfinite(v) and v >= 0 for v in vols) and sum(vols) > 0
+        for i in bars:
+            level[i] = previous
+            if change > 0:
+                new[i] = change * (volume[i] / sum(vols) if by_volume else 1.0 / len(bars))
+            if change < 0:
+                ratio_per_bar[i] = (value[key] / previous) ** (1.0 / len(bars))
+
+    # Volatility known before each bar.
+    variance = [math.log(h[t] / lo_[t]) ** 2 / (4 * math.log(2)) / (step / 3_600_000) for t in range(n)]
+    sigma = []
+    for t in range(n):
+        if t == 0:
+            sigma.append(math.sqrt(variance[0]))
+            continue
+        weights_before = [0.5 ** ((ts[t] - ts[i]) / 3_600_000 / volatility_half_life_hours) for i in range(t)]
+        sigma.append(math.sqrt(sum(w * v for w, v in zip(weights_before, variance)) / sum(weights_before)))
+
+    snapshots_after = snapshot_columns(ts, starts, column_ms)
+    long_out = [[0.0] * grid.rows for _ in starts]
+    short_out = [[0.0] * grid.rows for _ in starts]
+    consumed_long = [0.0] * n
+    consumed_short = [0.0] * n
+    levels: list[PathLevel] = []
+    for t in range(n):
+        hours = (ts[t] - ts[t - 1]) / 3_600_000 if t > 0 else step / 3_600_000
+        if math.isfinite(volume[t]) and volume[t] >= 0 and math.isfinite(level[t]) and level[t] > 0:
+            turnover = volume[t] / level[t]
         else:
-            final_short[level.tier, level.row] += level.usd
-    return PathReferenceRun(
-        long_usd=np.array(long_out, dtype=np.float64).astype(np.float32).reshape(len(starts), grid.rows),
-        short_usd=np.array(short_out, dtype=np.float64).astype(np.float32).reshape(len(starts), grid.rows),
-        consumed_long_usd=np.array(consumed_long, dtype=np.float64),
-        consumed_short_usd=np.array(consumed_short, dtype=np.float64),
-        final_long_usd=final_long,
-        final_short_usd=final_short,
-        beyond_long_usd=beyond["long"],
-        beyond_short_usd=beyond["short"],
-    )
+            turnover = turnover_per_hour_unknown * hours
+        closed = min(1.0 - math.exp(-turnover_rate * turnover / 3.0), 1.0 - 1e-6)
+        if volatility_exponent == 0:
+            factor = 1.0
+        elif sigma[t] == 0:
+            factor = max_volatility_factor
+        else:
+            factor = min((reference_volatility / sigma[t]) ** volatility_exponent, max_volatility_factor)
+        share = leveraged_share * factor
+        opened = share * ((level[t] if math.isfinite(level[t]) else 0.0) * closed + new[t] / 3.0)
+        path = [o[t], lo_[t], h[t], c[t]] if c[t] >= o[t] else [o[t], h[t], lo_[t], c[t]]
+        for segment in range(3):
+            a, b = path[segment], path[segment + 1]
+            low, high, entry = min(a, b), max(a, b), (a + b) / 2.0
+            levels = consume(levels, low, high, consumed_long, consumed_short, t)
+            for lvl in levels:
+                lvl.usd *= ratio_per_bar[t] ** (1.0 / 3.0) * (1.0 - closed)
+            for tier in range(tiers):
+                for point in range(points):
+                    for side, index in (("long", 0), ("short", 1)):
+                        usd = opened * weights[tier] / points
+                        if usd == 0.0:
+                            continue
+                        row = snap_to_row(entry * multipliers[tier][point][index], grid)
+                        price = float(grid.centres[row]) if row >= 0 else math.nan
+                        levels.append(PathLevel(side=side, tier=tier, row=row, price=price, usd=usd))
+        snapshot(levels, snapshots_after.get(t, []), long_out, short_out)
+    return path_result(levels, long_out, short_out, consumed_long, consumed_short, tiers, grid)

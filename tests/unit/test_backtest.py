@@ -15,15 +15,13 @@ from engine.backtest import RealizedLiquidations, consumption, join_bars, run_ba
 from engine.models import get_model
 from engine.score import average_ranks, excursion_baseline, spearman
 from engine.series import MarketSeries
-from service.compute.scoring import CsvError, parse_time, read_candles, read_liquidations
+from real_data import BTC_SET, MULTICOIN_SET, needs_real_data
+from service.compute.scoring import CsvError, coin_of_file, pairs_in_folder, parse_time, read_candles, read_liquidations
 from service.cli import main
-from tests.conftest import REAL_DATA
 
-REAL = REAL_DATA / "btc-binance5m-coinglass-liq"
-CANDLES_5M = REAL / "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv"
-LIQUIDATIONS_30M = REAL / "coinglass_BTC_aggliq_binanceOI_spotprice_30m_20260521-20260531.csv"
-LIQUIDATIONS_30M_SHORT_NAMES = REAL / "coinglass_BTC_aggliq_30m_20260227-20260528.csv"
-needs_real_data = pytest.mark.real_data(REAL)
+CANDLES_5M = BTC_SET / "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv"
+LIQUIDATIONS_30M = BTC_SET / "coinglass_BTC_aggliq_binanceOI_spotprice_30m_20260521-20260531.csv"
+LIQUIDATIONS_30M_SHORT_NAMES = BTC_SET / "coinglass_BTC_aggliq_30m_20260227-20260528.csv"
 
 CANDLE_HEADER = "timestamp,price_open,price_high,price_low,price_close,oi_close"
 
@@ -122,8 +120,16 @@ def test_backtest_sums_consumption_per_liquidation_bar_and_scores_from_the_start
         bar = slice(6 * i, 6 * i + 6)
         expected.append(max(open_[6 * i] - low[bar].min(), 0) / open_[6 * i] * oi[6 * i - 1])
     assert result.long.baseline_spearman == pytest.approx(plain_spearman(expected, liquidations.long_usd[10:]), abs=1e-9)
+    # Path baseline: every 5m candle's own excursion, open interest at its open, summed per 30m bar.
+    path = []
+    for i in range(10, m):
+        path.append(sum(max(high[t] - open_[t], 0) / open_[t] * oi[t - 1] for t in range(6 * i, 6 * i + 6)))
+    assert result.short.path_baseline_spearman == pytest.approx(plain_spearman(path, liquidations.short_usd[10:]), abs=1e-9)
     row = result.to_json()
-    assert row["margin_long"] == pytest.approx(row["spearman_long"] - row["baseline_spearman_long"])
+    for side in ("long", "short"):
+        stronger = max(row[f"baseline_spearman_{side}"], row[f"path_baseline_spearman_{side}"])
+        assert row[f"stronger_baseline_spearman_{side}"] == stronger
+        assert row[f"margin_{side}"] == pytest.approx(row[f"spearman_{side}"] - stronger)
     with pytest.raises(ValueError, match="no liquidation bar"):
         run_backtest(series, liquidations, spec, from_ms=10**15)
 
@@ -205,24 +211,24 @@ def test_cli_reports_unusable_input_and_exits_2(tmp_path, capsys):
     assert caught.value.code == 2 and "allowed: model1, model2, model3" in capsys.readouterr().err
 
 
-@needs_real_data
-@pytest.mark.parametrize("model", ["model1", "model2", "model3"])
+@needs_real_data(BTC_SET)
+@pytest.mark.parametrize("model", ["model1", "model2", "model3", "model4"])
 def test_backtest_on_a_real_slice(model, capsys):
     # The last two days of the 5m file against the 30m realized liquidations.
     with pytest.raises(SystemExit) as caught:
         main(["backtest", "--candles", str(CANDLES_5M), "--liquidations", str(LIQUIDATIONS_30M), "--model", model, "--from", "2026-05-30T00:00:00Z", "--json"])
     assert caught.value.code == 0
     row = json.loads(capsys.readouterr().out)
-    for key in ("model", "version", "bars", "spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short", "predicted_to_realized_long", "predicted_to_realized_short"):
+    for key in ("model", "version", "bars", "spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short", "path_baseline_spearman_long", "path_baseline_spearman_short", "predicted_to_realized_long", "predicted_to_realized_short"):
         assert key in row
     assert row["model"] == model and row["version"] == get_model(model).version
     assert row["bars"] == 96 and row["first_bar"] == "2026-05-30T00:00:00Z" and row["last_bar"] == "2026-05-31T23:30:00Z"
-    for key in ("spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short"):
+    for key in ("spearman_long", "spearman_short", "baseline_spearman_long", "baseline_spearman_short", "path_baseline_spearman_long", "path_baseline_spearman_short"):
         assert -1 <= row[key] <= 1
     assert row["predicted_to_realized_long"] > 0 and row["overlaps_calibration"] is False
 
 
-@needs_real_data
+@needs_real_data(BTC_SET)
 def test_the_two_liquidation_formats_agree_where_they_overlap():
     candles = read_candles(CANDLES_5M)
     from_ms = parse_time("2026-05-26T00:00:00Z")
@@ -231,3 +237,84 @@ def test_the_two_liquidation_formats_agree_where_they_overlap():
     # The longUsd file ends on 2026-05-28 04:00: fewer bars, same kind of numbers.
     assert second.bars < first.bars and second.last_bar_ms <= parse_time("2026-05-28T04:00:00Z")
     assert second.long.spearman is not None and abs(second.long.spearman - first.long.spearman) < 0.3
+
+
+def synthetic_files(folder: Path, coin: str, seed: int) -> tuple[Path, Path]:
+    """A coin's 1h candles and 4h liquidations, named the way the recorded data names them."""
+    rng = np.random.default_rng(seed)
+    n = 24 * 6
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    high, low = np.maximum(open_, close) * 1.003, np.minimum(open_, close) * 0.997
+    oi = 1e8 * np.exp(np.cumsum(rng.normal(0, 0.005, n)))
+    rows = "".join(f"{i * 3_600_000},{o},{h},{lo},{c},{v},{v * 0.1}\n" for i, (o, h, lo, c, v) in enumerate(zip(open_, high, low, close, oi)))
+    candles = write(folder, f"binance_{coin}USDT_1h_candles_oi.csv", "timestamp,price_open,price_high,price_low,price_close,oi_close,volume_usd\n" + rows)
+    liq = "".join(f"{i * 14_400_000},{rng.uniform(0, 1e6)},{rng.uniform(0, 1e6)}\n" for i in range(n // 4))
+    liquidations = write(folder, f"coinglass_{coin}_binance_liq_4h.csv", "timestamp,liquidation_long_usd,liquidation_short_usd\n" + liq)
+    return candles, liquidations
+
+
+def test_coins_are_read_from_file_names():
+    assert coin_of_file("binance_ETHUSDT_1h_candles_oi.csv") == "ETH"
+    assert coin_of_file("coinglass_SOL_binance_liq_4h.csv") == "SOL"
+    assert coin_of_file("binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv") == "BTC"
+    assert coin_of_file("coinglass_BTC_aggliq_binanceOI_spotprice_1h_20251204-20260531.csv") == "BTC"
+    assert coin_of_file("candles.csv") is None
+
+
+def test_several_pairs_give_one_table_per_coin_and_a_folder_pairs_by_coin(tmp_path, capsys):
+    (eth_c, eth_l), (sol_c, sol_l) = synthetic_files(tmp_path, "ETH", 1), synthetic_files(tmp_path, "SOL", 2)
+    with pytest.raises(SystemExit) as caught:
+        main(["backtest", "--candles", str(eth_c), "--liquidations", str(eth_l), "--candles", str(sol_c), "--liquidations", str(sol_l), "--model", "model1,model4"])
+    out = capsys.readouterr().out
+    assert caught.value.code == 0
+    assert out.index("ETH (") < out.index("SOL (") and out.count("baseline (path)") == 2 and out.count("model4 4.") == 2
+    assert "margin table: binance SOLUSDT shipped table" in out
+    assert [pair.coin for pair in pairs_in_folder(tmp_path)] == ["ETH", "SOL"]
+    with pytest.raises(SystemExit) as caught:
+        main(["backtest", "--data", str(tmp_path), "--model", "model4", "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert caught.value.code == 0 and [row["coin"] for row in lines] == ["ETH", "SOL"]
+    for row in lines:
+        assert row["bars"] > 0 and row["margin_table"].startswith(f"binance {row['coin']}USDT")
+        assert row["stronger_baseline_spearman_long"] == max(row["baseline_spearman_long"], row["path_baseline_spearman_long"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--candles", "a.csv"], "need as many --liquidations as --candles"),
+        (["--data", "{tmp}", "--candles", "a.csv"], "either --data DIR or --candles"),
+        (["--data", "{tmp}/nowhere"], "no such folder"),
+        (["--data", "{tmp}", "--symbol", "ETHUSDT"], "--symbol names the market of one pair"),
+        (["--data", "{tmp}", "--model", "model3,model9"], "allowed: model1, model2, model3, model4"),
+    ],
+)
+def test_backtest_arguments_that_cannot_work_are_refused(tmp_path, capsys, arguments, message):
+    synthetic_files(tmp_path, "ETH", 1)
+    synthetic_files(tmp_path, "SOL", 2)
+    argv = ["backtest", *(a.replace("{tmp}", str(tmp_path)) for a in arguments)]
+    if "--model" not in argv:
+        argv += ["--model", "model1"]
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_folder_with_two_candle_files_of_one_coin_is_refused_naming_them(tmp_path):
+    synthetic_files(tmp_path, "ETH", 1)
+    write(tmp_path, "other_ETHUSDT_candles.csv", CANDLE_HEADER + "\n" + GOOD_ROWS)
+    with pytest.raises(ValueError, match="ETH needs one candle file and one liquidation file, found .*other_ETHUSDT_candles.csv"):
+        pairs_in_folder(tmp_path)
+
+
+@needs_real_data(MULTICOIN_SET)
+def test_the_multicoin_folder_scores_every_coin_and_the_path_baseline_sees_more_than_one_excursion(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["backtest", "--data", str(MULTICOIN_SET), "--model", "model4", "--from", "2025-07-01T00:00:00Z", "--json"])
+    rows = {row["coin"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert caught.value.code == 0 and set(rows) == {"BTC", "ETH", "SOL"}
+    for row in rows.values():
+        assert row["bars"] == 270 and row["first_bar"] == "2025-07-01T00:00:00Z" and row["walk_forward"]
+    # On 4h bars over 1h candles the path baseline ranks better than one excursion per bar.
+    assert rows["ETH"]["path_baseline_spearman_short"] > rows["ETH"]["baseline_spearman_short"] + 0.01

@@ -24,14 +24,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO_ROOT))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.build import build_frames  # noqa: E402
 from engine.models import MODELS  # noqa: E402
+from real_data import BTC_SET, needs_real_data  # noqa: E402
 from service.compute.scoring import parse_time, read_candles  # noqa: E402
-from tests.conftest import REAL_DATA  # noqa: E402
 
-REAL = REAL_DATA / "btc-binance5m-coinglass-liq"
-CANDLES = REAL / "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv"
+CANDLES = BTC_SET / "binance_um_BTCUSDT_5m_klines_oi_20260525-20260531.csv"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "real_5m_frames.json"
 # The slice: every 5m bar before this instant (the file starts 2026-05-25 15:55).
 UNTIL = "2026-05-30T00:00:00Z"
@@ -66,7 +66,7 @@ def vars_of(stats: Any) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in stats.__dataclass_fields__}
 
 
-@pytest.mark.real_data(CANDLES)
+@needs_real_data(CANDLES)
 def test_frames_on_real_data_match_the_golden_file():
     golden = json.loads(GOLDEN.read_text())
     current = compute()

@@ -215,7 +215,7 @@ def test_level_survives_its_own_bar_and_goes_with_the_next():
 
 def test_registry_metadata():
     spec = get_model("model1")
-    assert list(MODELS) == ["model1", "model2", "model3"] and MODELS["model1"] is spec
+    assert list(MODELS) == ["model1", "model2", "model3", "model4"] and MODELS["model1"] is spec
     assert spec.tiers == (5.0, 10.0, 25.0, 50.0, 100.0)
     assert re.fullmatch(r"\d+\.\d+\.\d+", spec.version)
     canonical = json.dumps(spec.params, sort_keys=True, separators=(",", ":"))

@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 from engine import kernels
 from engine.build import build_frame, run_model
 from engine.grid import PriceGrid, display_grid, price_grid
-from engine.models import MODELS, get_model, model2_spec, model3_spec
+from engine.models import MODELS, get_model, model2_spec, model3_spec, model4_spec
 from engine.models.margin import BINANCE_BTCUSDT, MarginTable, size_points, tier_multipliers
 from engine.models.model2 import Model2Params
 from engine.models.model3 import Model3Params
+from engine.models.model4 import Model4Params
 from engine.series import MarketSeries
-from market_strategies import STEP_MS, make_series, markets, model2_params, model3_params
+from market_strategies import STEP_MS, make_series, markets, model2_params, model3_params, model4_params
 from reference_models import reference_multipliers, reference_path_model, reference_sizes
 
 EXAMPLES = settings(max_examples=40, deadline=None)
@@ -53,6 +54,8 @@ def reference_for(series, grid, starts, column_ms, params):
 
 
 def spec_for(params):
+    if isinstance(params, Model4Params):
+        return model4_spec(params)
     return model3_spec(params) if isinstance(params, Model3Params) else model2_spec(params)
 
 
@@ -116,6 +119,15 @@ def test_margin_is_continuous_and_liquidation_prices_move_toward_entry_with_size
         MarginTable(((1e6, 0.02, 100.0),))  # 2 % maintenance at 100x is beyond the margin itself
 
 
+def test_margin_tables_from_rows_compare_by_brackets_and_refuse_what_is_not_a_table():
+    table = MarginTable.from_rows(BINANCE_BTCUSDT.to_json(), "somewhere")
+    assert table == BINANCE_BTCUSDT and hash(table) == hash(BINANCE_BTCUSDT) and table.source == "somewhere"
+    with pytest.raises(ValueError, match=r"\[cap_usd, mmr, max_leverage\] rows"):
+        MarginTable.from_rows([[1e6, "x", 100]])
+    with pytest.raises(ValueError, match="caps must increase"):
+        MarginTable.from_rows([[1e6, 0.004, 125], [5e5, 0.005, 100]])
+
+
 def per_step(spec, series: MarketSeries, grid: PriceGrid):
     """Inputs and the kernel's book after every single step."""
     inputs = spec.prepare(series, grid)
@@ -126,6 +138,16 @@ def per_step(spec, series: MarketSeries, grid: PriceGrid):
 def default_and_random_specs():
     return st.one_of(
         st.sampled_from(list(MODELS.values())),
+        model2_params().map(model2_spec),
+        model3_params().map(model3_spec),
+        model4_params().map(model4_spec),
+    )
+
+
+def specs_opening_only_on_rising_open_interest():
+    """Every model but model4, whose book also turns over with volume."""
+    return st.one_of(
+        st.sampled_from([spec for spec in MODELS.values() if spec.name != "model4"]),
         model2_params().map(model2_spec),
         model3_params().map(model3_spec),
     )
@@ -180,7 +202,7 @@ def test_scaling_every_price_by_a_power_of_two_scales_the_rows_and_nothing_else(
 
 
 @EXAMPLES
-@given(series=markets(flow=True), params=st.one_of(model2_params(), model3_params()), power=st.integers(-6, 10), rows=st.integers(10, 60))
+@given(series=markets(flow=True), params=st.one_of(model2_params(), model3_params(), model4_params()), power=st.integers(-6, 10), rows=st.integers(10, 60))
 def test_price_scaling_with_random_parameters(series, params, power, rows):
     k = 2.0**power
     scaled = MarketSeries(series.step_ms, series.ts_ms, series.open * k, series.high * k, series.low * k, series.close * k, series.volume_usd, series.taker_buy_usd, series.open_interest_usd)
@@ -195,7 +217,7 @@ def test_price_scaling_with_random_parameters(series, params, power, rows):
 
 
 @EXAMPLES
-@given(series=markets(oi_moves=st.floats(-0.3, 0.0), flow=True), spec=default_and_random_specs(), rows=st.integers(2, 60))
+@given(series=markets(oi_moves=st.floats(-0.3, 0.0), flow=True), spec=specs_opening_only_on_rising_open_interest(), rows=st.integers(2, 60))
 def test_no_new_open_interest_adds_nothing(series, spec, rows):
     starts, column_ms = columns_for(series, 1)
     run = run_model(series, spec, display_grid(float(series.low.min()), float(series.high.max()), rows=rows), starts, column_ms)
@@ -241,7 +263,7 @@ def test_reopening_keeps_the_book_size_when_nothing_is_crossed(n, increments, ha
 
 
 @EXAMPLES
-@given(series=markets(flow=True), params=st.one_of(model2_params(), model3_params()), rows=st.integers(5, 50), data=st.data())
+@given(series=markets(flow=True), params=st.one_of(model2_params(), model3_params(), model4_params()), rows=st.integers(5, 50), data=st.data())
 def test_tiers_never_mix_and_scale_with_their_weight(series, params, rows, data):
     starts, column_ms = columns_for(series, 2)
     grid = display_grid(float(series.low.min()), float(series.high.max()), rows=rows)

@@ -105,7 +105,11 @@ def test_build_frames_equals_build_frame_for_every_pair():
         np.testing.assert_array_equal(single.long_usd, frame.long_usd)
         np.testing.assert_array_equal(single.y, frame.y)
         np.testing.assert_array_equal(single.candles.close, frame.candles.close)
-        assert single.stats == frame.stats and single.clusters == frame.clusters
+        # Exactly equal but for model4's consumed totals: it reads volumes, which a shared
+        # resample adds up in another order (the last bits of a float64 sum).
+        for name in frame.stats.__dataclass_fields__:
+            assert getattr(single.stats, name) == pytest.approx(getattr(frame.stats, name), rel=1e-12), (frame.model, frame.range, name)
+        assert single.clusters == frame.clusters
         assert frame.sources == sources and frame.sources is not sources
     # Models share the grid of a range: their frames line up row for row.
     by_range = {}

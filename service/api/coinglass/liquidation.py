@@ -47,6 +47,7 @@ from service.api.coinglass.params import (
 )
 from service.api.dependencies import FrameQuery, Market
 from service.api.newest import LatestFrames, stored_response
+from service.compute.ondemand import FrameService
 from service.api.params import (
     AMOUNT_PATTERN,
     Markets,
@@ -112,7 +113,7 @@ async def _book(request: Request, settings: Settings, market: Market, book_range
     """The outstanding levels of a market's newest frame of the first configured model (503 while it is computed)."""
     frames: LatestFrames = request.app.state.frames
     query = FrameQuery(market.exchange, market.symbol, settings.models[0], book_range)
-    _, stored = await frames.require(query, FIELD_V1_MSGPACK, cached=False)
+    _, stored = await frames.require(query, FIELD_V1_MSGPACK)
     return await asyncio.to_thread(lambda: liquidation_levels(plain(FIELD_V1_MSGPACK, stored)))
 
 
@@ -146,7 +147,7 @@ class CoinglassController(Controller):
     async def heatmap(
         self, request: Request, model: ModelPath, exchange: ExchangeParam = None, symbol: PairParam = None, range_: HeatmapRangeParam = None
     ) -> ASGIResponse:
-        """Pair liquidation heatmap (``model1``..``model3``), as Coinglass serves it."""
+        """Pair liquidation heatmap (``model1``..``model4``), as Coinglass serves it."""
         state = request.app.state  # the hot path: no dependencies (see service.api.dependencies)
         query = pair_heatmap_query(state.settings, model, exchange, symbol, range_)
         _, stored = await state.frames.require(query, FIELD_COINGLASS_JSON, lambda: check_market(state.store, query.exchange, query.symbol))
@@ -340,9 +341,9 @@ class CoinglassController(Controller):
     @get("/max-pain", operation_id="coinglassLiquidationMaxPain", responses=examples.MAX_PAIN)
     async def max_pain(
         self,
-        store: NamedDependency[StoreReader],
         settings: NamedDependency[Settings],
         markets: NamedDependency[Markets],
+        frame_service: NamedDependency[FrameService],
         range_: Annotated[str | None, query_param("12h, 24h, 48h, 3d, 7d, 14d or 30d (default 24h)", name="range", enum=list(MAX_PAIN_RANGES))] = None,
     ) -> Envelope[list[CoinglassMaxPain]]:
         """Per coin, the largest outstanding long and short liquidation level and its price.
@@ -358,7 +359,7 @@ class CoinglassController(Controller):
         book_range = frame_range(settings, range_, MAX_PAIN_RANGES, default="24h")
         sources = coin_markets(markets)
         model = settings.models[0]
-        bodies = await asyncio.gather(*(store.latest_frame_field(*market, model, book_range, FIELD_V1_MSGPACK) for market in sources.values()))
+        bodies = await asyncio.gather(*(frame_service.newest_plain(*market, model, book_range, FIELD_V1_MSGPACK) for market in sources.values()))
         rows = []
         for coin, body in zip(sources, bodies):
             if body is None:

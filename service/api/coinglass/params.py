@@ -52,7 +52,7 @@ StartParam = Annotated[int | None, query_param("Start, epoch milliseconds", mini
 EndParam = Annotated[int | None, query_param("End, epoch milliseconds (default: now)", minimum=0, maximum=MAX_EPOCH_MS)]
 HeatmapRangeParam = Annotated[str | None, query_param("12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", required=True, name="range", **RANGE_ENUM)]
 MapRangeParam = Annotated[str | None, query_param("1d, 7d or 30d", required=True, name="range", enum=list(MAP_RANGES))]
-ModelPath = Annotated[str, PathParameter(description="model1, model2 or model3", schema_extra=MODEL_ENUM)]
+ModelPath = Annotated[str, PathParameter(description="model1, model2, model3 or model4", schema_extra=MODEL_ENUM)]
 
 
 def frame_range(settings: Settings, value: str | None, table: dict[str, str], default: str | None = None) -> str:

@@ -206,7 +206,7 @@ class ExchangeCollector(ABC):
 
     @abstractmethod
     async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
-        """Maintenance-margin tiers as market metadata (see :mod:`service.collect.venues.tiers`)."""
+        """Maintenance-margin tiers as market metadata (see :mod:`service.store.tiers`)."""
 
     @abstractmethod
     def stream(self) -> tuple[str, list[str], str | None]:

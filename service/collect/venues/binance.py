@@ -13,9 +13,11 @@ import asyncio
 import msgspec
 import numpy as np
 
+from engine.models.margin import shipped_binance_table
 from service.clock import Clock, Sleep, now_ms
 from service.store.rows import SIDE_LONG, SIDE_SHORT
-from service.collect.venues import parse, tiers
+from service.collect.venues import parse
+from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.binance_brackets import default_tiers
 from service.collect.venues.errors import BadPayload, VenueError
@@ -244,7 +246,7 @@ class BinanceCollector(ExchangeCollector):
                 self._count(exc)
         found = self._brackets.get(symbol)
         if not found:
-            found, source = default_tiers(symbol), "shipped default"
+            found, source = default_tiers(symbol), shipped_binance_table(symbol).source
         return {tiers.META_FIELD: tiers.encode(found), tiers.META_SOURCE_FIELD: source}
 
     def stream(self) -> tuple[str, list[str], str | None]:

@@ -19,7 +19,8 @@ import numpy as np
 
 from service.clock import Clock, Sleep, now_ms
 from service.store.rows import SIDE_LONG, SIDE_SHORT
-from service.collect.venues import parse, tiers
+from service.collect.venues import parse
+from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.errors import BadPayload, VenueRejected, VenueUnavailable
 from service.collect.venues.parse import LiquidationTuple

@@ -8,9 +8,11 @@ margin = notional × ``mmr`` − ``deduction_usd`` (Binance's ``cum``, Bybit's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
+
+from engine.models.margin import MarginTable
 
 META_FIELD = "mm_tiers"
 META_SOURCE_FIELD = "mm_tiers_source"
@@ -57,3 +59,28 @@ def from_caps(caps: Sequence[tuple[float, float, float]]) -> list[Tier]:
     """Tiers from ``(cap_usd, mmr, max_leverage)`` rows in ascending cap order; floors are the previous cap."""
     floors = [0.0, *(cap for cap, _, _ in caps[:-1])]
     return from_bands([(floor, cap, mmr, leverage) for floor, (cap, mmr, leverage) in zip(floors, caps, strict=True)])
+
+
+def to_margin_table(found: Sequence[Tier], source: str) -> MarginTable:
+    """The engine's table of these tiers (caps, rates and leverage; deductions follow from continuity).
+
+    Raises
+    ------
+    ValueError
+        Tiers the engine cannot use (no tiers, caps not increasing, a rate at or above 1/leverage).
+    """
+    return MarginTable.from_rows([[tier.cap_usd, tier.mmr, tier.max_leverage] for tier in found], source)
+
+
+def margin_table_of(meta: Mapping[str, str], exchange: str) -> MarginTable | None:
+    """The margin table stored in a market's metadata, or None where there is none or it is unusable."""
+    text = meta.get(META_FIELD)
+    if not text:
+        return None
+    source = meta.get(META_SOURCE_FIELD) or "tiers"
+    if not source.startswith(exchange):
+        source = f"{exchange} {source}"
+    try:
+        return to_margin_table(decode(text), source)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        return None

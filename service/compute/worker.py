@@ -1,0 +1,93 @@
+"""The engine role: refresh jobs taken from the work queue, any number of workers sharing it.
+
+A small loop around ``XREADGROUP`` / ``XACK`` / ``XAUTOCLAIM`` (:mod:`service.store.jobs`);
+the job body, :meth:`Worker.run_job`, is a plain coroutine the tests call directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.exceptions import RedisError
+
+from service.clock import Clock, now_ms
+from service.compute.refresh import Refresher
+from service.metrics import JOBS_DONE, JOBS_FAILED, JOBS_PARKED, JOBS_RECLAIMED
+from service.settings import Settings
+from service.store.jobs import Job, JobQueue
+from service.store.writer import Store
+
+log = logging.getLogger(__name__)
+
+# How often a worker looks for jobs other workers left behind, seconds.
+RECLAIM_EVERY_S = 5.0
+
+
+class Worker:
+    def __init__(self, store: Store, settings: Settings, consumer: str, clock: Clock = now_ms, reclaim_idle_ms: int | None = None) -> None:
+        """``reclaim_idle_ms``: how long a job may stay pending before another worker takes it
+        (default: the job timeout and ten seconds, so a live worker's job is never taken from it)."""
+        self.store = store
+        self.reclaim_idle_ms = reclaim_idle_ms if reclaim_idle_ms is not None else int(settings.job_timeout_s * 1000) + 10_000
+        self.settings = settings
+        self.consumer = consumer
+        self.clock = clock
+        self.queue = JobQueue(store.redis)
+        self.refresher = Refresher(store, settings)
+        self.last_tick = time.monotonic()
+        self._store_down = False
+
+    async def run_job(self, job: Job) -> None:
+        """Refresh the job's market; acknowledged only once its frames are stored."""
+        await self.queue.started(job)
+        async with asyncio.timeout(self.settings.job_timeout_s):
+            await self.refresher.refresh(job.exchange, job.symbol, self.clock())
+        await self.queue.done(job)
+        JOBS_DONE.inc()
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.run_job(job)
+        except Exception as exc:  # a timeout too: one job's failure must not stop the worker
+            JOBS_FAILED.inc()
+            log.warning("job for %s:%s failed (delivery %d): %r", job.exchange, job.symbol, job.deliveries, exc)
+            try:
+                await self.queue.failed(job, repr(exc))
+            except RedisError:
+                pass  # it stays pending; it will be claimed again
+
+    async def step(self, reclaim: bool) -> int:
+        """One turn: jobs left behind (when ``reclaim``), else new ones; returns how many were run."""
+        jobs: list[Job] = []
+        if reclaim:
+            parked_before = len(await self.queue.parked())
+            jobs = await self.queue.reclaim(self.consumer, self.reclaim_idle_ms, self.settings.job_max_attempts)
+            JOBS_PARKED.inc(len(await self.queue.parked()) - parked_before)
+            JOBS_RECLAIMED.inc(len(jobs))
+        if not jobs:
+            jobs = await self.queue.take(self.consumer)
+        for job in jobs:
+            await self._run(job)
+        return len(jobs)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take and run jobs until ``stop`` is set; outlives store outages."""
+        next_reclaim = 0.0
+        while not stop.is_set():
+            self.last_tick = time.monotonic()
+            try:
+                await self.queue.ensure_group()
+                reclaim = time.monotonic() >= next_reclaim
+                if reclaim:
+                    next_reclaim = time.monotonic() + RECLAIM_EVERY_S
+                await self.step(reclaim)
+                if self._store_down:
+                    log.info("store reachable again; worker %s resumes", self.consumer)
+                    self._store_down = False
+            except RedisError as exc:
+                if not self._store_down:
+                    log.warning("store unreachable (%s); worker %s retries every second", exc, self.consumer)
+                    self._store_down = True
+                await asyncio.sleep(1.0)
