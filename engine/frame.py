@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from engine.types import Float32Array, Float64Array, Int64Array
@@ -82,6 +82,14 @@ class FrameIdentity:
     model_version: str
     params_hash: str
     range: str
+
+
+IDENTITY_FIELDS = tuple(f.name for f in fields(FrameIdentity))
+
+
+def identity_fields(result: object) -> dict[str, str]:
+    """The :class:`FrameIdentity` fields of a result (a frame, a map, a stored form of one), by name."""
+    return {name: getattr(result, name) for name in IDENTITY_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import gzip
 import math
-from dataclasses import fields
 
 import msgspec
 import numpy as np
 
-from engine.frame import Frame, FrameIdentity
+from engine.frame import Frame, identity_fields
 from engine.ranges import RANGES
 from service.wire.cells import cells_json
 from service.wire.schemas import ClusterOut, CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
@@ -52,11 +51,6 @@ def _opt(value: float) -> float | None:
 def msgpack_to_json(stored_msgpack: bytes) -> bytes:
     """A stored (compressed) msgpack frame as plain JSON: the same frame, the other encoding."""
     return _json.encode(msgspec.msgpack.decode(gzip.decompress(stored_msgpack)))
-
-
-def identity_fields(result: FrameIdentity) -> dict[str, str]:
-    """The identity of an engine result (a frame, a map) by field name: market, model version, range."""
-    return {field.name: getattr(result, field.name) for field in fields(FrameIdentity)}
 
 
 def _identity(frame: Frame) -> dict[str, str]:

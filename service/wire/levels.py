@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from engine.book import LargestRow, LiquidationMap, largest_row_per_side
+from engine.frame import identity_fields
 from engine.types import Float64Array
-from service.wire.codec import identity_fields
 from service.wire.schemas import ClusterOut, LargestLevelOut, LevelsClustersOut, LevelsOut, LiquidationMapOut, MaxPainOut, TierBookOut
 
 
