@@ -244,9 +244,9 @@ async def test_the_stream_is_kept_alive_with_the_venues_application_ping(fake: F
     await source.close()
 
 
-async def test_binance_falls_back_to_the_dated_shipped_table_when_its_web_brackets_refuse(fake: FakeExchange) -> None:
+async def test_binance_falls_back_to_the_dated_shipped_table_when_its_web_brackets_refuse(fake: FakeExchange, clock: Clock) -> None:
     fake["binance"].inject(Fault("html", 403, path="brackets"))
-    source = collector(fake, "binance")
+    source = collector(fake, clock, "binance")
     batch = await source.backfill("ETHUSDT", NOW_MS - 30 * MINUTE, NOW_MS)
     assert batch.meta[META_SOURCE_FIELD] == shipped_binance_table("ETHUSDT").source
     assert "as of" in batch.meta[META_SOURCE_FIELD] and decode(batch.meta[META_FIELD]) == default_tiers("ETHUSDT")
