@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 # ``clusters(frame)`` lives in the module of that name: engine.clusters.clusters.
-__all__ = ["MODELS", "RANGES", "build_frame", "build_frames", "liquidation_map", "max_pain"]
+__all__ = ["MODELS", "RANGES", "build_frame", "build_frames", "largest_row_per_side", "liquidation_map"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,10 +19,10 @@ def __getattr__(name: str) -> Any:
         from engine import build
 
         return getattr(build, name)
-    if name in ("liquidation_map", "max_pain"):
+    if name in ("liquidation_map", "largest_row_per_side"):
         from engine import book
 
-        return getattr(liqmap, name)
+        return getattr(book, name)
     if name == "MODELS":
         from engine.models import MODELS
 

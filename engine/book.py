@@ -4,29 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from engine.build import market_margin_table, range_windows, run_model
-from engine.rollup import Rollup
+from engine.frame import FrameIdentity
 from engine.grid import DEFAULT_ROWS
 from engine.leverage import LeverageSpec, select_tiers
 from engine.models import get_model
 from engine.models.margin import MarginTable
+from engine.rollup import Rollup
 from engine.series import MarketSeries
 from engine.types import Float64Array
 
 
 @dataclass(frozen=True, slots=True)
-class LiquidationMap:
+class LiquidationMap(FrameIdentity):
     """Outstanding liquidation notional by price at the end of the data, per leverage tier.
+
+    What it was computed from is its :class:`~engine.frame.FrameIdentity`; ``range`` is the
+    window positions were opened in (the book starts empty at its start).
 
     Attributes
     ----------
-    exchange, symbol, model, model_version, params_hash, range : str
-        What it was computed from; ``range`` is the window positions were
-        opened in (the book starts empty at its start).
     leverage : str
         The leverage filter (see :mod:`engine.leverage`).
     data_until_ms : int
@@ -51,12 +51,6 @@ class LiquidationMap:
         Outstanding notional beyond the grid (not in any row), USD.
     """
 
-    exchange: str
-    symbol: str
-    model: str
-    model_version: str
-    params_hash: str
-    range: str
     leverage: str
     data_until_ms: int
     price: float
@@ -87,25 +81,43 @@ def cumulative_curves(y: Float64Array, long_usd: Float64Array, short_usd: Float6
     return np.where(y < price, long_from_row, 0.0), np.where(y > price, short_to_row, 0.0)
 
 
-def max_pain(liquidation_map: LiquidationMap) -> dict[str, dict[str, float] | None]:
-    """The largest level on each side: the row holding the most notional over the tiers shown.
+@dataclass(frozen=True, slots=True)
+class LargestRow:
+    """The price row of a map holding the most notional of one side, summed over the tiers shown.
+
+    Attributes
+    ----------
+    price : float
+        The row's centre, USD.
+    usd : float
+        Notional in the row, USD.
+    distance : float
+        ``(price - last close) / last close``: negative below the price.
+    """
+
+    price: float
+    usd: float
+    distance: float
+
+
+def largest_row_per_side(liquidation_map: LiquidationMap) -> tuple[LargestRow | None, LargestRow | None]:
+    """The row holding the most long notional and the one holding the most short notional (the "max pain" levels).
 
     Returns
     -------
-    dict
-        ``{"long": {"price", "usd", "distance"}, "short": {...}}``, a side None
-        when it holds nothing; ``distance`` is the signed fraction of price.
+    (longs, shorts)
+        A side is None when it holds nothing.
     """
-    out: dict[str, dict[str, float] | None] = {}
-    for side, book in (("long", liquidation_map.long_usd), ("short", liquidation_map.short_usd)):
+    out: list[LargestRow | None] = []
+    for book in (liquidation_map.long_usd, liquidation_map.short_usd):
         by_row = book.sum(axis=0) if book.size else np.zeros(len(liquidation_map.y))
         if not by_row.size or by_row.max() <= 0:
-            out[side] = None
+            out.append(None)
             continue
         row = int(np.argmax(by_row))
         level = float(liquidation_map.y[row])
-        out[side] = {"price": level, "usd": float(by_row[row]), "distance": (level - liquidation_map.price) / liquidation_map.price}
-    return out
+        out.append(LargestRow(price=level, usd=float(by_row[row]), distance=(level - liquidation_map.price) / liquidation_map.price))
+    return out[0], out[1]
 
 
 def liquidation_map(
@@ -161,45 +173,3 @@ def liquidation_map(
         beyond_long_usd=run.beyond_long_usd,
         beyond_short_usd=run.beyond_short_usd,
     )
-
-
-def whole_usd(values: Float64Array) -> list[int]:
-    return np.rint(values).astype(np.int64).tolist()  # type: ignore[no-any-return]
-
-
-def map_json(liquidation_map: LiquidationMap) -> dict[str, Any]:
-    """A JSON-able dict of a map, numbers rounded to whole USD and 8 decimals of price."""
-    return {
-        "exchange": liquidation_map.exchange,
-        "symbol": liquidation_map.symbol,
-        "model": liquidation_map.model,
-        "model_version": liquidation_map.model_version,
-        "params_hash": liquidation_map.params_hash,
-        "range": liquidation_map.range,
-        "leverage": liquidation_map.leverage,
-        "data_until": liquidation_map.data_until_ms,
-        "price": liquidation_map.price,
-        "y": np.round(liquidation_map.y, 8).tolist(),
-        "tiers": [
-            {
-                "leverage": leverage,
-                "long": whole_usd(long_row),
-                "short": whole_usd(short_row),
-                "cumulative_long": whole_usd(cumulative_long),
-                "cumulative_short": whole_usd(cumulative_short),
-            }
-            for leverage, long_row, short_row, cumulative_long, cumulative_short in zip(
-                liquidation_map.tiers,
-                liquidation_map.long_usd,
-                liquidation_map.short_usd,
-                liquidation_map.cumulative_long_by_tier_usd,
-                liquidation_map.cumulative_short_by_tier_usd,
-                strict=True,
-            )
-        ],
-        "cumulative_long": whole_usd(liquidation_map.cumulative_long_usd),
-        "cumulative_short": whole_usd(liquidation_map.cumulative_short_usd),
-        "beyond_long_usd": liquidation_map.beyond_long_usd,
-        "beyond_short_usd": liquidation_map.beyond_short_usd,
-        "max_pain": max_pain(liquidation_map),
-    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from engine.types import Float32Array, Float64Array, Int64Array
@@ -63,8 +63,38 @@ class FrameStats:
 
 
 @dataclass(frozen=True, slots=True)
-class Frame:
-    """A heatmap over one range of one market under one model version.
+class FrameIdentity:
+    """What a computed result is of: one market, one model version, one range.
+
+    Attributes
+    ----------
+    exchange, symbol : str
+        The market (``exchange`` is ``"all"`` for a coin summed over venues).
+    model, model_version, params_hash : str
+        The model's name, semantic version and the hash of its parameters.
+    range : str
+        The range's name (see :mod:`engine.ranges`).
+    """
+
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    params_hash: str
+    range: str
+
+
+IDENTITY_FIELDS = tuple(f.name for f in fields(FrameIdentity))
+
+
+def identity_fields(result: object) -> dict[str, str]:
+    """The :class:`FrameIdentity` fields of a result (a frame, a map, a stored form of one), by name."""
+    return {name: getattr(result, name) for name in IDENTITY_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class Frame(FrameIdentity):
+    """A heatmap over one range of one market under one model version (identity: :class:`FrameIdentity`).
 
     Attributes
     ----------
@@ -97,12 +127,6 @@ class Frame:
         the table used; None for models whose tiers are their parameters.
     """
 
-    exchange: str
-    symbol: str
-    model: str
-    model_version: str
-    params_hash: str
-    range: str
     generated_at_ms: int
     data_until_ms: int
     coverage_start_ms: int

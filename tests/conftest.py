@@ -121,3 +121,7 @@ async def latest_field(store, exchange: str, symbol: str, model: str, range_name
 
     latest = await store.latest_packed(exchange, symbol, model, range_name)
     return None if latest is None else plain(field, encode_field(unpack_frame(latest[1]), field))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--regenerate-goldens", action="store_true", help="rewrite the API's golden answers (tests/integration/golden/api) instead of checking them")

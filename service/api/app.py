@@ -28,6 +28,7 @@ from service.api.observe import RequestMetricsMiddleware
 from service.api.viewer import viewer_routes
 from service.store.client import open_redis
 from service.store.migrate import migrate
+from service.clock import Clock, now_ms
 from service.compute.ondemand import FrameService
 from service.compute.pool import EnginePool
 from service.settings import Settings
@@ -51,8 +52,10 @@ Errors carry the real HTTP status: `{"error": {...}}` on v1, the Coinglass envel
 """
 
 
-def create_app(settings: Settings, *, warm_engine: bool = False) -> Litestar:
-    """Build the API. ``warm_engine``: start the engine pool at once (servers; tests start it when first used)."""
+def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = now_ms) -> Litestar:
+    """Build the API. ``warm_engine``: start the engine pool at once (servers; tests start it when first used);
+    ``clock``: what "now" is to routes whose windows end now (tests pin it).
+    """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -83,6 +86,9 @@ def create_app(settings: Settings, *, warm_engine: bool = False) -> Litestar:
     def provide_settings() -> Settings:
         return settings
 
+    def provide_clock() -> Clock:
+        return clock
+
     def provide_frame_service(state: State) -> FrameService:
         return state.ondemand
 
@@ -90,7 +96,12 @@ def create_app(settings: Settings, *, warm_engine: bool = False) -> Litestar:
         route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
-        dependencies={"store": Provide(provide_store, sync_to_thread=False), "settings": Provide(provide_settings, sync_to_thread=False), "frame_service": Provide(provide_frame_service, sync_to_thread=False)},
+        dependencies={
+            "store": Provide(provide_store, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "clock": Provide(provide_clock, sync_to_thread=False),
+            "frame_service": Provide(provide_frame_service, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="liqmap",

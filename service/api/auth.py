@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from service.store.access import Access, parse_key
-from service.api.errors import COINGLASS_PREFIX
-from service.wire.schemas import Envelope, ErrorBody, ErrorOut
+from service.api.errors import COINGLASS_PREFIX, ApiError, RateLimited, StoreUnreachable, Unauthorized, error_body
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,19 +19,14 @@ KEY_HEADERS = (b"x-api-key", b"cg-api-key")
 GUARDED_PREFIXES = ("/v1/", COINGLASS_PREFIX)
 
 
-def _error(path: str, status: int, error: str, message: str) -> bytes:
-    if path.startswith(COINGLASS_PREFIX):
-        return msgspec.json.encode(Envelope(code=str(status), msg=message, data=None))
-    return msgspec.json.encode(ErrorOut(error=ErrorBody(status=status, error=error, message=message)))
-
-
-async def _send_error(send: Send, path: str, status: int, error: str, message: str, headers: list[tuple[bytes, bytes]]) -> None:
-    body = _error(path, status, error, message)
+async def _send_error(send: Send, path: str, exc: ApiError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = error_body(path, exc.status, exc.error, exc.message)
+    retry_after = [] if exc.retry_after_s is None else [(b"retry-after", str(exc.retry_after_s).encode())]
     await send(
         {
             "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+            "status": exc.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or []), *retry_after],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -59,20 +52,19 @@ class AccessMiddleware(ASGIMiddleware):
             if presented:
                 record = await access.verify(presented.strip())
                 if record is None:
-                    await _send_error(send, path, 401, "unauthorized", "the API key is not valid or has been revoked", [])
+                    await _send_error(send, path, Unauthorized("the API key is not valid or has been revoked"))
                     return
                 client, limit = record.id, record.limit_per_min
             elif self.settings.anonymous_access:
                 host = scope.get("client") or ("unknown", 0)
                 client, limit = f"anon:{host[0]}", self.settings.anonymous_limit_per_min
             else:
-                message = "an API key is required: send it in the X-API-Key (or CG-API-KEY) header"
-                await _send_error(send, path, 401, "unauthorized", message, [])
+                await _send_error(send, path, Unauthorized("an API key is required: send it in the X-API-Key (or CG-API-KEY) header"))
                 return
             allowance = await access.count(client, limit)
         except RedisError as exc:
             log.warning("store unreachable while checking access: %s", exc)
-            await _send_error(send, path, 503, "store_unavailable", "the data store is unreachable; retry shortly", [(b"retry-after", b"5")])
+            await _send_error(send, path, StoreUnreachable())
             return
 
         limit_headers = [
@@ -80,8 +72,7 @@ class AccessMiddleware(ASGIMiddleware):
             (b"api-key-use-limit", str(min(allowance.used, allowance.limit)).encode()),
         ]
         if not allowance.allowed:
-            message = f"rate limit of {allowance.limit} requests per minute exceeded; retry in {allowance.retry_after_s} s"
-            await _send_error(send, path, 429, "rate_limited", message, [*limit_headers, (b"retry-after", str(allowance.retry_after_s).encode())])
+            await _send_error(send, path, RateLimited(allowance.limit, allowance.retry_after_s), limit_headers)
             return
 
         async def send_with_limits(message: Message) -> None:

@@ -1,10 +1,15 @@
-"""Response examples for the OpenAPI document."""
+"""The OpenAPI answers of the native routes, with examples (the Coinglass ones: service.api.coinglass.examples)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
-FRAME = Example(
+from service.wire.schemas import ErrorOut, FrameOut, FramePage, LevelsOut
+
+_FRAME = Example(
     summary="A 12h frame (shortened to 2 columns and 3 rows)",
     value={
         "id": "model1-30fb8e9f-12h-1780000020000",
@@ -43,20 +48,7 @@ FRAME = Example(
     },
 )
 
-COINGLASS_HEATMAP = Example(
-    summary="Coinglass's heatmap shape",
-    value={
-        "code": "0",
-        "msg": "success",
-        "data": {
-            "y_axis": [47968.54, 48000.0, 48031.46],
-            "liquidation_leverage_data": [[5, 124, 2288867.26], [6, 123, 318624.82]],
-            "price_candlesticks": [[1722676500, "61486", "61596.4", "61434.4", "61539.9", "63753192.1129"]],
-        },
-    },
-)
-
-FRAME_PAGE = Example(
+_FRAME_PAGE = Example(
     summary="Two frames and a cursor for the next page",
     value={
         "items": [
@@ -68,9 +60,29 @@ FRAME_PAGE = Example(
 )
 
 
-def error(status: int, message: str, allowed: list[str] | None = None) -> Example:
-    return Example(summary=message, value={"error": {"status": status, "error": "bad_request" if status == 400 else "error", "message": message, "allowed": allowed}})
+def _error(status: int, description: str, message: str, allowed: list[str] | None = None) -> ResponseSpec:
+    example = Example(summary=message, value={"error": {"status": status, "error": "bad_request" if status == 400 else "error", "message": message, "allowed": allowed}})
+    return ResponseSpec(generate_examples=False, data_container=ErrorOut, description=description, examples=[example])
 
 
-def envelope_error(status: int, message: str) -> Example:
-    return Example(summary=message, value={"code": str(status), "msg": message, "data": None})
+ERRORS = {
+    400: _error(
+        400,
+        "Bad parameter; the message names the allowed values",
+        "range must be one of 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y; got '2h'",
+        ["12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y"],
+    ),
+    404: _error(404, "Unknown exchange, symbol or frame", "unknown symbol 'DOGEUSDT' on binance; known symbols: BTCUSDT, ETHUSDT, SOLUSDT"),
+    503: _error(503, "No frame computed yet, or the store is unreachable", "the data store is unreachable; retry shortly"),
+}
+
+
+def _responses(container: Any, description: str, example: Example | None = None) -> dict[int, ResponseSpec]:
+    ok = ResponseSpec(generate_examples=False, data_container=container, description=description, examples=None if example is None else [example])
+    return {200: ok, **ERRORS}
+
+
+LATEST = _responses(FrameOut, "The newest frame (JSON or msgpack)", _FRAME)
+LEVELS = _responses(LevelsOut, "Magnet zones, the liquidation map by tier and max pain")
+FRAMES = _responses(FramePage, "Frame summaries, newest first", _FRAME_PAGE)
+FRAME = _responses(FrameOut, "One frame (JSON or msgpack)", _FRAME)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.plugins.prometheus import PrometheusController
 
+from service.clock import Clock
 from service.wire.schemas import Health, Readiness
 from service.settings import Settings
 from service.store.reader import StoreReader
@@ -21,9 +20,9 @@ async def health(store: NamedDependency[StoreReader]) -> Health:
 
 
 @get("/ready", operation_id="ready", tags=["operations"])
-async def ready(store: NamedDependency[StoreReader], settings: NamedDependency[Settings]) -> Response[Readiness]:
+async def ready(store: NamedDependency[StoreReader], settings: NamedDependency[Settings], clock: NamedDependency[Clock]) -> Response[Readiness]:
     """Ready to serve: the store answers and every market's frames are fresh (503 otherwise)."""
-    now_ms = int(time.time() * 1000)
+    now_ms = clock()
     problems: list[str] = []
     markets = await store.markets()
     if not markets:

@@ -1,4 +1,4 @@
-"""Native v1 heatmap routes: latest, history, one frame, server-sent events."""
+"""Native v1 heatmap routes: latest, levels, history, one frame, server-sent events."""
 
 from __future__ import annotations
 
@@ -10,70 +10,31 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api import examples
-from service.compute.ondemand import FrameGone, FrameId
+from service.api.dependencies import FILTERED_FRAME_QUERY, FRAME_QUERY, MARKET, MARKET_OF_QUERY, FrameQuery, Market, filtered_frame_query
+from service.api.errors import BadRequest, FrameNoLongerAvailable, FrameNotReady, NotFound, Unavailable
 from service.api.newest import VARY, newest_frame, raw_header, stored_response
-from service.api.errors import BadRequest, NotFound, Unavailable
-from service.api.params import (
-    LEVERAGE_ENUM,
-    MODEL_ENUM,
-    RANGE_ENUM,
-    canonical_market,
-    check_leverage_filter,
-    check_market,
-    check_model,
-    check_range,
-)
+from service.api.params import LeverageParam, ModelParam, RangeParam
+from service.compute.ondemand import FrameGone, FrameId, FrameService
 from service.wire.codec import FIELD_V1_JSON, FIELD_V1_MSGPACK
-from service.wire.schemas import ErrorOut, FrameOut, FramePage, FrameSummary, LevelsOut
-from service.settings import Settings
+from service.wire.schemas import FramePage, FrameSummary, LevelsOut
 from service.store.reader import StoreReader
 
 MSGPACK = "application/msgpack"
 Format = Literal["json", "msgpack"]
 
-ModelParam = Annotated[str, QueryParameter(description="Model name, e.g. model1 (see /v1/models)", schema_extra=MODEL_ENUM)]
-RangeParam = Annotated[str, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", schema_extra=RANGE_ENUM)]
 FormatParam = Annotated[
     Format | None,
     QueryParameter(name="format", description="json (default) or msgpack; an Accept header of application/msgpack does the same"),
 ]
 
-LeverageParam = Annotated[
-    str | None,
-    QueryParameter(
-        description="Leverage filter: all (default), low (≤10x), mid (between), high (≥50x), or a comma-separated list of the model's tiers such as 25,50 (see /v1/models)",
-        schema_extra=LEVERAGE_ENUM,
-    ),
-]
-
 _summary_decoder = msgspec.json.Decoder(FrameSummary)
 _json = msgspec.json.Encoder()
-
-ERRORS = {
-    400: ResponseSpec(
-        data_container=ErrorOut,
-        description="Bad parameter; the message names the allowed values",
-        examples=[examples.error(400, "range must be one of 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y; got '2h'", ["12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y"])],
-    ),
-    404: ResponseSpec(
-        data_container=ErrorOut,
-        description="Unknown exchange, symbol or frame",
-        examples=[examples.error(404, "unknown symbol 'DOGEUSDT' on binance; known symbols: BTCUSDT, ETHUSDT, SOLUSDT")],
-    ),
-    503: ResponseSpec(
-        data_container=ErrorOut,
-        description="No frame computed yet, or the store is unreachable",
-        examples=[examples.error(503, "the data store is unreachable; retry shortly")],
-    ),
-}
-
 
 def _wants_msgpack(request: Request, fmt: Format | None) -> bool:
     if fmt is not None:
@@ -110,11 +71,12 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
 class HeatmapController(Controller):
     path = "/v1/heatmaps/{exchange:str}/{symbol:str}"
     tags = ["heatmaps"]
+    dependencies = {"frame_query": FRAME_QUERY, "market": MARKET_OF_QUERY}
 
     @get(
         "/latest",
         operation_id="getLatestHeatmap",
-        responses={200: ResponseSpec(data_container=FrameOut, description="The newest frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
+        responses=examples.LATEST,
     )
     async def latest(
         self,
@@ -131,34 +93,19 @@ class HeatmapController(Controller):
         Send ``If-None-Match`` with the ``ETag`` of the frame you hold: the answer
         is ``304 Not Modified`` until a newer frame exists.
         """
-        # The hot path: state is read directly (no dependency resolution per request).
-        state = request.app.state
-        settings: Settings = state.settings
-        check_model(settings, model)
-        check_range(settings, range_name)
-        leverage_filter = check_leverage_filter(model, leverage)
-        exchange, symbol = canonical_market(exchange, symbol)
+        # The hot path: checked here, not by a dependency (see service.api.dependencies).
+        query = filtered_frame_query(request.app.state.settings, exchange, symbol, model, range_name, leverage)
         msgpack = _wants_msgpack(request, fmt)
-        field = FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON
-        frame_id, body = await newest_frame(request, exchange, symbol, model, range_name, leverage_filter, field)
+        frame_id, body = await newest_frame(request, query, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
         return _frame_response(request, frame_id, body, msgpack)
 
     @get(
         "/levels",
         operation_id="getLiquidationLevels",
-        responses={200: ResponseSpec(data_container=LevelsOut, description="Magnet zones, the liquidation map by tier and max pain"), **ERRORS},
+        dependencies={"frame_query": FILTERED_FRAME_QUERY},
+        responses=examples.LEVELS,
     )
-    async def levels(
-        self,
-        request: Request,
-        store: NamedDependency[StoreReader],
-        settings: NamedDependency[Settings],
-        exchange: FromPath[str],
-        symbol: FromPath[str],
-        model: ModelParam = "model1",
-        range_name: RangeParam = "24h",
-        leverage: LeverageParam = None,
-    ) -> LevelsOut:
+    async def levels(self, request: Request, frame_query: NamedDependency[FrameQuery], market: NamedDependency[Market]) -> LevelsOut:
         """Price ranges with intensity metrics, from the newest frame's data.
 
         `clusters`: bands of high intensity above price (shorts) and below it (longs), each with
@@ -166,46 +113,25 @@ class HeatmapController(Controller):
         outstanding USD per price row and cumulative longs below / shorts above price.
         `max_pain`: the largest level on each side.
         """
-        check_model(settings, model)
-        check_range(settings, range_name)
-        exchange, symbol = await check_market(store, exchange, symbol)
-        leverage_filter = check_leverage_filter(model, leverage)
+        service: FrameService = request.app.state.ondemand
         try:
-            found = await request.app.state.ondemand.levels(exchange, symbol, model, range_name, leverage_filter)
+            levels = await service.levels(market.exchange, market.symbol, frame_query.model, frame_query.range_name, frame_query.leverage)
         except FrameGone as exc:
-            raise Unavailable(f"{exc}; the next frame is being computed", headers={"Retry-After": "5"}) from None
-        if found is None:
-            raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-        record, result = found
-        book = result["map"]
-        return LevelsOut(
-            frame_id=record.id,
-            exchange=exchange,
-            symbol=symbol,
-            model=model,
-            model_version=book["model_version"],
-            range=range_name,
-            leverage=book["leverage"],
-            data_until=book["data_until"],
-            price=book["price"],
-            clusters=result["clusters"],
-            max_pain=result["max_pain"],
-            map=book,
-        )
+            raise Unavailable(f"{exc}; the next frame is being computed") from None
+        if levels is None:
+            raise FrameNotReady(market.exchange, market.symbol, frame_query.model, frame_query.range_name)
+        return levels
 
     @get(
         "/frames",
         operation_id="listHeatmapFrames",
-        responses={200: ResponseSpec(data_container=FramePage, description="Frame summaries, newest first", examples=[examples.FRAME_PAGE]), **ERRORS},
+        responses=examples.FRAMES,
     )
     async def frames(
         self,
         store: NamedDependency[StoreReader],
-        settings: NamedDependency[Settings],
-        exchange: FromPath[str],
-        symbol: FromPath[str],
-        model: ModelParam = "model1",
-        range_name: RangeParam = "24h",
+        frame_query: NamedDependency[FrameQuery],
+        market: NamedDependency[Market],
         model_version: Annotated[str | None, QueryParameter(description="Only frames of this model version, e.g. 1.0.0")] = None,
         from_ms: Annotated[int | None, QueryParameter(name="from", description="Oldest data_until to include, epoch ms")] = None,
         to_ms: Annotated[int | None, QueryParameter(name="to", description="Newest data_until to include, epoch ms")] = None,
@@ -213,14 +139,12 @@ class HeatmapController(Controller):
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> FramePage:
         """Stored frames of a market, newest first, by model version and time, cursor-paginated."""
-        check_model(settings, model)
-        check_range(settings, range_name)
-        exchange, symbol = await check_market(store, exchange, symbol)
         if from_ms is not None and to_ms is not None and from_ms > to_ms:
             raise BadRequest(f"from ({from_ms}) must not be later than to ({to_ms})")
         newest, after_id = (to_ms, None)
         if cursor is not None:
             newest, after_id = _decode_cursor(cursor)
+        exchange, symbol, model, range_name = market.exchange, market.symbol, frame_query.model, frame_query.range_name
         items: list[FrameSummary] = []
         exhausted = False
         while len(items) < limit and not exhausted:
@@ -249,53 +173,43 @@ class HeatmapController(Controller):
     @get(
         "/frames/{frame_id:str}",
         operation_id="getHeatmapFrame",
-        responses={200: ResponseSpec(data_container=FrameOut, description="One frame (JSON or msgpack)", examples=[examples.FRAME]), **ERRORS},
+        dependencies={"market": MARKET},
+        responses=examples.FRAME,
     )
-    async def frame(
-        self,
-        request: Request,
-        store: NamedDependency[StoreReader],
-        exchange: FromPath[str],
-        symbol: FromPath[str],
-        frame_id: FromPath[str],
-        fmt: FormatParam = None,
-    ) -> ASGIResponse:
+    async def frame(self, request: Request, market: NamedDependency[Market], frame_id: FromPath[str], fmt: FormatParam = None) -> ASGIResponse:
         """One stored frame by id (ids come from /latest, /frames and the stream)."""
-        exchange, symbol = await check_market(store, exchange, symbol)
         msgpack = _wants_msgpack(request, fmt)
+        service: FrameService = request.app.state.ondemand
         try:
-            stored = await request.app.state.ondemand.field(exchange, symbol, frame_id, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
+            stored = await service.field(market.exchange, market.symbol, frame_id, FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON)
         except FrameGone as exc:
-            raise NotFound(f"frame {frame_id!r} of {exchange}:{symbol} is no longer available: {exc}") from None
+            raise FrameNoLongerAvailable(market.exchange, market.symbol, frame_id, exc) from None
         if stored is None:
-            raise NotFound(f"no frame {frame_id!r} for {exchange}:{symbol}; it may be older than the history kept")
+            raise NotFound(f"no frame {frame_id!r} for {market.exchange}:{market.symbol}; it may be older than the history kept")
         return _frame_response(request, frame_id, stored, msgpack)
 
-    @get("/stream", operation_id="streamHeatmapFrames", responses=ERRORS)
+    @get("/stream", operation_id="streamHeatmapFrames", responses=examples.ERRORS)
     async def stream(
         self,
         request: Request,
         store: NamedDependency[StoreReader],
-        settings: NamedDependency[Settings],
-        exchange: FromPath[str],
-        symbol: FromPath[str],
-        model: ModelParam = "model1",
-        range_name: RangeParam = "24h",
+        frame_query: NamedDependency[FrameQuery],
+        market: NamedDependency[Market],
         include_frame: Annotated[bool, QueryParameter(name="include_frame", description="Send the whole frame in each event")] = False,
     ) -> ServerSentEvent:
         """Server-sent events: one ``frame`` event per new frame, its id as the event id.
 
         Reconnect with ``Last-Event-ID`` to receive the frames you missed first.
         """
-        check_model(settings, model)
-        check_range(settings, range_name)
-        exchange, symbol = await check_market(store, exchange, symbol)
+        exchange, symbol, model, range_name = market.exchange, market.symbol, frame_query.model, frame_query.range_name
         last_event_id = request.headers.get("last-event-id")
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             pubsub = store.frame_announcements()
             await pubsub.subscribe(store.frame_channel(exchange, symbol))
             try:
+                # The store's confirmation: "subscribed" then promises that no frame announced after it is missed.
+                await pubsub.get_message(timeout=5.0)
                 yield ServerSentEventMessage(comment="subscribed", retry=3000, data=None)
                 sent: set[str] = set()
                 if last_event_id:

@@ -14,11 +14,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
+from service.api import examples
+from service.api.dependencies import FILTERED_FRAME_QUERY, FrameQuery
 from service.compute.ondemand import FrameGone
-from service.api.errors import NotFound
+from service.api.errors import FrameNoLongerAvailable, NotFound
 from service.api.newest import newest_frame
-from service.api.heatmaps import ERRORS, ModelParam, RangeParam
-from service.api.params import LEVERAGE_ENUM, canonical_market, check_leverage_filter, check_int_range, check_market, check_model, check_range
+from service.api.params import check_int_range, check_market
 from service.wire.codec import FIELD_V1_MSGPACK
 from service.wire.png import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
 from service.wire.schemas import FrameOut
@@ -34,16 +35,10 @@ HeightParam = Annotated[
     int | None,
     QueryParameter(description=f"Image height in pixels, {MIN_HEIGHT}..{MAX_HEIGHT} (default {DEFAULT_HEIGHT})", schema_extra={"minimum": MIN_HEIGHT, "maximum": MAX_HEIGHT}),
 ]
-LeverageParam = Annotated[
-    str | None,
-    QueryParameter(
-        description="Leverage filter: all (default), low (≤10x), mid (between), high (≥50x), or a comma-separated list of the model's tiers such as 25,50 (see /v1/models)",
-        schema_extra=LEVERAGE_ENUM,
-    ),
-]
 
 PNG_RESPONSES = {
     200: ResponseSpec(
+        generate_examples=False,
         data_container=bytes,
         media_type=PNG,
         description=(
@@ -52,7 +47,7 @@ PNG_RESPONSES = {
             "pixel rectangle and its time and price extents."
         ),
     ),
-    **ERRORS,
+    **examples.ERRORS,
 }
 
 _frame_decoder = msgspec.msgpack.Decoder(FrameOut)
@@ -132,31 +127,18 @@ class HeatmapImageController(Controller):
     path = "/v1/heatmaps/{exchange:str}/{symbol:str}"
     tags = ["heatmaps"]
 
-    @get("/latest.png", operation_id="getLatestHeatmapPng", media_type=PNG, responses=PNG_RESPONSES)
+    @get("/latest.png", operation_id="getLatestHeatmapPng", media_type=PNG, dependencies={"frame_query": FILTERED_FRAME_QUERY}, responses=PNG_RESPONSES)
     async def latest_png(
-        self,
-        request: Request,
-        exchange: FromPath[str],
-        symbol: FromPath[str],
-        model: ModelParam = "model1",
-        range_name: RangeParam = "24h",
-        leverage: LeverageParam = None,
-        width: WidthParam = None,
-        height: HeightParam = None,
+        self, request: Request, frame_query: NamedDependency[FrameQuery], width: WidthParam = None, height: HeightParam = None
     ) -> Response[bytes]:
         """The newest frame of a market as a PNG heatmap.
 
         ``ETag`` names the frame and size: send it back in ``If-None-Match`` for a
         ``304`` until a newer frame exists. ``X-Frame-Id`` says which frame is drawn.
         """
-        state = request.app.state
-        check_model(state.settings, model)
-        check_range(state.settings, range_name)
-        leverage_filter = check_leverage_filter(model, leverage)
         size = _size(width, height)
-        exchange, symbol = canonical_market(exchange, symbol)
-        frame_id, stored = await newest_frame(request, exchange, symbol, model, range_name, leverage_filter, FIELD_V1_MSGPACK)
-        return await _png_response(request, (exchange, symbol, frame_id, *size), stored, "no-cache")
+        frame_id, stored = await newest_frame(request, frame_query, FIELD_V1_MSGPACK)
+        return await _png_response(request, (frame_query.exchange, frame_query.symbol, frame_id, *size), stored, "no-cache")
 
     @get("/frames/{frame_id:str}/heatmap.png", operation_id="getHeatmapFramePng", media_type=PNG, responses=PNG_RESPONSES)
     async def frame_png(
@@ -178,5 +160,5 @@ class HeatmapImageController(Controller):
             try:
                 stored = await request.app.state.ondemand.field(exchange, symbol, frame_id, FIELD_V1_MSGPACK)
             except FrameGone as exc:
-                raise NotFound(f"frame {frame_id!r} of {exchange}:{symbol} is no longer available: {exc}") from None
+                raise FrameNoLongerAvailable(exchange, symbol, frame_id, exc) from None
         return await _png_response(request, key, stored, "public, max-age=86400, immutable")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import numpy as np
@@ -13,8 +12,9 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.errors import BadRequest
 from service.api.params import check_market
+from service.clock import Clock
 from service.store.rows import SIDE_LONG
-from service.compute.realized import INTERVALS_MS, BucketWindow, bucket_start, bucket_totals
+from service.compute.realized import INTERVALS_MS, bucket_totals, span_window
 from service.wire.schemas import ErrorOut, LiquidationEventOut, LiquidationsOut, LiquidationTotalOut
 from service.store.reader import StoreReader
 
@@ -30,13 +30,14 @@ class LiquidationsController(Controller):
         "/{exchange:str}/{symbol:str}",
         operation_id="getRealizedLiquidations",
         responses={
-            400: ResponseSpec(data_container=ErrorOut, description="Bad parameter; the message says what is allowed"),
-            404: ResponseSpec(data_container=ErrorOut, description="Unknown exchange or symbol"),
+            400: ResponseSpec(generate_examples=False, data_container=ErrorOut, description="Bad parameter; the message says what is allowed"),
+            404: ResponseSpec(generate_examples=False, data_container=ErrorOut, description="Unknown exchange or symbol"),
         },
     )
     async def liquidations(
         self,
         store: NamedDependency[StoreReader],
+        clock: NamedDependency[Clock],
         exchange: FromPath[str],
         symbol: FromPath[str],
         from_ms: Annotated[
@@ -58,17 +59,14 @@ class LiquidationsController(Controller):
         if interval not in INTERVALS_MS:
             raise BadRequest(f"interval must be one of {', '.join(INTERVALS_MS)}; got {interval!r}", allowed=list(INTERVALS_MS))
         exchange, symbol = await check_market(store, exchange, symbol)
-        end = int(time.time() * 1000) if to_ms is None else to_ms
+        end = clock() if to_ms is None else to_ms
         start = end - DEFAULT_SPAN_MS if from_ms is None else from_ms
         if start >= end:
             return LiquidationsOut(exchange=exchange, symbol=symbol, interval=interval, start=start, end=end, events=[], totals=[])
-        interval_ms = INTERVALS_MS[interval]
-        last = bucket_start(end - 1, interval_ms)
-        first = max(bucket_start(start, interval_ms), last - (MAX_BUCKETS - 1) * interval_ms)
-        count = (last - first) // interval_ms + 1
-        start = max(start, first)
+        window = span_window(start, end, INTERVALS_MS[interval], MAX_BUCKETS)
+        start = max(start, window.first_ms)
         events = await store.read_liquidations(exchange, symbol, start, end)
-        starts, long_usd, short_usd = bucket_totals(events, BucketWindow(first_ms=first, interval_ms=interval_ms, count=count))
+        starts, long_usd, short_usd = bucket_totals(events, window)
         listed = events[events["usd"] >= min_usd][::-1][:limit]
         return LiquidationsOut(
             exchange=exchange,

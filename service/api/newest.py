@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from litestar import Request
@@ -13,7 +14,8 @@ from litestar.response.base import ASGIResponse
 from redis.exceptions import RedisError
 
 from service.store import keys
-from service.api.errors import Unavailable
+from service.api.dependencies import FrameQuery
+from service.api.errors import FrameNotReady, InputsNotReady
 from service.api.params import check_market
 from service.wire.codec import COMPRESSED_FIELDS
 from service.wire.schemas import FrameSummary
@@ -91,6 +93,16 @@ class LatestFrames:
             self._entries[key] = (now, latest[0], latest[1])
         return latest
 
+    async def require(self, query: FrameQuery, field: str, exists: Callable[[], Awaitable[object]] | None = None) -> tuple[str, bytes]:
+        """As :meth:`get`, but :class:`FrameNotReady` (503) without a frame; ``exists``, awaited only then,
+        raises for a market we do not have (a 404 rather than a promise of a frame)."""
+        latest = await self.get(query.exchange, query.symbol, query.model, query.range_name, field)
+        if latest is None:
+            if exists is not None:
+                await exists()
+            raise FrameNotReady(query.exchange, query.symbol, query.model, query.range_name)
+        return latest
+
     def _forget(self, exchange: str, symbol: str, model: str, range_name: str) -> None:
         self._epoch += 1
         for key in [k for k in self._entries if k[:4] == (exchange, symbol, model, range_name)]:
@@ -125,22 +137,19 @@ class LatestFrames:
                     pass
 
 
-async def newest_frame(request: Request, exchange: str, symbol: str, model: str, range_name: str, leverage: str | None, field: str) -> tuple[str, bytes]:
+async def newest_frame(request: Request, query: FrameQuery, field: str) -> tuple[str, bytes]:
     """``(frame_id, stored bytes)`` of a market's newest frame, leverage-filtered on demand.
 
-    ``exchange``/``symbol`` canonical, ``leverage`` as :func:`service.api.params.check_leverage_filter`
-    returns it. 404 for a market we do not have, 503 while its first frame is computed.
+    404 for a market we do not have, 503 while its first frame is computed.
     """
     state = request.app.state
-    latest = await state.frames.get(exchange, symbol, model, range_name, field)
-    if latest is None:
-        await check_market(state.store, exchange, symbol)
-        raise Unavailable(f"no {model} {range_name} frame for {exchange}:{symbol} yet; it is being computed", headers={"Retry-After": "5"})
-    if leverage is None:
+    frames: LatestFrames = state.frames
+    latest = await frames.require(query, field, lambda: check_market(state.store, query.exchange, query.symbol))
+    if query.leverage is None:
         return latest
-    frames: FrameService = state.ondemand
-    filtered_id = await frames.newest_id(exchange, symbol, model, range_name, leverage)
-    body = None if filtered_id is None else await frames.field(exchange, symbol, filtered_id, field)
+    service: FrameService = state.ondemand
+    filtered_id = await service.newest_id(query.exchange, query.symbol, query.model, query.range_name, query.leverage)
+    body = None if filtered_id is None else await service.field(query.exchange, query.symbol, filtered_id, field)
     if filtered_id is None or body is None:
-        raise Unavailable(f"no data for {exchange}:{symbol} yet", headers={"Retry-After": "5"})
+        raise InputsNotReady(query.exchange, query.symbol)
     return filtered_id, body

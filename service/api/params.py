@@ -1,9 +1,12 @@
-"""Validation of the parameters the API routes share: each failure says what is allowed."""
+"""The parameters the API routes share and their checks: each failure says what is allowed."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Annotated
+
+from litestar.params import QueryParameter
 
 from engine.models import MODELS
 from engine.ranges import RANGES
@@ -24,6 +27,16 @@ MODEL_ENUM = {"enum": sorted(MODELS)}
 # which tiers exist depends on the model, so the document lists the groups only.
 LEVERAGE_ENUM = {"enum": ["all", "low", "mid", "high"]}
 RANGE_ENUM = {"enum": list(RANGES)}
+
+ModelParam = Annotated[str, QueryParameter(description="Model name, e.g. model1 (see /v1/models)", schema_extra=MODEL_ENUM)]
+RangeParam = Annotated[str, QueryParameter(name="range", description="12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", schema_extra=RANGE_ENUM)]
+LeverageParam = Annotated[
+    str | None,
+    QueryParameter(
+        description="Leverage filter: all (default), low (≤10x), mid (between), high (≥50x), or a comma-separated list of the model's tiers such as 25,50 (see /v1/models)",
+        schema_extra=LEVERAGE_ENUM,
+    ),
+]
 
 
 def require(name: str, value: str | None, example: str) -> str:
@@ -69,8 +82,12 @@ def canonical_market(exchange: str, symbol: str) -> tuple[str, str]:
 
 async def check_market(store: StoreReader, exchange: str, symbol: str) -> tuple[str, str]:
     """Canonical (lowercase exchange, uppercase symbol) of a market the store knows, else 404."""
+    return market_in(await store.markets(), exchange, symbol)
+
+
+def market_in(markets: Markets, exchange: str, symbol: str) -> tuple[str, str]:
+    """Canonical (lowercase exchange, uppercase symbol) of one of ``markets``, else 404 naming the known exchanges or symbols."""
     exchange, symbol = canonical_market(exchange, symbol)
-    markets = await store.markets()
     if (exchange, symbol) in markets:
         return exchange, symbol
     exchanges = sorted({ex for ex, _ in markets})

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine.book import liquidation_map, map_json, max_pain
+from engine.book import liquidation_map
 from engine.clusters import find_clusters
 from engine.frame import Frame
 from engine.leverage import select_tiers
@@ -26,7 +26,9 @@ from service.settings import Settings
 from service.store.reader import StoreReader
 from service.store.records import FrameRecord, digest
 from service.wire.codec import encode_field, plain
+from service.wire.levels import levels_out
 from service.wire.packed import unpack_frame
+from service.wire.schemas import LevelsOut
 
 T = TypeVar("T")
 
@@ -74,8 +76,8 @@ def _rebuild(inputs: Inputs, record: FrameRecord, leverage: str | None) -> bytes
     return built[0].packed
 
 
-def _levels(inputs: Inputs, record: FrameRecord, leverage: str | None) -> dict[str, Any]:
-    """In the engine pool: the liquidation map by tier, max pain and clusters at a recorded frame's end."""
+def _levels(inputs: Inputs, record: FrameRecord, leverage: str | None) -> LevelsOut:
+    """In the engine pool: the liquidation map by tier, its largest rows and clusters at a recorded frame's end."""
     book = liquidation_map(
         inputs.series,
         model=record.model,
@@ -88,11 +90,7 @@ def _levels(inputs: Inputs, record: FrameRecord, leverage: str | None) -> dict[s
         margin_table=inputs.margin_table,
     )
     bands = find_clusters(book.y, book.long_usd.sum(axis=0), book.short_usd.sum(axis=0), book.price)
-    return {
-        "map": map_json(book),
-        "max_pain": max_pain(book),
-        "clusters": {"above": [band for band in bands if band["side"] == "short"], "below": [band for band in bands if band["side"] == "long"]},
-    }
+    return levels_out(record.id, book, bands)
 
 
 class _Memo:
@@ -213,17 +211,17 @@ class FrameService:
         stored = None if frame_id is None else await self.field(exchange, symbol, frame_id, field)
         return None if stored is None else plain(field, stored)
 
-    async def levels(self, exchange: str, symbol: str, model: str, range_name: str, leverage: str | None) -> tuple[FrameRecord, dict[str, Any]] | None:
-        """The liquidation map by tier, max pain and clusters at the newest frame's end, and that frame's record."""
+    async def levels(self, exchange: str, symbol: str, model: str, range_name: str, leverage: str | None) -> LevelsOut | None:
+        """The liquidation map by tier, its largest rows and clusters at the newest frame's end (None without a frame)."""
         record = await self.store.newest_record(exchange, symbol, model, range_name)
         if record is None:
             return None
 
-        async def make() -> dict[str, Any]:
+        async def make() -> LevelsOut:
             inputs = await load_inputs(self.store, exchange, symbol, [range_name], record.data_until, sources=record.sources, margin_table=record.margin_table)
             if inputs is None:
                 raise FrameGone(f"the inputs of frame {record.id} are no longer stored")
             return await self.pool.run(_levels, inputs, record, leverage)
 
-        return record, await self._levels.get((exchange, symbol, record.id, leverage or "all"), make)
+        return await self._levels.get((exchange, symbol, record.id, leverage or "all"), make)
 

@@ -89,6 +89,14 @@ def history_window(
     return BucketWindow(first_ms=first, interval_ms=interval_ms, count=count)
 
 
+def span_window(start_ms: int, end_ms: int, interval_ms: int, max_buckets: int) -> BucketWindow:
+    """The buckets covering ``[start_ms, end_ms)``: from the one holding ``start_ms`` to the one holding
+    ``end_ms - 1``, the newest ``max_buckets`` of them. ``start_ms < end_ms``."""
+    last = bucket_start(end_ms - 1, interval_ms)
+    first = max(bucket_start(start_ms, interval_ms), last - (max_buckets - 1) * interval_ms)
+    return BucketWindow(first_ms=first, interval_ms=interval_ms, count=(last - first) // interval_ms + 1)
+
+
 def stack(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, Int64Array]:
     """Events of several markets as one array, and the index of the part each came from.
 
@@ -167,6 +175,22 @@ def window_totals(events: np.ndarray, owner: Int64Array, groups: int, now_ms: in
         out_long[:, column] = np.bincount(owner[inside], weights=long_usd[inside], minlength=groups)
         out_short[:, column] = np.bincount(owner[inside], weights=short_usd[inside], minlength=groups)
     return out_long, out_short
+
+
+def window_totals_by_group(
+    parts: Sequence[np.ndarray], group_of_part: Sequence[int], groups: int, now_ms: int, windows_ms: Sequence[int]
+) -> tuple[Float64Array, Float64Array]:
+    """:func:`window_totals` of the events of several markets, each market counted in its group.
+
+    Parameters
+    ----------
+    parts : sequence of ndarray of LIQUIDATION_DTYPE
+        Events of each market.
+    group_of_part : sequence of int, same length
+        The group (``0 <= group < groups``) each market's events count in.
+    """
+    events, owner = stack(parts)
+    return window_totals(events, np.asarray(group_of_part, dtype=np.int64)[owner], groups, now_ms, windows_ms)
 
 
 def newest_at_least(events: np.ndarray, min_usd: float, limit: int) -> Int64Array:

@@ -8,10 +8,10 @@ import math
 import msgspec
 import numpy as np
 
-from engine.frame import Frame
+from engine.frame import Frame, identity_fields
 from engine.ranges import RANGES
 from service.wire.cells import cells_json
-from service.wire.schemas import CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
+from service.wire.schemas import ClusterOut, CoinglassHeatmap, Envelope, FrameOut, FrameStatsOut, FrameSummary
 
 _json = msgspec.json.Encoder()
 _msgpack = msgspec.msgpack.Encoder()
@@ -53,6 +53,11 @@ def msgpack_to_json(stored_msgpack: bytes) -> bytes:
     return _json.encode(msgspec.msgpack.decode(gzip.decompress(stored_msgpack)))
 
 
+def _identity(frame: Frame) -> dict[str, str]:
+    """The fields of :class:`service.wire.schemas.FrameIdentity`: the frame's id, then the engine's identity."""
+    return {"id": frame.frame_id, **identity_fields(frame)}
+
+
 def to_native(frame: Frame) -> FrameOut:
     candles = frame.candles
     candle_rows = [
@@ -68,13 +73,7 @@ def to_native(frame: Frame) -> FrameOut:
     ]
     stats = frame.stats
     return FrameOut(
-        id=frame.frame_id,
-        exchange=frame.exchange,
-        symbol=frame.symbol,
-        model=frame.model,
-        model_version=frame.model_version,
-        params_hash=frame.params_hash,
-        range=frame.range,
+        **_identity(frame),
         column_ms=RANGES[frame.range].column_ms,
         generated_at=frame.generated_at_ms,
         data_until=frame.data_until_ms,
@@ -97,7 +96,7 @@ def to_native(frame: Frame) -> FrameOut:
             consumed_short_usd=float(stats.consumed_short_usd),
             percentiles={k: float(v) for k, v in stats.percentiles.items()},
         ),
-        clusters=list(frame.clusters),
+        clusters=[ClusterOut(**band) for band in frame.clusters],
         leverage=frame.leverage,
         tiers=[float(t) for t in frame.tiers],
         sources=frame.sources,
@@ -157,13 +156,7 @@ def to_coinglass(frame: Frame, with_cells: bool = True) -> CoinglassHeatmap:
 
 def to_summary(frame: Frame) -> FrameSummary:
     return FrameSummary(
-        id=frame.frame_id,
-        exchange=frame.exchange,
-        symbol=frame.symbol,
-        model=frame.model,
-        model_version=frame.model_version,
-        params_hash=frame.params_hash,
-        range=frame.range,
+        **_identity(frame),
         generated_at=frame.generated_at_ms,
         data_until=frame.data_until_ms,
         coverage_start=frame.coverage_start_ms,

@@ -132,8 +132,13 @@ def coin_markets(markets: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     return dict(sorted(out.items()))
 
 
-def max_pain(levels: LiquidationLevels, side: int) -> tuple[float, float | None]:
-    """``(usd, price)`` of the largest level of one side (``(0.0, None)`` when it has none)."""
+def largest_level_of_side(levels: LiquidationLevels, side: int) -> tuple[float, float | None]:
+    """``(usd, price)`` of the largest level of one side of a stored frame's last column (``(0.0, None)`` when it has none).
+
+    Coinglass's "max pain" of that side, read from the stored cells (whole USD, every tier);
+    the native ``/levels`` route computes its own from the per-tier map
+    (:func:`engine.book.largest_row_per_side`).
+    """
     mine = np.flatnonzero(levels.side == side)
     if not len(mine):
         return 0.0, None

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.frame import Frame, FrameCandles, FrameStats
+from engine.frame import Frame, FrameCandles, FrameStats, identity_fields
 from service.wire import zstd
 
 FORMAT = 1
@@ -72,12 +72,7 @@ def pack_frame(frame: Frame) -> bytes:
     candles = frame.candles
     packed = PackedFrame(
         format=FORMAT,
-        exchange=frame.exchange,
-        symbol=frame.symbol,
-        model=frame.model,
-        model_version=frame.model_version,
-        params_hash=frame.params_hash,
-        range=frame.range,
+        **identity_fields(frame),
         generated_at_ms=frame.generated_at_ms,
         data_until_ms=frame.data_until_ms,
         coverage_start_ms=frame.coverage_start_ms,
@@ -106,12 +101,7 @@ def unpack_frame(stored: bytes) -> Frame:
     x_ms = np.frombuffer(packed.x_ms, dtype=np.int64)
     ohlcv = np.frombuffer(packed.candles, dtype=np.float64).reshape(5, packed.columns)
     return Frame(
-        exchange=packed.exchange,
-        symbol=packed.symbol,
-        model=packed.model,
-        model_version=packed.model_version,
-        params_hash=packed.params_hash,
-        range=packed.range,
+        **identity_fields(packed),
         generated_at_ms=packed.generated_at_ms,
         data_until_ms=packed.data_until_ms,
         coverage_start_ms=packed.coverage_start_ms,

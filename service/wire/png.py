@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from engine.types import Float64Array
-from service.wire.schemas import FrameOut
+from service.wire.schemas import ClusterOut, FrameOut
 
 # viridis sampled at 0, 0.1, ..., 1.0 (the published 11-step palette, van der Walt & Smith);
 # linear interpolation between these anchors stays within a few levels of the full table.
@@ -389,18 +389,15 @@ def _draw_candles(painter: _Painter, scales: _Scales, ohlc: np.ndarray) -> None:
         painter.text((x_label + 4, y), label, fill=BACKGROUND, anchor="lm")
 
 
-def _draw_clusters(painter: _Painter, scales: _Scales, clusters: list[dict[str, Any]]) -> None:
+def _draw_clusters(painter: _Painter, scales: _Scales, clusters: list[ClusterOut]) -> None:
     """Each cluster as a bar over its price band in the gutter; labelled with its USD where there is room."""
     layout = painter.layout
     draw = painter.draw
     labelled: list[tuple[float, float]] = []
     bar_x = layout.right + 3
-    for cluster in sorted(clusters, key=lambda c: -float(c.get("usd", 0.0))):
-        try:
-            low, high, usd = float(cluster["price_low"]), float(cluster["price_high"]), float(cluster["usd"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        colour = SIDE_COLOURS.get(str(cluster.get("side")), PANEL_TEXT)
+    for cluster in sorted(clusters, key=lambda c: -c.usd):
+        low, high, usd = cluster.price_low, cluster.price_high, cluster.usd
+        colour = SIDE_COLOURS.get(cluster.side, PANEL_TEXT)
         y_top, y_bottom = scales.y_of_price(high), scales.y_of_price(low)
         y_top, y_bottom = max(y_top, layout.top), min(y_bottom, layout.bottom)
         if y_bottom < layout.top or y_top > layout.bottom:

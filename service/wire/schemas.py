@@ -28,7 +28,31 @@ class FrameStatsOut(Base):
     consumed_short_usd: float = 0.0
 
 
-class FrameOut(Base):
+class FrameIdentity(Base):
+    """What identifies a frame: its id, market, model version and range (every frame shape starts with these)."""
+
+    id: str
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    params_hash: str  # of the model's parameters
+    range: str
+
+
+class ClusterOut(Base):
+    """A magnet zone: a band of price rows of high liquidation intensity on one side of price (USD)."""
+
+    side: Literal["long", "short"]  # longs lie below price, shorts above
+    price_low: float
+    price_high: float
+    peak_price: float  # centre of its fullest row
+    usd: float
+    share: float  # of the side's notional on its side of price
+    distance: float  # band centre's distance from price, signed fraction of price
+
+
+class FrameOut(FrameIdentity):
     """A heatmap frame as the native API sends it.
 
     ``long``/``short`` are ``[column][row]`` USD, rounded to whole dollars;
@@ -36,13 +60,6 @@ class FrameOut(Base):
     ``null`` prices where a column has no bar.
     """
 
-    id: str
-    exchange: str
-    symbol: str
-    model: str
-    model_version: str
-    params_hash: str
-    range: str
     column_ms: int
     generated_at: int
     data_until: int
@@ -53,7 +70,7 @@ class FrameOut(Base):
     short: list[list[int]]
     candles: list[list[float | None]]
     stats: FrameStatsOut
-    clusters: list[dict[str, Any]]
+    clusters: list[ClusterOut]  # of the last column, nearest to price first within each side, longs first
     # Defaults only so that frames stored before these fields existed still decode.
     leverage: str = "all"  # "all", "low", "mid", "high" or a subset of tiers
     tiers: list[float] = []  # leverage of the tiers the frame includes
@@ -62,16 +79,9 @@ class FrameOut(Base):
     margin_table: dict[str, Any] | None = None
 
 
-class FrameSummary(Base):
-    """What identifies a frame: listed in history, published with every new frame."""
+class FrameSummary(FrameIdentity):
+    """A frame without its data: listed in history, published with every new frame."""
 
-    id: str
-    exchange: str
-    symbol: str
-    model: str
-    model_version: str
-    params_hash: str
-    range: str
     generated_at: int
     data_until: int
     coverage_start: int
@@ -141,6 +151,55 @@ class LiquidationsOut(Base):
     totals: list[LiquidationTotalOut]  # oldest first
 
 
+class LevelsClustersOut(Base):
+    above: list[ClusterOut]  # shorts
+    below: list[ClusterOut]  # longs
+
+
+class LargestLevelOut(Base):
+    """The price row holding the most notional of one side, over the tiers shown."""
+
+    price: float  # row centre
+    usd: float
+    distance: float  # from the last close, signed fraction of it
+
+
+class MaxPainOut(Base):
+    long: LargestLevelOut | None  # None: the side holds nothing
+    short: LargestLevelOut | None
+
+
+class TierBookOut(Base):
+    """One leverage tier's outstanding notional by row of ``y``, whole USD."""
+
+    leverage: float
+    long: list[int]
+    short: list[int]
+    cumulative_long: list[int]  # below price: longs liquidated if price falls to the row
+    cumulative_short: list[int]  # above price: shorts liquidated if price rises to the row
+
+
+class LiquidationMapOut(Base):
+    """The book at the end of the data, per tier (what the newest frame's last column sums over tiers)."""
+
+    exchange: str
+    symbol: str
+    model: str
+    model_version: str
+    params_hash: str
+    range: str
+    leverage: str
+    data_until: int
+    price: float  # last close
+    y: list[float]  # price row centres
+    tiers: list[TierBookOut]
+    cumulative_long: list[int]
+    cumulative_short: list[int]
+    beyond_long_usd: float  # outstanding beyond the rows
+    beyond_short_usd: float
+    max_pain: MaxPainOut
+
+
 class LevelsOut(Base):
     """Price ranges with intensity metrics for the newest frame's data."""
 
@@ -153,9 +212,9 @@ class LevelsOut(Base):
     leverage: str
     data_until: int
     price: float  # last close
-    clusters: dict[str, list[dict[str, Any]]]  # "above" (shorts) and "below" (longs)
-    max_pain: dict[str, dict[str, float] | None]  # "long" / "short": price, usd, distance
-    map: dict[str, Any]  # per tier: long, short, cumulative_long, cumulative_short by row of y
+    clusters: LevelsClustersOut
+    max_pain: MaxPainOut
+    map: LiquidationMapOut
 
 
 class CoinglassHeatmap(Base):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
+from service.collect.venues.base import ExchangeCollector
+from service.collect.venues.registry import build_collector
 from service.fakeexchange import FakeExchange
 from service.settings import Settings
 
@@ -26,6 +29,11 @@ class Clock:
     def advance(self, ms: int) -> int:
         self.now += ms
         return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """A wait on this clock: it moves at once (no test sleeps for real)."""
+        self.advance(round(seconds * 1000))
+        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -60,6 +68,11 @@ def collector_settings(fake: FakeExchange, redis_url: str | None = None, **extra
         **extra,
     }
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def venue_collector(venue: str, settings: Settings, clock: Clock) -> ExchangeCollector:
+    """A venue's collector on the test's clock (the fake exchange's): back-offs and budgets wait on it."""
+    return build_collector(venue, settings, clock=clock, sleep=clock.sleep)
 
 
 @pytest.fixture(params=VENUES)

@@ -14,10 +14,9 @@ from service.collect.backfill import backfill_market
 from service.collect.venues.binance_brackets import default_tiers
 from service.store.tiers import META_FIELD, META_SOURCE_FIELD, decode
 from service.collect.venues.base import ExchangeCollector
-from service.collect.venues.registry import build_collector
 from service.fakeexchange import FakeExchange, Fault
 from service.store.writer import Store
-from tests.collect.conftest import MINUTE, NOW_MS, Clock, collector_settings
+from tests.collect.conftest import MINUTE, NOW_MS, Clock, collector_settings, venue_collector
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +28,8 @@ KLINES = {"binance": "/fapi/v1/klines", "bybit": "/v5/market/kline", "okx": "can
 SNAPSHOT = {"binance": "/fapi/v1/openInterest", "bybit": "/v5/market/tickers", "okx": "/api/v5/public/open-interest"}
 
 
-def collector(fake: FakeExchange, venue: str, **extra: object) -> ExchangeCollector:
-    return build_collector(venue, collector_settings(fake, **extra))
+def collector(fake: FakeExchange, clock: Clock, venue: str, **extra: object) -> ExchangeCollector:
+    return venue_collector(venue, collector_settings(fake, **extra), clock)
 
 
 def truth(fake: FakeExchange, venue: str, symbol: str, start: int, end: int) -> np.ndarray:
@@ -50,10 +49,10 @@ def assert_candles_exact(stored: np.ndarray, expected: np.ndarray, venue: str) -
 
 
 async def test_backfill_stores_exactly_the_venues_history_and_a_second_run_changes_nothing(
-    fake: FakeExchange, venue: str, redis: Redis
+    fake: FakeExchange, clock: Clock, venue: str, redis: Redis
 ) -> None:
     store = Store(redis)
-    source = collector(fake, venue)
+    source = collector(fake, clock, venue)
     first = await backfill_market(store, source, "BTCUSDT", START, NOW_MS, out=None)
     candles = await store.read_candles(venue, "BTCUSDT")
     assert_candles_exact(candles, truth(fake, venue, "BTCUSDT", START, NOW_MS), venue)
@@ -76,7 +75,7 @@ async def test_backfill_stores_exactly_the_venues_history_and_a_second_run_chang
 
 
 async def test_polls_add_new_closed_bars_and_current_open_interest(fake: FakeExchange, clock: Clock, venue: str) -> None:
-    source = collector(fake, venue)
+    source = collector(fake, clock, venue)
     batch = await source.backfill("BTCUSDT", NOW_MS - 30 * MINUTE, NOW_MS)
     last_bar = int(batch.candles["ts_ms"][-1])
     assert last_bar + MINUTE <= NOW_MS < last_bar + 2 * MINUTE
@@ -112,7 +111,7 @@ async def test_polls_add_new_closed_bars_and_current_open_interest(fake: FakeExc
     ids=lambda f: f"{f.kind}-{f.status}",
 )
 async def test_a_failed_call_loses_nothing_and_the_next_poll_recovers(fake: FakeExchange, clock: Clock, venue: str, fault: Fault) -> None:
-    source = collector(fake, venue)
+    source = collector(fake, clock, venue)
     source.rate_code_backoff_s = 0.3  # type: ignore[attr-defined]
     await source.backfill("BTCUSDT", NOW_MS - 10 * MINUTE, NOW_MS)
     first_new = NOW_MS - NOW_MS % MINUTE
@@ -132,9 +131,10 @@ async def test_a_failed_call_loses_nothing_and_the_next_poll_recovers(fake: Fake
         calls = sum(fake[venue].requests.values())
         assert len((await source.poll("BTCUSDT", now)).candles) == 0
         assert sum(fake[venue].requests.values()) == calls
-        await asyncio.sleep(source.http.blocked_for_s())
 
+    # A minute later (on the collector's clock, the fake exchange's) the back-off is over.
     now = clock.advance(MINUTE)
+    assert source.http.blocked_for_s() == 0
     recovered = await source.poll("BTCUSDT", now)
     assert_candles_exact(recovered.candles, truth(fake, venue, "BTCUSDT", first_new, now), venue)
     assert len(recovered.candles) == 3
@@ -144,7 +144,7 @@ async def test_a_failed_call_loses_nothing_and_the_next_poll_recovers(fake: Fake
 async def test_a_venue_that_is_down_then_back_is_caught_up_with_open_interest_for_the_gap(
     fake: FakeExchange, clock: Clock, venue: str
 ) -> None:
-    source = collector(fake, venue)
+    source = collector(fake, clock, venue)
     await source.backfill("BTCUSDT", NOW_MS - 10 * MINUTE, NOW_MS)
     first_new = NOW_MS - NOW_MS % MINUTE
     await fake[venue].stop()
@@ -178,10 +178,10 @@ def as_stored(rows: np.ndarray, venue: str, fake: FakeExchange, symbol: str) -> 
 
 
 async def test_streamed_liquidations_are_stored_once_each_despite_duplicates_disorder_noise_and_a_cut(
-    fake: FakeExchange, venue: str, redis: Redis
+    fake: FakeExchange, clock: Clock, venue: str, redis: Redis
 ) -> None:
     store = Store(redis)
-    source = collector(fake, venue)
+    source = collector(fake, clock, venue)
     await source.start(store.add_liquidations)
     venue_fake = fake[venue]
     await venue_fake.wait_subscribed(1)
@@ -221,7 +221,7 @@ async def test_streamed_liquidations_are_stored_once_each_despite_duplicates_dis
 async def test_under_a_random_garbage_scenario_every_bar_arrives_exactly_once(fake: FakeExchange, clock: Clock, venue: str) -> None:
     from service.fakeexchange.server import SCENARIOS
 
-    source = collector(fake, venue)
+    source = collector(fake, clock, venue)
     await source.backfill("BTCUSDT", NOW_MS - 5 * MINUTE, NOW_MS)
     first_new = NOW_MS - NOW_MS % MINUTE
     fake[venue].scenario = SCENARIOS["garbage"]
@@ -235,8 +235,8 @@ async def test_under_a_random_garbage_scenario_every_bar_arrives_exactly_once(fa
 
 
 @pytest.mark.parametrize("venue", ["bybit", "okx"])
-async def test_the_stream_is_kept_alive_with_the_venues_application_ping(fake: FakeExchange, venue: str) -> None:
-    source = collector(fake, venue, ws_ping_interval_s=0.05)
+async def test_the_stream_is_kept_alive_with_the_venues_application_ping(fake: FakeExchange, clock: Clock, venue: str) -> None:
+    source = collector(fake, clock, venue, ws_ping_interval_s=0.05)
     await source.start()
     await asyncio.wait_for(fake[venue].wait_until(lambda: fake[venue].pings >= 3), 10)
     # The venue's pongs are not liquidations, nor bad payloads.
@@ -244,9 +244,9 @@ async def test_the_stream_is_kept_alive_with_the_venues_application_ping(fake: F
     await source.close()
 
 
-async def test_binance_falls_back_to_the_dated_shipped_table_when_its_web_brackets_refuse(fake: FakeExchange) -> None:
+async def test_binance_falls_back_to_the_dated_shipped_table_when_its_web_brackets_refuse(fake: FakeExchange, clock: Clock) -> None:
     fake["binance"].inject(Fault("html", 403, path="brackets"))
-    source = collector(fake, "binance")
+    source = collector(fake, clock, "binance")
     batch = await source.backfill("ETHUSDT", NOW_MS - 30 * MINUTE, NOW_MS)
     assert batch.meta[META_SOURCE_FIELD] == shipped_binance_table("ETHUSDT").source
     assert "as of" in batch.meta[META_SOURCE_FIELD] and decode(batch.meta[META_FIELD]) == default_tiers("ETHUSDT")

@@ -9,7 +9,6 @@ import pytest
 from redis.asyncio import Redis
 
 from engine.models.margin import shipped_binance_table
-from service.collect.venues.registry import build_collector
 from service.store.tiers import decode as decode_tiers
 from service.fakeexchange import FakeExchange, Fault
 from service.collect.round import Collection
@@ -18,7 +17,7 @@ from service.compute.refresh import Refresher
 from service.fakeexchange.server import venue_tiers
 from service.collect.scheduler import create_scheduler
 from service.store.writer import Store
-from tests.collect.conftest import MINUTE, NOW_MS, VENUES, Clock, collector_settings
+from tests.collect.conftest import MINUTE, NOW_MS, VENUES, Clock, collector_settings, venue_collector
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.integration
 async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake: FakeExchange, clock: Clock, redis: Redis, redis_url: str) -> None:
     settings = collector_settings(fake, redis_url)
     store = Store(redis)
-    sources = [build_collector(venue, settings) for venue in VENUES]
+    sources = [venue_collector(venue, settings, clock) for venue in VENUES]
     pipeline = Collection.create(store, settings, sources)
 
     changed = await pipeline.collect_once(NOW_MS)
@@ -60,10 +59,10 @@ async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake
         await source.close()
 
 
-async def test_each_venues_own_margin_tiers_reach_the_frames_of_model4(fake: FakeExchange, redis: Redis, redis_url: str) -> None:
+async def test_each_venues_own_margin_tiers_reach_the_frames_of_model4(fake: FakeExchange, clock: Clock, redis: Redis, redis_url: str) -> None:
     settings = collector_settings(fake, redis_url, models=("model3", "model4"), ranges=("12h",))
     store = Store(redis)
-    sources = [build_collector(venue, settings) for venue in VENUES]
+    sources = [venue_collector(venue, settings, clock) for venue in VENUES]
     await Collection.create(store, settings, sources).collect_once(NOW_MS)
     expected_sources = {"binance": "binance web brackets", "bybit": "bybit risk-limit", "okx": "okx position-tiers"}
     brackets_by_venue = {}
@@ -102,7 +101,7 @@ class SteppedPipeline(Collection):
 async def test_the_scheduler_keeps_running_while_a_venue_storms_and_is_down(fake: FakeExchange, clock: Clock, redis: Redis, redis_url: str) -> None:
     settings = collector_settings(fake, redis_url, backfill_days=0.02)
     store = Store(redis)
-    sources = [build_collector(venue, settings) for venue in VENUES]
+    sources = [venue_collector(venue, settings, clock) for venue in VENUES]
     pipeline = SteppedPipeline(store, settings, sources, Refresher(store, settings))
     pipeline.setup(clock, rounds=4)
     await fake["bybit"].stop()

@@ -6,23 +6,23 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from service.store.access import Access
-from service.api.app import create_app
 from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
+from tests.integration.conftest import NOW_MS, in_process
 
 pytestmark = pytest.mark.integration
 
-NOW_MS = 1_780_000_000_000
 LATEST = "/v1/heatmaps/synthetic/BTCUSDT/latest?range=12h"
 CG = "/api/futures/liquidation/heatmap/model1"
 CG_PARAMS = {"exchange": "synthetic", "symbol": "BTCUSDT", "range": "12h"}
@@ -35,8 +35,8 @@ async def seeded(redis: Redis, redis_url: str) -> Settings:
     return settings
 
 
-def _app(settings: Settings, **changes: object) -> AsyncTestClient:
-    return AsyncTestClient(app=create_app(Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__}, **changes})))
+def _app(settings: Settings, **changes: object) -> AbstractAsyncContextManager[AsyncTestClient]:
+    return in_process(msgspec.structs.replace(settings, **changes))
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import msgspec
 import numpy as np
 import pytest
@@ -11,27 +9,25 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from engine.ranges import RANGES
-from service.api.app import create_app
 from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
 from tests.conftest import latest_field
+from tests.integration.conftest import NOW_MS
 
 pytestmark = pytest.mark.integration
 
-NOW_MS = 1_780_000_000_000
 RANGES_UNDER_TEST = ("12h", "24h", "3d")
 
 
 @pytest.fixture
-async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
+async def seeded(redis: Redis, redis_url: str) -> Settings:
     settings = Settings(redis_url=redis_url, ranges=RANGES_UNDER_TEST, backfill_days=1.0, frame_rows=200)
     source = SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0})
     changed = await Collection.create(Store(redis), settings, [source]).collect_once(NOW_MS)
     assert changed == [("synthetic", "BTCUSDT")]
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
+    return settings
 
 
 async def test_native_latest_frame_shape(client: AsyncTestClient) -> None:
@@ -73,7 +69,7 @@ async def test_coinglass_heatmap_shape(client: AsyncTestClient) -> None:
     assert body["code"] == "0" and body["msg"] == "success"
     data = body["data"]
     y_axis, triplets, sticks = data["y_axis"], data["liquidation_leverage_data"], data["price_candlesticks"]
-    assert len(y_axis) == 200 and len(sticks) <= RANGES["24h"].columns and len(triplets) > 0
+    assert len(y_axis) == 200 and 0 < len(sticks) <= RANGES["24h"].columns and len(triplets) > 0
     for x, y, usd in triplets:
         assert isinstance(x, int) and isinstance(y, int) and usd > 0
         assert 0 <= x < len(sticks) and 0 <= y < len(y_axis)

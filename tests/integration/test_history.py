@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from engine.ranges import RANGES
-from service.api.app import create_app
 from service.collect.round import Collection
 from service.collect.source import Batch
 from service.collect.synthetic import SyntheticMarket
 from service.settings import Settings
 from service.store.writer import Store
+from tests.integration.conftest import in_process
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +29,13 @@ def settings(redis_url: str) -> Settings:
 async def test_a_frame_of_history_is_built_again_to_the_bytes_it_was_served_with(redis: Redis, redis_url: str) -> None:
     collection = Collection.create(Store(redis), settings(redis_url), [SyntheticMarket(seed=21, symbols={"BTCUSDT": 64_000.0})])
     await collection.collect_once(NOW_MS)
-    async with AsyncTestClient(app=create_app(collection.settings)) as client:
+    async with in_process(collection.settings) as client:
         first = await client.get(f"{BASE}/latest", params={"range": "24h"})
         first_msgpack = await client.get(f"{BASE}/latest", params={"range": "24h", "format": "msgpack"})
         long_range = await client.get(f"{BASE}/latest", params={"range": "30d"})
         week = await client.get(f"{BASE}/latest", params={"range": "7d", "model": "model3"})
     await collection.collect_once(NOW_MS + 11 * MINUTE)
-    async with AsyncTestClient(app=create_app(collection.settings)) as client:  # a new process would know nothing either
+    async with in_process(collection.settings) as client:  # a new process would know nothing either
         newer = (await client.get(f"{BASE}/latest", params={"range": "24h"})).json()
         assert newer["id"] != first.json()["id"]
         again = await client.get(f"{BASE}/frames/{first.json()['id']}")

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from service.api.app import create_app
 from service.collect.round import Collection
 from service.store import tiers
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
+from tests.integration.conftest import NOW_MS, in_process
 
 pytestmark = pytest.mark.integration
 
-NOW_MS = 1_780_000_000_000
 BASE = "/v1/heatmaps/synthetic/BTCUSDT"
 
 
 @pytest.fixture
-async def client(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient]:
+async def seeded(redis: Redis, redis_url: str) -> Settings:
     settings = Settings(redis_url=redis_url, ranges=("12h", "24h"), backfill_days=1.0, frame_rows=120)
     await Collection.create(Store(redis), settings, [SyntheticMarket(seed=12, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
+    return settings
 
 
 async def test_leverage_groups_split_the_full_frame(client: AsyncTestClient) -> None:
@@ -41,7 +37,7 @@ async def test_leverage_groups_split_the_full_frame(client: AsyncTestClient) -> 
         # Cells are whole dollars: each part rounds on its own.
         np.testing.assert_allclose(summed, np.array(full[side], dtype=float), atol=2.0)
     high = parts[2]
-    assert all(t >= 50 for t in high["tiers"])
+    assert high["tiers"] and all(t >= 50 for t in high["tiers"])
     subset = (await client.get(f"{BASE}/latest", params={"range": "24h", "leverage": "25,50"})).json()
     assert subset["tiers"] == [25.0, 50.0]
 
@@ -58,8 +54,10 @@ async def test_levels_give_clusters_on_each_side_a_map_by_tier_and_max_pain(clie
     levels = (await client.get(f"{BASE}/levels", params={"range": "24h"})).json()
     assert levels["frame_id"] == frame["id"] and levels["data_until"] == frame["data_until"]
     price = levels["price"]
-    assert all(band["price_low"] > price or band["price_high"] > price for band in levels["clusters"]["above"])
-    assert all(band["side"] == "long" and band["price_high"] < price * 1.001 for band in levels["clusters"]["below"])
+    above, below = levels["clusters"]["above"], levels["clusters"]["below"]
+    assert above and below
+    assert all(band["side"] == "short" and band["price_high"] > price for band in above)
+    assert all(band["side"] == "long" and band["price_high"] < price * 1.001 for band in below)
     book = levels["map"]
     y = np.array(book["y"])
     long_by_row = sum(np.array(t["long"], dtype=float) for t in book["tiers"])
@@ -69,14 +67,14 @@ async def test_levels_give_clusters_on_each_side_a_map_by_tier_and_max_pain(clie
     assert levels["max_pain"]["long"]["price"] == pytest.approx(y[int(np.argmax(long_by_row))])
     assert levels["max_pain"]["long"]["price"] < price < levels["max_pain"]["short"]["price"]
     high = (await client.get(f"{BASE}/levels", params={"range": "24h", "leverage": "high"})).json()
-    assert high["leverage"] == "high" and all(t["leverage"] >= 50 for t in high["map"]["tiers"])
+    assert high["leverage"] == "high" and high["map"]["tiers"] and all(t["leverage"] >= 50 for t in high["map"]["tiers"])
 
 
 async def test_leverage_and_levels_on_an_all_market(redis: Redis, redis_url: str) -> None:
     settings = Settings(redis_url=redis_url, ranges=("12h",), backfill_days=0.5, frame_rows=80, aggregate=True, models=("model1",))
     venues = [SyntheticMarket(seed=seed, symbols={"BTCUSDT": 77_000.0}, exchange=name) for seed, name in ((1, "binance"), (2, "okx"))]
     await Collection.create(Store(redis), settings, venues).collect_once(NOW_MS)
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with in_process(settings) as client:
         full = (await client.get("/v1/heatmaps/all/BTC/latest", params={"range": "12h"})).json()
         assert set(full["sources"]) == {"binance", "okx"}
         high = (await client.get("/v1/heatmaps/all/BTC/latest", params={"range": "12h", "leverage": "high"})).json()
@@ -94,7 +92,7 @@ async def test_filtered_frames_and_levels_of_model4_use_the_markets_own_margin_t
     await store.add_market("synthetic", "BTCUSDT")
     await store.set_market_meta("synthetic", "BTCUSDT", **{tiers.META_FIELD: tiers.encode(own), tiers.META_SOURCE_FIELD: "synthetic tiers"})
     await Collection.create(store, settings, [SyntheticMarket(seed=12, symbols={"BTCUSDT": 77_000.0})]).collect_once(NOW_MS)
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with in_process(settings) as client:
         params = {"model": "model4", "range": "12h"}
         stored = (await client.get(f"{BASE}/latest", params=params)).json()
         filtered = (await client.get(f"{BASE}/latest", params={**params, "leverage": "high"})).json()

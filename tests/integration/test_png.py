@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import json
 
-import httpx
 import numpy as np
 import pytest
+from litestar.testing import AsyncTestClient
 from PIL import Image
 
 from engine.frame import Frame, FrameCandles, FrameStats
@@ -69,54 +69,54 @@ def _check_heatmap(body: bytes, frame: dict, size: tuple[int, int]) -> None:
     assert (neighbourhood >= 0.8 * total.max()).all()
 
 
-async def test_latest_png_draws_the_frame_with_yellow_at_its_largest_cell(http: httpx.AsyncClient) -> None:
-    frame = (await http.get(f"{MARKET}/latest", params={"range": "24h"})).json()
-    response = await http.get(f"{MARKET}/latest.png", params={"range": "24h", "width": 900, "height": 560})
+async def test_latest_png_draws_the_frame_with_yellow_at_its_largest_cell(client: AsyncTestClient) -> None:
+    frame = (await client.get(f"{MARKET}/latest", params={"range": "24h"})).json()
+    response = await client.get(f"{MARKET}/latest.png", params={"range": "24h", "width": 900, "height": 560})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
     assert response.headers["x-frame-id"] == frame["id"]
     _check_heatmap(response.content, frame, (900, 560))
 
-    default = await http.get(f"{MARKET}/latest.png", params={"range": "24h"})
+    default = await client.get(f"{MARKET}/latest.png", params={"range": "24h"})
     assert Image.open(io.BytesIO(default.content)).size == (1200, 700)
 
 
-async def test_png_is_cached_per_frame_and_size_and_follows_newer_frames(http: httpx.AsyncClient, pipeline: Collection) -> None:
+async def test_png_is_cached_per_frame_and_size_and_follows_newer_frames(client: AsyncTestClient, pipeline: Collection) -> None:
     params = {"range": "12h", "width": 640, "height": 400}
-    first = await http.get(f"{MARKET}/latest.png", params=params)
-    again = await http.get(f"{MARKET}/latest.png", params=params)
+    first = await client.get(f"{MARKET}/latest.png", params=params)
+    again = await client.get(f"{MARKET}/latest.png", params=params)
     assert (first.headers["x-render-cache"], again.headers["x-render-cache"]) == ("miss", "hit")
     assert again.content == first.content
-    other_size = await http.get(f"{MARKET}/latest.png", params={**params, "width": 641})
+    other_size = await client.get(f"{MARKET}/latest.png", params={**params, "width": 641})
     assert other_size.headers["x-render-cache"] == "miss"
     assert Image.open(io.BytesIO(other_size.content)).size == (641, 400)
 
     etag = first.headers["etag"]
-    unchanged = await http.get(f"{MARKET}/latest.png", params=params, headers={"If-None-Match": etag})
+    unchanged = await client.get(f"{MARKET}/latest.png", params=params, headers={"If-None-Match": etag})
     assert unchanged.status_code == 304 and unchanged.content == b""
     await pipeline.collect_once(NOW_MS + COLUMN)
-    newer = await http.get(f"{MARKET}/latest.png", params=params, headers={"If-None-Match": etag})
+    newer = await client.get(f"{MARKET}/latest.png", params=params, headers={"If-None-Match": etag})
     assert newer.status_code == 200 and newer.headers["etag"] != etag
     assert newer.headers["x-frame-id"] != first.headers["x-frame-id"]
-    assert newer.headers["x-frame-id"] == (await http.get(f"{MARKET}/latest", params={"range": "12h"})).json()["id"]
+    assert newer.headers["x-frame-id"] == (await client.get(f"{MARKET}/latest", params={"range": "12h"})).json()["id"]
 
 
-async def test_png_of_a_frame_by_id(http: httpx.AsyncClient, pipeline: Collection) -> None:
+async def test_png_of_a_frame_by_id(client: AsyncTestClient, pipeline: Collection) -> None:
     await pipeline.collect_once(NOW_MS + COLUMN)
-    items = (await http.get(f"{MARKET}/frames", params={"range": "24h"})).json()["items"]
+    items = (await client.get(f"{MARKET}/frames", params={"range": "24h"})).json()["items"]
     older = items[-1]["id"]
-    frame = (await http.get(f"{MARKET}/frames/{older}")).json()
-    response = await http.get(f"{MARKET}/frames/{older}/heatmap.png", params={"width": 800, "height": 500})
+    frame = (await client.get(f"{MARKET}/frames/{older}")).json()
+    response = await client.get(f"{MARKET}/frames/{older}/heatmap.png", params={"width": 800, "height": 500})
     assert response.status_code == 200, response.text
     assert response.headers["x-frame-id"] == older
     assert "immutable" in response.headers["cache-control"]
     _check_heatmap(response.content, frame, (800, 500))
-    cached = await http.get(f"{MARKET}/frames/{older}/heatmap.png", params={"width": 800, "height": 500})
+    cached = await client.get(f"{MARKET}/frames/{older}/heatmap.png", params={"width": 800, "height": 500})
     assert cached.headers["x-render-cache"] == "hit" and cached.content == response.content
 
-    missing = await http.get(f"{MARKET}/frames/model1-nothing-24h-1/heatmap.png")
+    missing = await client.get(f"{MARKET}/frames/model1-nothing-24h-1/heatmap.png")
     assert missing.status_code == 404 and "no frame" in missing.json()["error"]["message"]
-    unknown_market = await http.get(f"/v1/heatmaps/synthetic/DOGEUSDT/frames/{older}/heatmap.png")
+    unknown_market = await client.get(f"/v1/heatmaps/synthetic/DOGEUSDT/frames/{older}/heatmap.png")
     assert unknown_market.status_code == 404 and "DOGEUSDT" in unknown_market.json()["error"]["message"]
 
 
@@ -133,18 +133,18 @@ async def test_png_of_a_frame_by_id(http: httpx.AsyncClient, pipeline: Collectio
         ({"range": "7d"}, 404, "not computed by this deployment"),
     ],
 )
-async def test_png_parameters_are_checked(http: httpx.AsyncClient, params: dict, status: int, message: str) -> None:
-    response = await http.get(f"{MARKET}/latest.png", params=params)
+async def test_png_parameters_are_checked(client: AsyncTestClient, params: dict, status: int, message: str) -> None:
+    response = await client.get(f"{MARKET}/latest.png", params=params)
     assert response.status_code == status
     assert message in response.json()["error"]["message"]
 
 
-async def test_png_unknown_market_and_leverage_filters(http: httpx.AsyncClient) -> None:
-    unknown = await http.get("/v1/heatmaps/synthetic/DOGEUSDT/latest.png")
+async def test_png_unknown_market_and_leverage_filters(client: AsyncTestClient) -> None:
+    unknown = await client.get("/v1/heatmaps/synthetic/DOGEUSDT/latest.png")
     assert unknown.status_code == 404 and "DOGEUSDT" in unknown.json()["error"]["message"]
-    everything = await http.get(f"{MARKET}/latest.png", params={"leverage": "all", "width": 320, "height": 240})
+    everything = await client.get(f"{MARKET}/latest.png", params={"leverage": "all", "width": 320, "height": 240})
     assert everything.status_code == 200 and Image.open(io.BytesIO(everything.content)).size == (320, 240)
-    high = await http.get(f"{MARKET}/latest.png", params={"leverage": "high", "width": 320, "height": 240})
+    high = await client.get(f"{MARKET}/latest.png", params={"leverage": "high", "width": 320, "height": 240})
     assert high.status_code == 200
     assert high.headers["x-frame-id"] == everything.headers["x-frame-id"] + "-high"
     assert high.content != everything.content

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine.build import build_frame, build_frames
 from engine.clusters import clusters, find_clusters
 from engine.leverage import LEVERAGE_PATTERN, select_tiers
-from engine.book import cumulative_curves, liquidation_map, map_json, max_pain
+from engine.book import cumulative_curves, largest_row_per_side, liquidation_map
 from engine.models import MODELS
 from engine.ranges import MINUTE_MS, RANGES
 from test_build import synthetic_series
@@ -143,11 +143,11 @@ def test_liquidation_map_is_the_frames_last_column_split_by_tier(model):
             assert the_map.cumulative_short_usd[row] == 0
     np.testing.assert_allclose(the_map.cumulative_long_by_tier_usd.sum(axis=0), the_map.cumulative_long_usd, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(the_map.cumulative_short_by_tier_usd.sum(axis=0), the_map.cumulative_short_usd, rtol=1e-9, atol=1e-6)
-    pain = max_pain(the_map)
-    assert pain["long"]["usd"] == pytest.approx(long_total.max()) and pain["long"]["price"] == the_map.y[np.argmax(long_total)]
-    assert pain["short"]["usd"] == pytest.approx(short_total.max())
-    encoded = map_json(the_map)
-    assert encoded["max_pain"] == pain and len(encoded["tiers"]) == len(the_map.tiers)
+    longs, shorts = largest_row_per_side(the_map)
+    assert longs is not None and shorts is not None
+    assert longs.usd == pytest.approx(long_total.max()) and longs.price == the_map.y[np.argmax(long_total)]
+    assert shorts.usd == pytest.approx(short_total.max()) and shorts.price == the_map.y[np.argmax(short_total)]
+    assert longs.distance == pytest.approx((longs.price - price) / price)
     high = liquidation_map(series, model=model, range_name="24h", exchange="x", symbol="y", rows=150, leverage="high")
     mask = select_tiers(MODELS[model].tiers, "high").mask
     np.testing.assert_allclose(high.long_usd, the_map.long_usd[mask])
@@ -164,4 +164,4 @@ def test_cumulative_curves_and_an_empty_map():
     flat = synthetic_series(50, MINUTE_MS)
     flat.open_interest_usd[:] = 1e9
     empty = liquidation_map(flat, model="model1", range_name="12h", exchange="x", symbol="y", rows=20)
-    assert max_pain(empty) == {"long": None, "short": None}
+    assert largest_row_per_side(empty) == (None, None)

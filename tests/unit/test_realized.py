@@ -10,8 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.store.rows import LIQUIDATION_DTYPE
-from service.wire.coinglass import coin_markets, liquidation_levels, map_data, max_pain
-from service.compute.realized import INTERVALS_MS, WEEK_MS, BucketWindow, bucket_start, bucket_totals, history_window, newest_at_least, stack, window_totals
+from service.wire.coinglass import coin_markets, largest_level_of_side, liquidation_levels, map_data
+from service.compute.realized import (
+    INTERVALS_MS,
+    WEEK_MS,
+    BucketWindow,
+    bucket_start,
+    bucket_totals,
+    history_window,
+    newest_at_least,
+    span_window,
+    stack,
+    window_totals,
+    window_totals_by_group,
+)
 
 HOUR = 3_600_000
 T0 = 1_780_000_000_000
@@ -47,6 +59,26 @@ def test_weeks_start_on_monday_and_other_buckets_on_multiples_of_their_width() -
     assert (monday.weekday(), monday.hour, monday.minute) == (0, 0, 0)
     assert T0 - bucket_start(T0, WEEK_MS) < WEEK_MS
     assert bucket_start(T0 + 5, HOUR) == T0 - T0 % HOUR
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(T0, T0 + 48 * HOUR), length=st.integers(1, 48 * HOUR), interval=st.sampled_from(["1m", "15m", "1h", "1w"]), most=st.integers(1, 50))
+def test_span_window_holds_the_first_and_last_millisecond_or_the_newest_buckets(start: int, length: int, interval: str, most: int) -> None:
+    width = INTERVALS_MS[interval]
+    window = span_window(start, start + length, width, most)
+    assert 1 <= window.count <= most
+    assert window.first_ms <= start + length - 1 < window.end_ms <= start + length - 1 + width  # the last bucket holds the last millisecond
+    # The first bucket holds the first millisecond, unless that would make more than ``most``.
+    assert window.first_ms == bucket_start(start, width) or (window.first_ms > start and window.count == most)
+
+
+def test_window_totals_by_group_count_each_market_in_its_group() -> None:
+    a = _events([(T0 - 10, 1, 5.0), (T0 - HOUR - 1, 1, 7.0)])
+    b = _events([(T0 - 20, -1, 3.0)])
+    c = _events([(T0 - 30, 1, 11.0)])
+    long_usd, short_usd = window_totals_by_group([a, b, c], [1, 1, 0], 2, T0, [HOUR, 2 * HOUR])
+    assert long_usd.tolist() == [[11.0, 11.0], [5.0, 12.0]]
+    assert short_usd.tolist() == [[0.0, 0.0], [3.0, 3.0]]
 
 
 def test_history_window_newest_oldest_and_coverage() -> None:
@@ -99,7 +131,7 @@ def test_levels_map_and_max_pain_from_the_last_column() -> None:
     levels = liquidation_levels(msgspec.msgpack.encode(frame))
     assert levels.price == 100.5
     assert map_data(levels) == {"90": [[90.0, 5.0, None, None]], "95": [[95.0, 30.0, None, None]], "105": [[105.0, 20.0, None, None]], "110": [[110.0, 7.0, None, None]]}
-    assert max_pain(levels, 1) == (30.0, 95.0)
-    assert max_pain(levels, -1) == (20.0, 105.0)
+    assert largest_level_of_side(levels, 1) == (30.0, 95.0)
+    assert largest_level_of_side(levels, -1) == (20.0, 105.0)
     empty = liquidation_levels(msgspec.msgpack.encode({**frame, "short": [[0] * 5]}))
-    assert max_pain(empty, -1) == (0.0, None)
+    assert largest_level_of_side(empty, -1) == (0.0, None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -20,6 +19,7 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
+from service.clock import Clock, Sleep, now_ms
 from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, empty
 from service.collect.venues import parse as canonical
 from service.collect.venues.budget import RequestBudget
@@ -133,6 +133,9 @@ class ExchangeCollector(ABC):
         Base URLs, markets, timeouts, budgets.
     symbols : sequence of str, optional
         Canonical symbols to collect (default ``settings.markets``).
+    clock, sleep
+        The time the collector reads (back-offs, budgets, what is due) and its waits on it
+        (the wall clock and asyncio.sleep; tests pass a clock of their own).
     """
 
     exchange: ClassVar[str]
@@ -151,16 +154,18 @@ class ExchangeCollector(ABC):
     # Candle pages one poll may fetch when catching up (the rest waits for the next poll).
     max_catch_up_pages: ClassVar[int] = 10
 
-    def __init__(self, settings: Settings, symbols: Sequence[str] | None = None) -> None:
+    def __init__(self, settings: Settings, symbols: Sequence[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
         self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
         self._symbols = list(symbols if symbols is not None else settings.markets)
         burst, per_s = self.rate_limit
-        share = settings.request_budget_share
         self.http = VenueHttp(
             self.exchange,
             self.rest_url(settings),
-            RequestBudget(burst * share, per_s * share),
+            self.budget(burst, per_s),
             HttpPolicy(timeout_s=settings.http_timeout_s, forbidden_backoff_s=self.forbidden_backoff_s),
+            clock,
         )
         self.liquidations = LiquidationBuffer()
         # Failures per endpoint ("klines", "ws:forceOrder", ...), bad payloads among them.
@@ -172,6 +177,11 @@ class ExchangeCollector(ABC):
         self._sink: LiquidationSink | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._flushed = asyncio.Condition()
+
+    def budget(self, burst: float, per_s: float) -> RequestBudget:
+        """This process's share (``request_budget_share``) of a published limit, on the collector's clock."""
+        share = self.settings.request_budget_share
+        return RequestBudget(burst * share, per_s * share, self.clock, self.sleep)
 
     # --- what a venue adapter provides -------------------------------------------------
 
@@ -281,7 +291,7 @@ class ExchangeCollector(ABC):
         first error is raised and the next round tries again.
         """
         await self._attempt(self.prepare, patient)
-        now = min(end_ms, int(time.time() * 1000))
+        now = min(end_ms, self.clock())
         start = start_ms - start_ms % self.step_ms
         for chunk_start in range(start, end_ms, self.backfill_chunk_ms):
             chunk_end = min(chunk_start + self.backfill_chunk_ms, end_ms)
@@ -372,7 +382,7 @@ class ExchangeCollector(ABC):
             meta.update(snapshot.meta)
         except VenueError as exc:
             self._count(exc)
-        now = int(time.time() * 1000)
+        now = self.clock()
         if now >= self._tiers_due.get(symbol, 0):
             try:
                 meta.update(await self.fetch_tiers(symbol))
@@ -421,16 +431,16 @@ class ExchangeCollector(ABC):
             try:
                 return await call()
             except RateLimited as exc:
-                wait = exc.until_s - time.monotonic()
+                wait = (exc.until_ms - self.clock()) / 1000
                 if wait > self.settings.backfill_max_wait_s or attempt == attempts - 1:
                     raise
                 self._count(exc)
-                await asyncio.sleep(max(wait, 0.0))
+                await self.sleep(max(wait, 0.0))
             except (VenueUnavailable, BadPayload) as exc:
                 if attempt == attempts - 1:
                     raise
                 self._count(exc)
-                await asyncio.sleep(pause)
+                await self.sleep(pause)
                 pause *= 2
         raise AssertionError("unreachable")
 

@@ -8,18 +8,18 @@ contracts, so only ``st == 1`` is kept; side ``SELL`` means a long was liquidate
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import msgspec
 import numpy as np
 
 from engine.models.margin import shipped_binance_table
+from service.clock import Clock, Sleep, now_ms
 from service.store.rows import SIDE_LONG, SIDE_SHORT
 from service.collect.venues import parse
 from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.binance_brackets import default_tiers
-from service.collect.venues.budget import RequestBudget
 from service.collect.venues.errors import BadPayload, VenueError
 from service.collect.venues.parse import LiquidationTuple
 from service.settings import Settings
@@ -205,13 +205,12 @@ class BinanceCollector(ExchangeCollector):
     rate_limit = (400.0, 40.0)
     forbidden_backoff_s = 120.0  # the web application firewall
 
-    def __init__(self, settings: Settings, symbols: list[str] | None = None) -> None:
-        super().__init__(settings, symbols)
+    def __init__(self, settings: Settings, symbols: list[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
+        super().__init__(settings, symbols, clock=clock, sleep=sleep)
         # openInterestHist has its own limit: 1000 requests per 5 minutes per IP.
-        share = settings.request_budget_share
-        self.history_budget = RequestBudget(50 * share, 1000 / 300 * share)
+        self.history_budget = self.budget(50, 1000 / 300)
         self._brackets: dict[str, list[tiers.Tier]] = {}
-        self._brackets_at_s = 0.0
+        self._brackets_at_ms = 0
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
@@ -235,9 +234,9 @@ class BinanceCollector(ExchangeCollector):
     async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
         """Brackets from the keyless web endpoint (one call for all symbols), else the shipped table."""
         source = "binance web brackets"
-        now = time.time()
-        if now - self._brackets_at_s >= self.tiers_refresh_ms / 2000:
-            self._brackets_at_s = now
+        now = self.clock()
+        if now - self._brackets_at_ms >= self.tiers_refresh_ms / 2:
+            self._brackets_at_ms = now
             try:
                 body = await self.http.post_json(
                     "/bapi/futures/v1/friendly/future/common/brackets", b"{}", url=self.settings.binance_web_url

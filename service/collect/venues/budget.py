@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
+
+from service.clock import Clock, Sleep, now_ms
 
 
 class RequestBudget:
@@ -17,23 +18,28 @@ class RequestBudget:
     per_s : float
         Sustained rate, weight per second. Set it well inside the venue's published limit:
         other programs on the same IP share that limit.
+    clock, sleep
+        The time it refills by and the wait for it (tests pass a clock of their own).
     """
 
-    def __init__(self, capacity: float, per_s: float) -> None:
+    def __init__(self, capacity: float, per_s: float, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
         if capacity <= 0 or per_s <= 0:
             raise ValueError("capacity and per_s must be positive")
         self.capacity = float(capacity)
         self.per_s = float(per_s)
+        self.clock = clock
+        self.sleep = sleep
         self._tokens = float(capacity)
-        self._updated = time.monotonic()
+        self._updated_ms = clock()
         self._lock = asyncio.Lock()
         self.requests: Counter[str] = Counter()  # calls per endpoint
         self.weight_spent = 0.0
 
     def _refill(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.per_s)
-        self._updated = now
+        now = self.clock()
+        # max(0, ...): a wall clock set back must not take tokens away.
+        self._tokens = min(self.capacity, self._tokens + max(0, now - self._updated_ms) / 1000 * self.per_s)
+        self._updated_ms = now
 
     async def acquire(self, endpoint: str, weight: float = 1.0) -> None:
         """Wait until ``weight`` is available, then spend it on one call to ``endpoint``."""
@@ -41,7 +47,7 @@ class RequestBudget:
         async with self._lock:
             self._refill()
             while self._tokens < weight:
-                await asyncio.sleep((weight - self._tokens) / self.per_s)
+                await self.sleep((weight - self._tokens) / self.per_s)
                 self._refill()
             self._tokens -= weight
             self.requests[endpoint] += 1

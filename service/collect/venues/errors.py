@@ -17,11 +17,11 @@ class BadPayload(VenueError):
 
 
 class RateLimited(VenueError):
-    """The venue asked us to slow down (429/418/403, or a rate-limit code); no call until ``until_s`` (monotonic)."""
+    """The venue asked us to slow down (429/418/403, or a rate-limit code); no call until ``until_ms`` (epoch ms, on the collector's clock)."""
 
-    def __init__(self, venue: str, endpoint: str, message: str, until_s: float) -> None:
+    def __init__(self, venue: str, endpoint: str, message: str, until_ms: int) -> None:
         super().__init__(venue, endpoint, message)
-        self.until_s = until_s
+        self.until_ms = until_ms
 
 
 class VenueUnavailable(VenueError):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
+from service.clock import Clock, now_ms
 from service.collect.venues.budget import RequestBudget
 from service.collect.venues.errors import BadPayload, RateLimited, VenueRejected, VenueUnavailable
 
@@ -54,12 +54,13 @@ class VenueHttp:
     at once instead, so a scheduled round never sits out a ban).
     """
 
-    def __init__(self, venue: str, base_url: str, budget: RequestBudget, policy: HttpPolicy) -> None:
+    def __init__(self, venue: str, base_url: str, budget: RequestBudget, policy: HttpPolicy, clock: Clock = now_ms) -> None:
         self.venue = venue
         self.base_url = base_url.rstrip("/")
         self.budget = budget
         self.policy = policy
-        self.blocked_until_s = 0.0  # monotonic
+        self.clock = clock
+        self.blocked_until_ms = 0  # on ``clock``
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -81,13 +82,13 @@ class VenueHttp:
 
     def block(self, endpoint: str, seconds: float, reason: str) -> RateLimited:
         """Stop calling the venue for ``seconds``; returns the error to raise."""
-        until = time.monotonic() + seconds
-        self.blocked_until_s = max(self.blocked_until_s, until)
+        until = self.clock() + round(seconds * 1000)
+        self.blocked_until_ms = max(self.blocked_until_ms, until)
         log.warning("%s %s: %s; pausing calls for %.0f s", self.venue, endpoint, reason, seconds)
-        return RateLimited(self.venue, endpoint, reason, self.blocked_until_s)
+        return RateLimited(self.venue, endpoint, reason, self.blocked_until_ms)
 
     def blocked_for_s(self) -> float:
-        return max(0.0, self.blocked_until_s - time.monotonic())
+        return max(0.0, (self.blocked_until_ms - self.clock()) / 1000)
 
     async def get(self, endpoint: str, params: Mapping[str, str | int] | None = None, *, weight: float = 1.0) -> bytes:
         return await self._call("GET", endpoint, params=params, weight=weight)
@@ -107,7 +108,7 @@ class VenueHttp:
     ) -> bytes:
         wait = self.blocked_for_s()
         if wait > 0:
-            raise RateLimited(self.venue, endpoint, f"backing off for {wait:.0f} s more", self.blocked_until_s)
+            raise RateLimited(self.venue, endpoint, f"backing off for {wait:.0f} s more", self.blocked_until_ms)
         await self.budget.acquire(endpoint, weight)
         target = (url.rstrip("/") if url else self.base_url) + endpoint
         headers = {"Content-Type": "application/json"} if data is not None else None

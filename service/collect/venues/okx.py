@@ -10,18 +10,18 @@ liquidated (``short`` + ``buy`` = a short was liquidated).
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from typing import Generic, TypeVar
 
 import msgspec
 import numpy as np
 
+from service.clock import Clock, Sleep, now_ms
 from service.store.rows import SIDE_LONG, SIDE_SHORT
 from service.collect.venues import parse
 from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
-from service.collect.venues.budget import RequestBudget
 from service.collect.venues.errors import BadPayload, VenueRejected, VenueUnavailable
 from service.collect.venues.parse import LiquidationTuple
 from service.markets import from_okx_instrument, okx_family, okx_instrument
@@ -245,11 +245,10 @@ class OkxCollector(ExchangeCollector):
     # Pause after code 50011, seconds.
     rate_code_backoff_s = 2.0
 
-    def __init__(self, settings: Settings, symbols: list[str] | None = None) -> None:
-        super().__init__(settings, symbols)
+    def __init__(self, settings: Settings, symbols: list[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
+        super().__init__(settings, symbols, clock=clock, sleep=sleep)
         # The rubik statistics endpoints allow 5 requests per 2 s.
-        share = settings.request_budget_share
-        self.history_budget = RequestBudget(5 * share, 2.5 * share)
+        self.history_budget = self.budget(5, 2.5)
         self.contract_values: dict[str, float] = {}
         self._mark: dict[str, float] = {}
 
@@ -275,7 +274,7 @@ class OkxCollector(ExchangeCollector):
             raise VenueRejected(VENUE, "instruments", f"no swap {okx_instrument(symbol)}") from None
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> np.ndarray:
-        recent = start_ms >= int(time.time() * 1000) - RECENT_CANDLES_MS
+        recent = start_ms >= self.clock() - RECENT_CANDLES_MS
         endpoint = "candles" if recent else "history-candles"
         params = {"instId": okx_instrument(symbol), "bar": "1m", "after": end_ms, "before": start_ms - 1, "limit": self.candle_page_bars}
         return self._parsed(endpoint, parse_candles, await self.http.get(f"/api/v5/market/{endpoint}", params), endpoint)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from service.clock import Clock, Sleep, now_ms
 from service.collect.venues.base import ExchangeCollector
 from service.collect.venues.binance import BinanceCollector
 from service.collect.venues.bybit import BybitCollector
@@ -15,8 +18,10 @@ COLLECTORS: dict[str, type[ExchangeCollector]] = {
 }
 
 
-def build_collector(venue: str, settings: Settings, symbols: list[str] | None = None) -> ExchangeCollector:
+def build_collector(
+    venue: str, settings: Settings, symbols: list[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep
+) -> ExchangeCollector:
     try:
-        return COLLECTORS[venue](settings, symbols)
+        return COLLECTORS[venue](settings, symbols, clock=clock, sleep=sleep)
     except KeyError:
         raise ValueError(f"unknown exchange {venue!r}; available: {', '.join(COLLECTORS)}") from None

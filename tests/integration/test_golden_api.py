@@ -1,0 +1,188 @@
+"""Golden answers: the bytes every route sends for a fixed market at a fixed time.
+
+A deterministic store (the synthetic market under two exchange ids and the per-coin
+aggregates, collected at fixed instants, small frames) is asked every route: native
+JSON and msgpack frames, history pages, frames by id, levels, realized liquidations,
+markets, models, the Coinglass-compatible routes, error answers and the OpenAPI
+document. Status, media type and body must equal what is stored in ``golden/api``.
+
+A change here is either a bug or a change of the API's output made on purpose
+(a new model version changes the frames, a new schema changes the document); after
+checking which, regenerate with
+
+    .venv/bin/python -m pytest tests/integration/test_golden_api.py --regenerate-goldens
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from service.clock import Clock
+from service.collect.round import Collection
+from service.collect.synthetic import SyntheticMarket
+from service.settings import Settings
+from service.store.writer import Store
+from tests.integration.conftest import NOW_MS as FIRST_MS
+
+pytestmark = pytest.mark.integration
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "api"
+INDEX = GOLDEN / "index.json"
+OPENAPI = GOLDEN / "openapi.json.gz"
+
+COLUMN_MS = 5 * 60_000
+# Three rounds a column apart: history holds three frames per range.
+ROUNDS_MS = (FIRST_MS, FIRST_MS + COLUMN_MS, FIRST_MS + 2 * COLUMN_MS)
+NOW_MS = ROUNDS_MS[-1] + 30_000  # the API's "now": half a minute after the last round
+
+V1 = "/v1/heatmaps/binance/BTCUSDT"
+CG = "/api/futures/liquidation"
+PAIR = {"exchange": "Binance", "symbol": "BTCUSDT"}
+
+# name -> (path, query parameters); "{frame_id}" / "{cursor}" are filled from earlier answers.
+ROUTES: dict[str, tuple[str, dict[str, str]]] = {
+    "v1_latest_12h.json": (f"{V1}/latest", {"range": "12h"}),
+    "v1_latest_12h.msgpack": (f"{V1}/latest", {"range": "12h", "format": "msgpack"}),
+    "v1_latest_12h_high.json": (f"{V1}/latest", {"range": "12h", "leverage": "high"}),
+    "v1_latest_12h_high.msgpack": (f"{V1}/latest", {"range": "12h", "leverage": "high", "format": "msgpack"}),
+    "v1_latest_all_btc_12h.json": ("/v1/heatmaps/all/BTC/latest", {"range": "12h"}),
+    "v1_latest_all_btc_12h.msgpack": ("/v1/heatmaps/all/BTC/latest", {"range": "12h", "format": "msgpack"}),
+    "v1_frames_12h_page1.json": (f"{V1}/frames", {"range": "12h", "limit": "2"}),
+    "v1_frames_12h_page2.json": (f"{V1}/frames", {"range": "12h", "limit": "2", "cursor": "{cursor}"}),
+    "v1_frames_24h_window.json": (f"{V1}/frames", {"range": "24h", "from": str(ROUNDS_MS[0]), "to": str(ROUNDS_MS[1])}),
+    "v1_frame_by_id.json": (f"{V1}/frames/{{frame_id}}", {}),
+    "v1_frame_by_id.msgpack": (f"{V1}/frames/{{frame_id}}", {"format": "msgpack"}),
+    "v1_levels_12h.json": (f"{V1}/levels", {"range": "12h"}),
+    "v1_levels_all_btc_24h_high.json": ("/v1/heatmaps/all/BTC/levels", {"range": "24h", "leverage": "high"}),
+    "v1_liquidations_15m.json": ("/v1/liquidations/binance/BTCUSDT", {"from": str(FIRST_MS - 6 * 3_600_000), "interval": "15m", "limit": "20"}),
+    "v1_liquidations_default.json": ("/v1/liquidations/okx/BTCUSDT", {"min_usd": "20000"}),
+    "v1_markets.json": ("/v1/markets", {}),
+    "v1_models.json": ("/v1/models", {}),
+    "health.json": ("/health", {}),
+    "ready.json": ("/ready", {}),
+    "v1_latest_12h.png": (f"{V1}/latest.png", {"range": "12h", "width": "320", "height": "240"}),
+    "cg_heatmap_12h.json": (f"{CG}/heatmap/model1", {**PAIR, "range": "12h"}),
+    "cg_aggregated_heatmap_12h.json": (f"{CG}/aggregated-heatmap/model1", {"symbol": "BTC", "range": "12h"}),
+    "cg_history_1h.json": (f"{CG}/history", {**PAIR, "interval": "1h"}),
+    "cg_history_15m_from_start.json": (f"{CG}/history", {"exchange": "okx", "symbol": "btcusdt", "interval": "15m", "limit": "10", "start_time": str(FIRST_MS - 10 * 3_600_000)}),
+    "cg_aggregated_history_4h.json": (f"{CG}/aggregated-history", {"exchange_list": "Binance,OKX", "symbol": "BTC", "interval": "4h"}),
+    "cg_coin_list.json": (f"{CG}/coin-list", {"exchange": "Binance"}),
+    "cg_exchange_list_24h.json": (f"{CG}/exchange-list", {"range": "24h"}),
+    "cg_exchange_list_1h_btc.json": (f"{CG}/exchange-list", {"range": "1h", "symbol": "BTC"}),
+    "cg_order.json": (f"{CG}/order", {"exchange": "OKX", "symbol": "BTC", "min_liquidation_amount": "10000"}),
+    "cg_map_1d.json": (f"{CG}/map", {**PAIR, "range": "1d"}),
+    "cg_aggregated_map_1d.json": (f"{CG}/aggregated-map", {"symbol": "BTC", "range": "1d"}),
+    "cg_max_pain.json": (f"{CG}/max-pain", {}),
+    "cg_max_pain_12h.json": (f"{CG}/max-pain", {"range": "12h"}),
+    "cg_supported_exchange_pairs.json": ("/api/futures/supported-exchange-pairs", {}),
+    # Errors: each validation in the order the routes run them.
+    "err_v1_bad_range.json": (f"{V1}/latest", {"range": "2h"}),
+    "err_v1_bad_model.json": (f"{V1}/levels", {"model": "model9", "range": "2h"}),
+    "err_v1_unoffered_model.json": (f"{V1}/frames", {"model": "model3"}),
+    "err_v1_bad_leverage.json": (f"{V1}/latest", {"leverage": "7"}),
+    "err_v1_bad_format.json": (f"{V1}/latest", {"format": "xml"}),
+    "err_v1_unknown_exchange.json": ("/v1/heatmaps/kraken/BTCUSDT/latest", {}),
+    "err_v1_unknown_symbol.json": ("/v1/heatmaps/binance/DOGEUSDT/levels", {"range": "24h"}),
+    "err_v1_frames_limit.json": (f"{V1}/frames", {"limit": "0"}),
+    "err_v1_frames_span.json": (f"{V1}/frames", {"from": "5", "to": "4"}),
+    "err_v1_frames_cursor.json": (f"{V1}/frames", {"cursor": "!!"}),
+    "err_v1_frame_missing.json": (f"{V1}/frames/model1-nothing-12h-1", {}),
+    "err_v1_png_width.json": (f"{V1}/latest.png", {"width": "10"}),
+    "err_v1_liquidations_interval.json": ("/v1/liquidations/binance/BTCUSDT", {"interval": "2m"}),
+    "err_v1_no_route.json": ("/v1/nothing", {}),
+    "err_cg_heatmap_no_symbol.json": (f"{CG}/heatmap/model1", {"exchange": "Binance", "range": "12h"}),
+    "err_cg_heatmap_bad_model.json": (f"{CG}/heatmap/model7", {**PAIR, "range": "12h"}),
+    "err_cg_heatmap_unoffered_range.json": (f"{CG}/heatmap/model1", {**PAIR, "range": "3d"}),
+    "err_cg_heatmap_unknown_pair.json": (f"{CG}/heatmap/model1", {"exchange": "Binance", "symbol": "NOPE", "range": "12h"}),
+    "err_cg_aggregated_heatmap_unknown_coin.json": (f"{CG}/aggregated-heatmap/model1", {"symbol": "DOGE", "range": "12h"}),
+    "err_cg_history_interval.json": (f"{CG}/history", {**PAIR, "interval": "2h"}),
+    "err_cg_history_limit.json": (f"{CG}/history", {**PAIR, "interval": "1h", "limit": "1001"}),
+    "err_cg_history_limit_text.json": (f"{CG}/history", {**PAIR, "interval": "1h", "limit": "ten"}),
+    "err_cg_history_end_time.json": (f"{CG}/history", {**PAIR, "interval": "1h", "end_time": "1780000000000000"}),
+    "err_cg_history_unknown_exchange.json": (f"{CG}/history", {"exchange": "Kraken", "symbol": "BTCUSDT", "interval": "1h"}),
+    "err_cg_aggregated_history_list.json": (f"{CG}/aggregated-history", {"exchange_list": " , ", "symbol": "BTC", "interval": "1h"}),
+    "err_cg_aggregated_history_coin.json": (f"{CG}/aggregated-history", {"exchange_list": "OKX", "symbol": "ETH", "interval": "1h"}),
+    "err_cg_coin_list_no_exchange.json": (f"{CG}/coin-list", {}),
+    "err_cg_exchange_list_range.json": (f"{CG}/exchange-list", {"range": "2d"}),
+    "err_cg_order_amount.json": (f"{CG}/order", {"exchange": "Binance", "symbol": "BTC", "min_liquidation_amount": "1e4"}),
+    "err_cg_map_unoffered_range.json": (f"{CG}/map", {**PAIR, "range": "7d"}),
+    "err_cg_map_bad_range.json": (f"{CG}/map", {**PAIR, "range": "2d"}),
+    "err_cg_aggregated_map_unknown_coin.json": (f"{CG}/aggregated-map", {"symbol": "DOGE", "range": "1d"}),
+    "err_cg_max_pain_range.json": (f"{CG}/max-pain", {"range": "1h"}),
+    "err_cg_no_route.json": (f"{CG}/nothing-here", {}),
+}
+# Asked after a market without frames is added: "being computed" answers.
+NOT_READY_ROUTES: dict[str, tuple[str, dict[str, str]]] = {
+    "err_v1_not_ready_latest.json": ("/v1/heatmaps/binance/XRPUSDT/latest", {}),
+    "err_v1_not_ready_levels.json": ("/v1/heatmaps/binance/XRPUSDT/levels", {}),
+    "err_v1_not_ready_png.json": ("/v1/heatmaps/binance/XRPUSDT/latest.png", {}),
+    "err_cg_not_ready_heatmap.json": (f"{CG}/heatmap/model1", {"exchange": "Binance", "symbol": "XRPUSDT", "range": "12h"}),
+    "err_cg_not_ready_map.json": (f"{CG}/map", {"exchange": "Binance", "symbol": "XRPUSDT", "range": "1d"}),
+}
+
+
+@pytest.fixture
+async def seeded(redis: Redis, redis_url: str) -> Settings:
+    settings = Settings(redis_url=redis_url, models=("model1", "model2"), ranges=("12h", "24h"), backfill_days=1.0, frame_rows=24, aggregate=True)
+    sources = [
+        SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0, "ETHUSDT": 3_000.0}, exchange="binance"),
+        SyntheticMarket(seed=5, symbols={"BTCUSDT": 77_000.0}, exchange="okx"),
+    ]
+    collection = Collection.create(Store(redis), settings, sources)
+    for round_ms in ROUNDS_MS:
+        await collection.collect_once(round_ms)
+    return settings
+
+
+@pytest.fixture
+def api_clock() -> Clock:
+    return lambda: NOW_MS
+
+
+async def _ask(client: AsyncTestClient, routes: dict[str, tuple[str, dict[str, str]]], filled: dict[str, str]) -> dict[str, tuple[int, str, bytes]]:
+    answers = {}
+    for name, (path, params) in routes.items():
+        response = await client.get(path.format(**filled), params={key: value.format(**filled) for key, value in params.items()})
+        answers[name] = (response.status_code, response.headers.get("content-type", ""), response.content)
+        if name == "v1_frames_12h_page1.json":
+            page = json.loads(response.content)
+            filled["cursor"], filled["frame_id"] = page["next_cursor"], page["items"][1]["id"]
+    return answers
+
+
+async def test_every_route_answers_the_golden_bytes(client: AsyncTestClient, redis: Redis, request: pytest.FixtureRequest) -> None:
+    answers = await _ask(client, ROUTES, {})
+    await Store(redis).add_market("binance", "XRPUSDT")
+    answers |= await _ask(client, NOT_READY_ROUTES, {})
+    openapi = (await client.get("/docs/openapi.json")).json()
+
+    if request.config.getoption("--regenerate-goldens"):
+        _write(answers, openapi)
+        pytest.skip(f"golden answers rewritten in {GOLDEN}")
+
+    index = json.loads(INDEX.read_text())
+    assert set(index) == set(answers), "routes asked differ from those recorded: regenerate on purpose"
+    differ = []
+    for name, (status, media_type, body) in answers.items():
+        recorded = index[name]
+        if (status, media_type) != (recorded["status"], recorded["content_type"]) or body != gzip.decompress((GOLDEN / f"{name}.gz").read_bytes()):
+            differ.append(f"{name}: {status} {media_type} {body[:200]!r}")
+    assert not differ, "answers differ from the golden ones:\n" + "\n".join(differ)
+    assert openapi == json.loads(gzip.decompress(OPENAPI.read_bytes())), "the OpenAPI document changed"
+
+
+def _write(answers: dict[str, tuple[int, str, bytes]], openapi: object) -> None:
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for stale in GOLDEN.iterdir():
+        stale.unlink()
+    for name, (_, _, body) in answers.items():
+        (GOLDEN / f"{name}.gz").write_bytes(gzip.compress(body, compresslevel=9, mtime=0))
+    index = {name: {"status": status, "content_type": media_type} for name, (status, media_type, _) in answers.items()}
+    INDEX.write_text(json.dumps(index, indent=1) + "\n")
+    OPENAPI.write_bytes(gzip.compress(json.dumps(openapi, indent=1, ensure_ascii=False).encode(), compresslevel=9, mtime=0))
