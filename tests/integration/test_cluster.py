@@ -88,9 +88,10 @@ async def test_ingest_queue_recompute_and_every_read_through_a_cluster(cluster: 
             assert again.content == first.content
             levels = await http.get("/v1/heatmaps/synthetic/ETHUSDT/levels")
             assert levels.status_code == 200 and levels.json()["frame_id"] == event["id"]
-            # The key's limit (5 a minute) is counted in the cluster: the next request is refused.
-            answers = [(await http.get("/v1/markets")).status_code for _ in range(3)]
-            assert answers[-1] == 429 and 200 not in answers[answers.index(429):]
+            # The key's limit (5 a minute) is counted in the cluster: within the next requests one is
+            # refused (more than 6 only if a minute's window began meanwhile and counts restarted).
+            answers = [(await http.get("/v1/markets")).status_code for _ in range(12)]
+            assert 429 in answers and answers.index(429) <= 6
     finally:
         server.should_exit = True
         await task
