@@ -15,17 +15,9 @@ import msgspec
 from service.wire.schemas import FrameSummary
 
 
-class FrameRecord(msgspec.Struct, kw_only=True, frozen=True):
-    id: str
-    exchange: str
-    symbol: str
-    model: str
-    model_version: str
-    params_hash: str
-    range: str
-    generated_at: int
-    data_until: int
-    coverage_start: int
+class FrameRecord(FrameSummary, kw_only=True, frozen=True):
+    """A frame's summary (its identity and times, as listed) and what a rebuild needs."""
+
     rows: int  # price rows it was built with
     leverage: str = "all"
     sources: dict[str, dict[str, Any]] | None = None  # "all" markets: what each venue covered
@@ -33,18 +25,8 @@ class FrameRecord(msgspec.Struct, kw_only=True, frozen=True):
     digest: str  # of the stored form (service.wire.packed), hex
 
     def summary(self) -> FrameSummary:
-        return FrameSummary(
-            id=self.id,
-            exchange=self.exchange,
-            symbol=self.symbol,
-            model=self.model,
-            model_version=self.model_version,
-            params_hash=self.params_hash,
-            range=self.range,
-            generated_at=self.generated_at,
-            data_until=self.data_until,
-            coverage_start=self.coverage_start,
-        )
+        """The summary alone (encoded, a record would carry its other fields)."""
+        return FrameSummary(**{name: getattr(self, name) for name in FrameSummary.__struct_fields__})
 
 
 def digest(packed: bytes) -> str:
