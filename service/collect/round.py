@@ -16,6 +16,7 @@ from service.compute.refresh import Refresher
 from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.metrics import COLLECT_ERRORS
 from service.settings import Settings
+from service.store.chunks import CANDLES, OPEN_INTEREST
 from service.store.jobs import JobQueue, QueuedRefresh
 from service.store.leases import Leases
 from service.store.writer import Store
@@ -65,12 +66,14 @@ class Collection:
         return await source.backfill(symbol, start, now)
 
     async def store_batch(self, exchange: str, symbol: str, batch: Batch) -> None:
-        # Bars or open interest landing where frames were built already (a gap filled late):
-        # the refresher drops those frames from history (their inputs changed).
-        for rows in (batch.candles, batch.open_interest):
-            await self.store.note_revision(exchange, symbol, rows)
-            if self.settings.aggregate and exchange in self._venues():
-                await self.store.note_revision(AGGREGATE_EXCHANGE, coin_of(symbol), rows)
+        # Bars or open interest that change what frames were built on (a gap filled late, a
+        # correction): the refresher drops those frames from history (their inputs changed).
+        for kind, rows in ((CANDLES, batch.candles), (OPEN_INTEREST, batch.open_interest)):
+            revised = await self.store.revision_in(kind, exchange, symbol, rows)
+            if revised is not None:
+                await self.store.note_revision(exchange, symbol, revised)
+                if self.settings.aggregate and exchange in self._venues():
+                    await self.store.note_revision(AGGREGATE_EXCHANGE, coin_of(symbol), revised)
         await self.store.upsert_candles(exchange, symbol, batch.candles)
         await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
         await self.store.add_liquidations(exchange, symbol, batch.liquidations)

@@ -118,19 +118,32 @@ async def load_fine(
     return from_first_open_interest(aggregated.series), {venue: asdict(c) for venue, c in aggregated.coverage.items()}
 
 
+# A venue whose bars lag the freshest venue's by more than this does not hold an ``all``
+# market back (it is down or slow; it joins again when it catches up).
+AGGREGATE_WAIT_MS = 5 * 60_000
+
+
 async def last_bar_ms(store: StoreReader, exchange: str, symbol: str, until_ms: int | None = None) -> int | None:
-    """Open time of the newest 1m bar before ``until_ms`` (any time: None) of a market (an ``all`` market: of any venue)."""
+    """Open time of the newest 1m bar before ``until_ms`` (any time: None) of a market.
+
+    For an ``all`` market: the newest bar every venue has, among the venues within
+    :data:`AGGREGATE_WAIT_MS` of the freshest; so a coin's frame of a minute is built once its
+    venues' bars of that minute are in, not once per venue as they arrive.
+    """
     markets = await venues_of(store, symbol) if exchange == AGGREGATE_EXCHANGE else [(exchange, symbol)]
-    newest = None
+    lasts = []
     for venue, venue_symbol in markets:
         if until_ms is None:
             last = await store.last_candle_ts(venue, venue_symbol)
         else:
             bars = await store.read_candles(venue, venue_symbol, until_ms - DAY_MS, until_ms)
             last = int(bars["ts_ms"][-1]) if len(bars) else None
-        if last is not None and (newest is None or last > newest):
-            newest = last
-    return newest
+        if last is not None:
+            lasts.append(last)
+    if not lasts:
+        return None
+    freshest = max(lasts)
+    return min(last for last in lasts if freshest - last <= AGGREGATE_WAIT_MS)
 
 
 def anchor_bar(ts_ms: int) -> MarketSeries:

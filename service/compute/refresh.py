@@ -69,6 +69,8 @@ class Refresher:
         until = last + INPUT_STEP_MS
         meta = await self.store.market_meta(exchange, symbol)
         revised_from = int(meta["revised_from_ms"]) if "revised_from_ms" in meta else None
+        if revised_from is None and until <= int(meta.get("data_until_ms", 0)):
+            return []  # its frames rest on these bars already (a job queued twice, or taken over)
         if revised_from is not None:
             dropped = await self.store.delist_frames_after(exchange, symbol, self.settings.models, self.settings.ranges, revised_from)
             log.info("%s:%s: inputs from %d changed; %d frames dropped from history", exchange, symbol, revised_from, dropped)

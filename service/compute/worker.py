@@ -28,9 +28,9 @@ RECLAIM_EVERY_S = 5.0
 class Worker:
     def __init__(self, store: Store, settings: Settings, consumer: str, clock: Clock = now_ms, reclaim_idle_ms: int | None = None) -> None:
         """``reclaim_idle_ms``: how long a job may stay pending before another worker takes it
-        (default: the job timeout and ten seconds, so a live worker's job is never taken from it)."""
+        (default: the job timeout and two seconds: a live worker gives a job up at its timeout)."""
         self.store = store
-        self.reclaim_idle_ms = reclaim_idle_ms if reclaim_idle_ms is not None else int(settings.job_timeout_s * 1000) + 10_000
+        self.reclaim_idle_ms = reclaim_idle_ms if reclaim_idle_ms is not None else int(settings.job_timeout_s * 1000) + 2_000
         self.settings = settings
         self.consumer = consumer
         self.clock = clock
@@ -40,10 +40,21 @@ class Worker:
         self._store_down = False
 
     async def run_job(self, job: Job) -> None:
-        """Refresh the job's market; acknowledged only once its frames are stored."""
+        """Refresh the job's market; acknowledged only once its frames are stored.
+
+        One worker at a time refreshes a market (a lease on it for the job's length): a job for
+        a market another worker is refreshing is queued again, to run after that one.
+        """
         await self.queue.started(job)
-        async with asyncio.timeout(self.settings.job_timeout_s):
-            await self.refresher.refresh(job.exchange, job.symbol, self.clock())
+        if not await self.queue.lock_market(job, self.consumer, int(self.settings.job_timeout_s * 1000) + 2_000):
+            await self.queue.add(job.exchange, job.symbol)
+            await self.queue.done(job)
+            return
+        try:
+            async with asyncio.timeout(self.settings.job_timeout_s):
+                await self.refresher.refresh(job.exchange, job.symbol, self.clock())
+        finally:
+            await self.queue.unlock_market(job, self.consumer)
         await self.queue.done(job)
         JOBS_DONE.inc()
 

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from service.store import keys
+from service.store.scripts import lua
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class JobQueue:
 
     def __init__(self, redis: Redis, *, stream_max_len: int = 100_000, queued_ttl_ms: int = 600_000) -> None:
         self.redis = redis
+        self._release = redis.register_script(lua("release_lease.lua"))
         self.stream_max_len = stream_max_len
         self.queued_ttl_ms = queued_ttl_ms
 
@@ -86,6 +88,13 @@ class JobQueue:
     async def started(self, job: Job) -> None:
         """The job's work begins: bars stored from now on queue another job for the market."""
         await self.redis.delete(keys.job_queued(job.exchange, job.symbol))
+
+    async def lock_market(self, job: Job, owner: str, ttl_ms: int) -> bool:
+        """Take the market's refresh lease (``SET NX PX``); False while another worker holds it."""
+        return bool(await self.redis.set(keys.refresh_lock(job.exchange, job.symbol), owner, nx=True, px=ttl_ms))
+
+    async def unlock_market(self, job: Job, owner: str) -> None:
+        await self._release(keys=[keys.refresh_lock(job.exchange, job.symbol)], args=[owner])
 
     async def done(self, job: Job) -> None:
         """The job's frames are stored."""

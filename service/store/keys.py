@@ -63,6 +63,11 @@ def job_queued(exchange: str, symbol: str) -> str:
     return f"{_market(exchange, symbol)}:queued"
 
 
+def refresh_lock(exchange: str, symbol: str) -> str:
+    """String with a TTL: the worker refreshing the market now."""
+    return f"{_market(exchange, symbol)}:refreshing"
+
+
 def market_meta(exchange: str, symbol: str) -> str:
     """Hash: last_update_ms, first_candle_ms, ..."""
     return f"{_market(exchange, symbol)}:meta"

@@ -39,15 +39,27 @@ class Store(StoreReader):
         """Remove one metadata field if it still holds ``if_value`` (a newer value set meanwhile stays)."""
         await self._clear_if(keys=[keys.market_meta(exchange, symbol)], args=[name, if_value])
 
-    async def note_revision(self, exchange: str, symbol: str, rows: np.ndarray) -> None:
-        """Mark that inputs at or after the earliest of ``rows`` changed where frames were already built
-        (``revised_from_ms``, the lowest such time), so the refresher drops them from history."""
-        if not len(rows):
-            return
-        earliest = int(rows["ts_ms"].min())
+    async def revision_in(self, kind: RowKind, exchange: str, symbol: str, rows: np.ndarray) -> int | None:
+        """The earliest time at which ``rows``, about to be written, differ from what the store holds
+        where the market's frames were built already (a bar filled in late, a venue's correction);
+        None when they change nothing there (new bars, or the same ones again)."""
         built_until = await self.redis.hget(keys.market_meta(exchange, symbol), "data_until_ms")
-        if built_until is not None and earliest < int(built_until):
-            await self._lower_to(keys=[keys.market_meta(exchange, symbol)], args=["revised_from_ms", earliest])
+        if built_until is None or not len(rows):
+            return None
+        earlier = chunks.unique_rows(rows[rows["ts_ms"] < int(built_until)], kind)
+        if not len(earlier):
+            return None
+        stored = await self.read_rows(kind, exchange, symbol, int(earlier["ts_ms"][0]), int(earlier["ts_ms"][-1]) + 1)
+        known = {int(ts): row.tobytes() for ts, row in zip(stored["ts_ms"], stored)}
+        for ts, row in zip(earlier["ts_ms"].tolist(), earlier):
+            if known.get(ts) != row.tobytes():
+                return int(ts)
+        return None
+
+    async def note_revision(self, exchange: str, symbol: str, from_ms: int) -> None:
+        """Mark that inputs from ``from_ms`` on changed where frames were built (``revised_from_ms``,
+        the lowest such time): the refresher drops those frames from history first."""
+        await self._lower_to(keys=[keys.market_meta(exchange, symbol)], args=["revised_from_ms", from_ms])
 
     async def _rewrite_chunk(
         self, kind: RowKind, exchange: str, symbol: str, start: int, change: Callable[[np.ndarray], np.ndarray | None], *, packed: bool

@@ -13,6 +13,7 @@ from service.store.tiers import decode as decode_tiers
 from service.fakeexchange import FakeExchange, Fault
 from service.collect.round import Collection
 from tests.conftest import latest_field
+from service.compute.frames import AGGREGATE_WAIT_MS
 from service.compute.refresh import Refresher
 from service.fakeexchange.server import venue_tiers
 from service.collect.scheduler import create_scheduler
@@ -45,10 +46,13 @@ async def test_a_round_refreshes_every_venue_market_and_the_aggregated_ones(fake
     binance = await store.market_meta("binance", "BTCUSDT")
     assert binance["mm_tiers_source"] == "binance web brackets"
 
-    # OKX goes down: the others go on, the aggregate still counts OKX's stored history.
+    # OKX goes down: the others go on; the aggregate waits for OKX's bars a few minutes, then
+    # goes on without them (still counting OKX's stored history).
     await fake["okx"].stop()
     changed = await pipeline.collect_once(clock.advance(2 * MINUTE))
-    assert ("okx", "BTCUSDT") not in changed and ("binance", "BTCUSDT") in changed and ("all", "BTC") in changed
+    assert ("okx", "BTCUSDT") not in changed and ("binance", "BTCUSDT") in changed and ("all", "BTC") not in changed
+    changed = await pipeline.collect_once(clock.advance(AGGREGATE_WAIT_MS))
+    assert ("okx", "BTCUSDT") not in changed and ("all", "BTC") in changed
     assert sources[2].errors
     await fake["okx"].start()
     changed = await pipeline.collect_once(clock.advance(2 * MINUTE))

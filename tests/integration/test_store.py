@@ -196,20 +196,27 @@ async def test_revised_inputs_drop_the_frames_built_on_them(redis: Redis) -> Non
     store = Store(redis)
     for until in (1000, 2000, 3000):
         await store.put_frame(record(f"f{until}", until), packed=b"x", event=b"e", keep=10, column_ms=1)
+    rows = candles(4, start_ms=0)
+    rows["ts_ms"] = [500, 1500, 2500, 3500]
+    assert await store.revision_in(CANDLES, "binance", "BTCUSDT", rows) is None  # nothing built yet
+    await store.upsert_candles("binance", "BTCUSDT", rows)
     await store.set_market_meta("binance", "BTCUSDT", data_until_ms=3000)
+    assert await store.revision_in(CANDLES, "binance", "BTCUSDT", rows) is None  # the same rows again change nothing
+    assert await store.revision_in(CANDLES, "binance", "BTCUSDT", rows[3:]) is None  # a new bar after the frames
+    changed = rows.copy()
+    changed["close"][2] += 1
+    assert await store.revision_in(CANDLES, "binance", "BTCUSDT", changed) == 2500
     late = candles(1, start_ms=0)
-    late["ts_ms"] = 1500
-    await store.note_revision("binance", "BTCUSDT", late)
-    await store.note_revision("binance", "BTCUSDT", late[:0])
-    assert (await store.market_meta("binance", "BTCUSDT"))["revised_from_ms"] == "1500"
-    late["ts_ms"] = 2500
-    await store.note_revision("binance", "BTCUSDT", late)  # a later revision keeps the earliest mark
-    assert (await store.market_meta("binance", "BTCUSDT"))["revised_from_ms"] == "1500"
-    assert await store.delist_frames_after("binance", "BTCUSDT", ["model1"], ["24h"], 1500) == 2
+    late["ts_ms"] = 1700  # a bar that was missing
+    assert await store.revision_in(CANDLES, "binance", "BTCUSDT", late) == 1700
+    await store.note_revision("binance", "BTCUSDT", 1700)
+    await store.note_revision("binance", "BTCUSDT", 2500)  # a later revision keeps the earliest mark
+    assert (await store.market_meta("binance", "BTCUSDT"))["revised_from_ms"] == "1700"
+    assert await store.delist_frames_after("binance", "BTCUSDT", ["model1"], ["24h"], 1700) == 2
     assert await store.frame_ids("binance", "BTCUSDT", "model1", "24h") == ["f1000"]
     await store.clear_market_meta("binance", "BTCUSDT", "revised_from_ms", if_value="999")
     assert "revised_from_ms" in await store.market_meta("binance", "BTCUSDT")
-    await store.clear_market_meta("binance", "BTCUSDT", "revised_from_ms", if_value="1500")
+    await store.clear_market_meta("binance", "BTCUSDT", "revised_from_ms", if_value="1700")
     assert "revised_from_ms" not in await store.market_meta("binance", "BTCUSDT")
 
 
