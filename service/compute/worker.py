@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from service.clock import Clock, now_ms
 from service.compute.refresh import Refresher
-from service.metrics import JOBS_DONE, JOBS_FAILED, JOBS_PARKED, JOBS_RECLAIMED
+from service.metrics import JOB_QUEUE_LAG, JOBS_DONE, JOBS_FAILED, JOBS_PARKED, JOBS_PARKED_NOW, JOBS_RECLAIMED
 from service.settings import Settings
 from service.store.jobs import Job, JobQueue
 from service.store.writer import Store
@@ -75,8 +75,11 @@ class Worker:
         if reclaim:
             parked_before = len(await self.queue.parked())
             jobs = await self.queue.reclaim(self.consumer, self.reclaim_idle_ms, self.settings.job_max_attempts)
-            JOBS_PARKED.inc(len(await self.queue.parked()) - parked_before)
+            parked_now = len(await self.queue.parked())
+            JOBS_PARKED.inc(parked_now - parked_before)
+            JOBS_PARKED_NOW.set(parked_now)
             JOBS_RECLAIMED.inc(len(jobs))
+            JOB_QUEUE_LAG.set(await self.queue.lag())
         if not jobs:
             jobs = await self.queue.take(self.consumer)
         for job in jobs:
