@@ -28,4 +28,4 @@ JOBS_QUEUED = Counter("liqmap_jobs_queued_total", "Recompute jobs added by colle
 SHARDS_HELD = Gauge("liqmap_collect_shards_held", "Shards of markets this collect replica holds a lease on")
 LEASES_TAKEN = Counter("liqmap_collect_leases_taken_total", "Shard leases this collect replica took (at start, or over from another)")
 JOB_QUEUE_LAG = Gauge("liqmap_job_queue_lag", "Recompute jobs waiting or in progress (as a worker last saw the queue)")
-JOBS_PARKED_NOW = Gauge("liqmap_jobs_parked", "Recompute jobs parked with their error (as a worker last saw them)")
+JOBS_PARKED_NOW = Gauge("liqmap_jobs_parked_now", "Recompute jobs parked with their error (as a worker last saw them)")
