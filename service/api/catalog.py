@@ -21,8 +21,8 @@ class CatalogController(Controller):
         """Every market with data: venue, symbol, the span of its stored bars and its last update."""
         markets = await store.markets()
         spans, metas = await asyncio.gather(
-            asyncio.gather(*(store.candle_span(ex, sym) for ex, sym in markets)),
-            asyncio.gather(*(store.market_meta(ex, sym) for ex, sym in markets)),
+            store.candle_spans(markets),
+            store.market_metas(markets),
         )
         out = []
         for (exchange, symbol), span, meta in zip(markets, spans, metas):

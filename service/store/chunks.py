@@ -11,7 +11,7 @@ packed size). The functions here are pure; :mod:`service.store.reader` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -63,6 +63,25 @@ LIQUIDATIONS = RowKind("liq", "liquidations", LIQUIDATION_DTYPE, HOUR_MS, "row")
 # One kind per roll-up step (engine.rollup), a week of bars per chunk.
 ROLLUPS = {step: RowKind(f"r{step // 60_000}m", f"{step // 60_000}m roll-ups", ROLLUP_DTYPE, 7 * DAY_MS, "ts") for step in ROLLUP_STEPS_MS}
 KINDS = {kind.name: kind for kind in (CANDLES, OPEN_INTEREST, LIQUIDATIONS, *ROLLUPS.values())}
+
+
+class ChunkInfo(NamedTuple):
+    """What a market's chunk index says of one chunk, without reading it."""
+
+    rows: int
+    encoding: bytes  # RAW or PACKED
+    first_ms: int  # time of its first and last row
+    last_ms: int
+
+
+def index_value(rows: np.ndarray, stored: bytes) -> bytes:
+    """The chunk index's entry for a chunk of ``rows`` stored as ``stored``: ``b"<rows>,<first>,<last>"`` and the encoding byte."""
+    return f"{len(rows)},{int(rows['ts_ms'][0])},{int(rows['ts_ms'][-1])}".encode() + stored[:1]
+
+
+def parse_index_value(value: bytes) -> ChunkInfo:
+    rows, first, last = value[:-1].split(b",")
+    return ChunkInfo(int(rows), value[-1:], int(first), int(last))
 
 
 def encode(rows: np.ndarray, *, packed: bool) -> bytes:

@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 from service.store import keys
 from service.store.migrate import current_version
 from service.store import chunks
-from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
+from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, ChunkInfo, RowKind
 from service.store.records import FrameRecord, decode_record
 
 
@@ -61,10 +61,17 @@ class StoreReader:
 
     # rows ---------------------------------------------------------------------
 
-    async def chunk_index(self, kind: RowKind, exchange: str, symbol: str) -> dict[int, tuple[int, bytes]]:
-        """``{chunk start: (rows, encoding)}`` of one market's rows of one kind."""
-        raw = await self.redis.hgetall(keys.chunk_index(kind.name, exchange, symbol))
-        return {int(start): _index_entry(value) for start, value in raw.items()}
+    async def chunk_index(self, kind: RowKind, exchange: str, symbol: str) -> dict[int, ChunkInfo]:
+        """``{chunk start: ChunkInfo}`` of one market's rows of one kind."""
+        return (await self.chunk_indexes(kind, [(exchange, symbol)]))[0]
+
+    async def chunk_indexes(self, kind: RowKind, markets: list[tuple[str, str]]) -> list[dict[int, ChunkInfo]]:
+        """The chunk index of each market, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for exchange, symbol in markets:
+                pipe.hgetall(keys.chunk_index(kind.name, exchange, symbol))
+            replies = await pipe.execute()
+        return [{int(start): chunks.parse_index_value(value) for start, value in raw.items()} for raw in replies]
 
     async def _chunks(self, kind: RowKind, markets: list[tuple[str, str]], pick: Callable[[list[int]], list[int]]) -> list[np.ndarray]:
         """Per market, the rows of the chunks ``pick`` chooses from its chunk starts, in two round trips."""
@@ -114,15 +121,23 @@ class StoreReader:
         times = [int(rows["ts_ms"][0]) for rows in firsts if len(rows)]
         return min(times) if times else None
 
+    async def candle_spans(self, markets: list[tuple[str, str]]) -> list[tuple[int, int, int] | None]:
+        """``(first bar ts, last bar ts, bar count)`` of each market's stored candles (None: none), in one round trip."""
+        return [
+            (min(c.first_ms for c in index.values()), max(c.last_ms for c in index.values()), sum(c.rows for c in index.values())) if index else None
+            for index in await self.chunk_indexes(CANDLES, markets)
+        ]
+
     async def candle_span(self, exchange: str, symbol: str) -> tuple[int, int, int] | None:
-        """``(first bar ts, last bar ts, bar count)`` of a market's stored candles, or None."""
-        index = await self.chunk_index(CANDLES, exchange, symbol)
-        if not index:
-            return None
-        ends = (await self._chunks(CANDLES, [(exchange, symbol)], lambda starts: sorted({starts[0], starts[-1]}) if starts else []))[0]
-        if not len(ends):
-            return None
-        return int(ends["ts_ms"][0]), int(ends["ts_ms"][-1]), sum(count for count, _ in index.values())
+        return (await self.candle_spans([(exchange, symbol)]))[0]
+
+    async def market_metas(self, markets: list[tuple[str, str]]) -> list[dict[str, str]]:
+        """The metadata of each market, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for exchange, symbol in markets:
+                pipe.hgetall(keys.market_meta(exchange, symbol))
+            replies = await pipe.execute()
+        return [{k.decode(): v.decode() for k, v in raw.items()} for raw in replies]
 
     async def last_candle_ts(self, exchange: str, symbol: str) -> int | None:
         newest = (await self._chunks(CANDLES, [(exchange, symbol)], lambda starts: starts[-1:]))[0]
@@ -186,7 +201,3 @@ class StoreReader:
         )
         return [(member.decode(), int(score)) for member, score in rows]
 
-
-def _index_entry(value: bytes) -> tuple[int, bytes]:
-    """A chunk index value ``b"<rows><encoding>"`` as ``(rows, encoding)``."""
-    return int(value[:-1]), value[-1:]

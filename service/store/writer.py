@@ -80,7 +80,7 @@ class Store(StoreReader):
                     if len(rows):
                         encoded = chunks.encode(rows, packed=packed)
                         pipe.set(key, encoded)
-                        pipe.hset(index_key, str(start), f"{len(rows)}".encode() + encoded[:1])
+                        pipe.hset(index_key, str(start), chunks.index_value(rows, encoded))
                     else:
                         pipe.delete(key)
                         pipe.hdel(index_key, str(start))
@@ -118,8 +118,8 @@ class Store(StoreReader):
         added = 0
         for start, part in groups.items():
             added += await self._write_chunk(kind, exchange, symbol, start, part, packed=start < newest)
-        for start, (_, encoding) in index.items():
-            if encoding == chunks.RAW and start < newest and start not in groups:
+        for start, info in index.items():
+            if info.encoding == chunks.RAW and start < newest and start not in groups:
                 await self._write_chunk(kind, exchange, symbol, start, part[:0], packed=True)
         return added if kind.unique == "row" else len(rows)
 

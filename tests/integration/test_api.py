@@ -14,7 +14,8 @@ from service.settings import Settings
 from service.collect.synthetic import SyntheticMarket
 from service.store.writer import Store
 from tests.conftest import latest_field
-from tests.integration.conftest import NOW_MS
+from service.store.rows import CANDLE_DTYPE
+from tests.integration.conftest import NOW_MS, in_process
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +143,22 @@ async def test_a_known_market_without_frames_is_503_with_retry_after(client: Asy
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert "being computed" in response.json()["error"]["message"]
+
+
+async def test_markets_lists_hundreds_of_markets_in_one_answer(redis: Redis, redis_url: str) -> None:
+    """One read for every market's span and metadata: a few hundred markets must not open a connection each."""
+    store = Store(redis)
+    rows = np.zeros(3, dtype=CANDLE_DTYPE)
+    rows["ts_ms"] = [60_000, 120_000, 180_000]
+    rows["open"] = rows["high"] = rows["low"] = rows["close"] = 1.0
+    symbols = [f"C{i:03d}USDT" for i in range(250)]
+    for symbol in symbols:
+        await store.add_market("okx", symbol)
+        await store.upsert_candles("okx", symbol, rows)
+        await store.set_market_meta("okx", symbol, last_update_ms=5)
+    async with in_process(Settings(redis_url=redis_url)) as client:
+        response = await client.get("/v1/markets")
+    assert response.status_code == 200
+    listed = response.json()["markets"]
+    assert [m["symbol"] for m in listed] == symbols
+    assert all((m["coverage_start"], m["bars"], m["last_update"]) == (60_000, 3, 5) for m in listed)

@@ -42,7 +42,7 @@ async def test_upsert_is_idempotent_and_reads_back_exact_rows(redis: Redis) -> N
     assert await store.upsert_candles("binance", "BTCUSDT", rows) == 5000
     assert await store.upsert_candles("binance", "BTCUSDT", rows) == 5000
     index = await store.chunk_index(CANDLES, "binance", "BTCUSDT")
-    assert sum(count for count, _ in index.values()) == 5000
+    assert sum(info.rows for info in index.values()) == 5000
     back = await store.read_candles("binance", "BTCUSDT")
     assert back.dtype == CANDLE_DTYPE
     np.testing.assert_array_equal(back, rows)
