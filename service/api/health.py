@@ -27,8 +27,7 @@ async def ready(store: NamedDependency[StoreReader], settings: NamedDependency[S
     markets = await store.markets()
     if not markets:
         problems.append("no market has data yet")
-    for exchange, symbol in markets:
-        meta = await store.market_meta(exchange, symbol)
+    for (exchange, symbol), meta in zip(markets, await store.market_metas(markets)):
         updated = int(meta.get("last_update_ms", 0))
         age_s = (now_ms - updated) / 1000
         if age_s > settings.ready_max_age_s:
