@@ -128,12 +128,14 @@ def run_worker(settings: Settings) -> None:
     """Take recompute jobs until stopped."""
     import socket
 
+    from service.compute.pool import lower_priority
     from service.compute.worker import Worker
     from service.store.client import open_redis
     from service.store.migrate import migrate
     from service.store.writer import Store
 
     consumer = f"{socket.gethostname()}-{os.getpid()}"
+    lower_priority(settings.engine_nice)
 
     async def main(stop: asyncio.Event) -> None:
         async with open_redis(settings) as redis:

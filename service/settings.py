@@ -78,6 +78,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     frame_history_by_range: dict[str, int] = {}
     # Engine processes of each API process, for frames and maps built on request (0: a thread).
     api_engine_processes: int = 1
+    # Niceness of engine work (worker processes, the API's engine processes): on a shared
+    # machine the scheduler serves reads first, so recompute never starves them.
+    engine_nice: int = 10
     # Ranges whose columns are at most this wide (12h and 24h: 5 min) are rebuilt at every new
     # bar and kept whole; the others (3d: 15 min, 7d: 30 min, ...) when a column ends, and
     # built on request (minutes). 15 makes 3d live too: about 0.7 MB more per market.

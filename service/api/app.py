@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
             app.state.store = store
             app.state.settings = settings
             app.state.access = Access(redis)
-            pool = EnginePool(settings.api_engine_processes)
+            pool = EnginePool(settings.api_engine_processes, settings.engine_nice)
             if warm_engine:
                 pool.warm()
             app.state.ondemand = FrameService(store, settings, pool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,15 +21,18 @@ T = TypeVar("T")
 class EnginePool:
     """``await pool.run(fn, *args)``: ``fn(*args)`` in a worker process (``processes`` 0: in a thread)."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, nice: int = 0) -> None:
         self.processes = processes
+        self.nice = nice
         self._executor: Executor | None = None
 
     def _ready(self) -> Executor:
         if self._executor is None:
             if self.processes > 0:
                 # spawn: a fork of a process with an event loop and sockets open is not safe.
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self._executor = ProcessPoolExecutor(
+                    self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority, initargs=(self.nice,)
+                )
             else:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
         return self._executor
@@ -53,3 +57,9 @@ class EnginePool:
 def _load_engine() -> None:
     from engine.build import build_frames  # noqa: F401 (the import is the work)
     from service.wire import cells, packed  # noqa: F401
+
+
+def lower_priority(nice: int) -> None:
+    """Run this process's CPU work after that of processes serving requests (``nice`` > 0)."""
+    if nice > 0:
+        os.nice(nice)
