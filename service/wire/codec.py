@@ -25,8 +25,6 @@ FIELD_META = "meta"
 # served as they are to clients that accept gzip, which is nearly all of them.
 COMPRESSED_FIELDS = frozenset({FIELD_V1_JSON, FIELD_V1_MSGPACK, FIELD_COINGLASS_JSON})
 GZIP_LEVEL = 1
-# What history keeps of a frame (the latest copy keeps every form): other forms are made from these.
-HISTORY_FIELDS = (FIELD_V1_MSGPACK, FIELD_META)
 
 
 def compress(body: bytes) -> bytes:
@@ -46,11 +44,6 @@ def _number_text(value: float) -> str:
 
 def _opt(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
-
-
-def msgpack_to_json(stored_msgpack: bytes) -> bytes:
-    """A stored (compressed) msgpack frame as plain JSON: the same frame, the other encoding."""
-    return _json.encode(msgspec.msgpack.decode(gzip.decompress(stored_msgpack)))
 
 
 def _identity(frame: Frame) -> dict[str, str]:
