@@ -18,7 +18,11 @@ For each market count N, against a fresh embedded Valkey:
    (``process_time`` of this process: the engine, packing and the store client; the store
    server's own CPU is not in it). The median minute and the mean (which carries the column
    ends of 7d, 30d, ... as they come) are printed, ``cpu_ms_per_market_refresh`` is the median.
-3. **Live** (unless ``--skip-live``): ``liqmap collect``, ``--workers`` ``liqmap worker``
+3. **Recompute throughput**: every market gets one new bar and a job on the work queue, then
+   ``--throughput-workers`` worker processes (each the real :class:`Worker` loop, on a fixed
+   clock) drain it: markets refreshed per second, CPU ms per job, and how many markets one
+   worker core keeps fresh at a 1-minute cadence (60 s over the wall time of a job).
+4. **Live** (unless ``--skip-live``): ``liqmap collect``, ``--workers`` ``liqmap worker``
    processes and ``liqmap api`` on the store, N synthetic markets on the wall clock; for the
    bars that close during ``--live-minutes``, the time from a bar's close to its frames being
    announced (p50 / p99 over markets and bars); meanwhile the latest-frame route
@@ -193,6 +197,81 @@ async def cpu_case(markets: int, settings: Settings, redis_url: str, minutes: in
     }
 
 
+# --- throughput: worker processes draining the work queue ----------------------------------------
+
+
+def _drain(url: str, consumer: str, now: int, ready: Any, go: Any, out: Any) -> None:
+    """One worker process: take jobs until the queue stays empty; report count, last finish, CPU."""
+    from service.compute.worker import Worker
+
+    async def run() -> None:
+        client = make_client(url)
+        worker = Worker(Store(client), Settings(), consumer, clock=lambda: now)
+        await worker.queue.ensure_group()
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        cpu, done, last = time.process_time(), 0, time.time()
+        while taken := await worker.step(False):
+            done, last = done + taken, time.time()
+        out.put((done, last, time.process_time() - cpu))
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+async def queue_new_bars(url: str, symbols: list[str]) -> int:
+    """One more bar for every market (its last one carried forward) and a job each; returns the newest bar's time."""
+    from service.store.jobs import JobQueue
+
+    client = make_client(url)
+    store = Store(client)
+    queue = JobQueue(client)
+    await queue.ensure_group()
+    newest = 0
+    for symbol in symbols:
+        last_ms = await store.last_candle_ts("synthetic", symbol)
+        assert last_ms is not None, f"{symbol} has no bars"
+        candle = (await store.read_candles("synthetic", symbol, last_ms))[-1:].copy()
+        oi = (await store.read_open_interest("synthetic", symbol, last_ms - 10 * MINUTE_MS))[-1:].copy()
+        candle["ts_ms"] = oi["ts_ms"] = last_ms + MINUTE_MS
+        await store.upsert_candles("synthetic", symbol, candle)
+        await store.upsert_open_interest("synthetic", symbol, oi)
+        await queue.add("synthetic", symbol)
+        newest = max(newest, last_ms + MINUTE_MS)
+    await client.aclose()
+    return newest
+
+
+def throughput_case(markets: int, url: str, workers: int) -> dict[str, Any]:
+    import multiprocessing
+
+    bar_ms = asyncio.run(queue_new_bars(url, list(demo_symbols(markets))))
+    context = multiprocessing.get_context("spawn")
+    go, out = context.Event(), context.Queue()
+    readies = [context.Event() for _ in range(workers)]
+    processes = [context.Process(target=_drain, args=(url, f"bench-{i}", bar_ms + MINUTE_MS, readies[i], go, out)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    for ready in readies:
+        ready.wait(300)
+    started = time.time()
+    go.set()
+    results = [out.get(timeout=3600) for _ in processes]
+    for process in processes:
+        process.join(60)
+    done = sum(r[0] for r in results)
+    wall = max(r[1] for r in results) - started
+    return {
+        "name": f"throughput_{markets}_{workers}w",
+        "markets": markets,
+        "workers": workers,
+        "jobs_done": done,
+        "markets_per_s": round(done / wall, 2),
+        "cpu_ms_per_job": round(1000 * sum(r[2] for r in results) / max(done, 1), 1),
+        "markets_per_worker_core_1min": round(60 * done / wall / workers),
+    }
+
+
 # --- live: real processes on the wall clock -------------------------------------------------------
 
 
@@ -336,6 +415,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--live-minutes", type=float, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--throughput-workers", default="1,2", help="worker counts of the throughput case, comma-separated ('' skips it)")
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -357,6 +437,8 @@ def main() -> None:
                 report(stored)
                 cpu = asyncio.run(cpu_case(markets, settings, url, args.minutes, args.cpu_markets))
                 report({**cpu, "store_bytes_per_market": stored["store_bytes_per_market"]})
+                for workers in [int(part) for part in args.throughput_workers.split(",") if part]:
+                    report(throughput_case(markets, url, workers))
                 if not args.skip_live:
                     import redis as redis_sync
 
