@@ -15,7 +15,7 @@ import numpy as np
 from engine.types import Float64Array, Int64Array
 from service.store.rows import SIDE_LONG, SIDE_SHORT
 from service.markets import AGGREGATE_EXCHANGE, coin_of
-from service.wire.schemas import LiquidationMapOut
+from service.wire.schemas import CoinglassPush, CoinglassPushedLiquidation, LiquidationMapOut
 
 # Exchange ids as Coinglass spells them; others are shown capitalised.
 _EXCHANGE_NAMES = {"binance": "Binance", "okx": "OKX", "bybit": "Bybit"}
@@ -38,6 +38,23 @@ def exchange_name(exchange: str) -> str:
 def quote_of(symbol: str) -> str:
     """The quote currency of a pair: what follows its coin (``BTCUSDT`` → ``USDT``; an aggregate's coin → ``""``)."""
     return symbol[len(coin_of(symbol)) :]
+
+
+# Coinglass's websocket sides (its liquidationOrders channel): the position liquidated.
+PUSH_LONG = 1
+PUSH_SHORT = 2
+LIQUIDATION_ORDERS = "liquidationOrders"
+
+
+def liquidation_push(batches: list[tuple[str, str, np.ndarray]]) -> bytes:
+    """One ``liquidationOrders`` message (JSON) of the events of ``(exchange, symbol, LIQUIDATION_DTYPE rows)``, in that order."""
+    data = []
+    for exchange, symbol, events in batches:
+        name, coin = exchange_name(exchange), coin_of(symbol)
+        sides = np.where(events["side"] == SIDE_LONG, PUSH_LONG, PUSH_SHORT).tolist()
+        for price, side, ts, usd in zip(events["price"].tolist(), sides, events["ts_ms"].tolist(), np.round(events["usd"], 5).tolist()):
+            data.append(CoinglassPushedLiquidation(baseAsset=coin, exName=name, price=price, side=side, symbol=symbol, time=ts, volUsd=usd))
+    return msgspec.json.encode(CoinglassPush(channel=LIQUIDATION_ORDERS, data=data))
 
 
 def order_sides(side: np.ndarray) -> Int64Array:
