@@ -12,13 +12,13 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from service.store.access import Access
 from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
 from service.api.coinglass.liquidation import CoinglassController, CoinglassMarketsController
 from service.api.coinglass.stream import liquidation_stream
+from service.api.docs import docs_assets_router, docs_render_plugins
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.feed import LiquidationFeed
 from service.api.newest import LatestFrames
@@ -105,7 +105,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
         return state.ondemand
 
     return Litestar(
-        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, liquidation_stream, health, ready, MetricsController, *viewer_routes()],
+        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, liquidation_stream, health, ready, MetricsController, *viewer_routes(), docs_assets_router()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={
@@ -120,7 +120,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
             version="0.1.0",
             description=API_DESCRIPTION,
             path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin(path="/redoc")],
+            render_plugins=docs_render_plugins(),
             use_handler_docstrings=True,
         ),
         debug=False,
