@@ -90,10 +90,10 @@ async def pushed_events(ws: aiohttp.ClientWebSocketResponse, count: int) -> list
     return events
 
 
-def as_pushed(events: np.ndarray) -> list[dict]:
+def as_pushed(events: np.ndarray, exchange_name: str = "Synthetic", symbol: str = "BTCUSDT", coin: str = "BTC") -> list[dict]:
     """Stored events as Coinglass's websocket sends them (1 = a long liquidated)."""
     return [
-        {"baseAsset": "BTC", "exName": "Synthetic", "price": float(e["price"]), "side": 1 if e["side"] == SIDE_LONG else 2, "symbol": "BTCUSDT", "time": int(e["ts_ms"]), "volUsd": round(float(e["usd"]), 5)}
+        {"baseAsset": coin, "exName": exchange_name, "price": float(e["price"]), "side": 1 if e["side"] == SIDE_LONG else 2, "symbol": symbol, "time": int(e["ts_ms"]), "volUsd": round(float(e["usd"]), 5)}
         for e in events
     ]
 
