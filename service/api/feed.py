@@ -57,15 +57,12 @@ class LiquidationFeed:
                 if cursor is None:
                     cursor = await self.store.liquidation_feed_end()
                     self.ready.set()
-                entries = await self.store.read_liquidation_feed(cursor, block_ms=BLOCK_MS, count=READ_COUNT)
+                cursor, entries = await self.store.read_liquidation_feed(cursor, block_ms=BLOCK_MS, count=READ_COUNT)
             except RedisError as exc:
                 log.warning("liquidation feed interrupted (%s); reading on from the last entry once the store answers", exc)
                 await asyncio.sleep(1.0)
                 continue
-            if not entries:
-                continue
-            cursor = entries[-1].id
-            if self._subscribers:
+            if entries and self._subscribers:
                 message = liquidation_push([(entry.exchange, entry.symbol, entry.events) for entry in entries]).decode()
                 for subscriber in list(self._subscribers):
                     subscriber.push(message)

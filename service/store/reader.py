@@ -6,6 +6,7 @@ is one round trip for the chunk index and one for the chunks it needs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from service.store import chunks
 from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, ChunkInfo, RowKind
 from service.store.records import FrameRecord, decode_record
 from service.store.rows import LIQUIDATION_DTYPE
+
+log = logging.getLogger(__name__)
 
 # Entries the liquidation feed keeps (about: trimmed as the server finds it cheap); a replica
 # that falls this far behind (a store outage) misses the older ones.
@@ -176,12 +179,22 @@ class StoreReader:
         newest = await self.redis.xrevrange(keys.LIQUIDATION_FEED, count=1)
         return newest[0][0].decode() if newest else "0-0"
 
-    async def read_liquidation_feed(self, after: str, *, block_ms: int, count: int) -> list[FeedEntry]:
-        """Feed entries after the id ``after``, oldest first, at most ``count``; waits up to ``block_ms`` for one."""
+    async def read_liquidation_feed(self, after: str, *, block_ms: int, count: int) -> tuple[str, list[FeedEntry]]:
+        """Feed entries after the id ``after``, oldest first, at most ``count``; waits up to ``block_ms`` for one.
+
+        Returns the id to read on from and the entries; an entry that does not decode is
+        skipped (and logged), never read again.
+        """
         reply = await self.redis.xread({keys.LIQUIDATION_FEED: after}, count=count, block=block_ms)
         # RESP3: {stream: [[(id, fields), ...]]}; RESP2: [[stream, [(id, fields), ...]]].
-        entries = [entry for (found,) in reply.values() for entry in found] if isinstance(reply, dict) else [entry for _, found in reply or [] for entry in found]
-        return [_feed_entry(entry_id, fields) for entry_id, fields in entries]
+        found = [entry for (part,) in reply.values() for entry in part] if isinstance(reply, dict) else [entry for _, part in reply or [] for entry in part]
+        entries = []
+        for entry_id, fields in found:
+            try:
+                entries.append(_feed_entry(entry_id, fields))
+            except (KeyError, ValueError) as exc:
+                log.warning("skipping liquidation feed entry %s that does not decode: %r", entry_id, exc)
+        return (found[-1][0].decode() if found else after), entries
 
     # frames -------------------------------------------------------------------
 

@@ -191,3 +191,12 @@ async def test_pushed_through_a_cluster(cluster: Redis, cluster_url: str) -> Non
             await subscribe(ws)
             _, stored = await collect_until_liquidations(collection, NOW_MS)
             assert by_time(await pushed_events(ws, len(stored))) == by_time(as_pushed(stored))
+
+
+async def test_a_feed_entry_that_does_not_decode_is_skipped(pipeline: Collection, seeded: Settings, redis: Redis) -> None:
+    with served(seeded) as url:
+        async with connected(url) as ws:
+            await subscribe(ws)
+            await redis.xadd(keys.LIQUIDATION_FEED, {"market": b"synthetic:BTCUSDT", "rows": b"\x00" * 7})  # not whole rows
+            _, stored = await collect_until_liquidations(pipeline, NOW_MS)
+            assert by_time(await pushed_events(ws, len(stored))) == by_time(as_pushed(stored))

@@ -64,7 +64,9 @@ TOO_SLOW = 1008
 USAGE = 'send the text ping, or JSON {"method": "subscribe" or "unsubscribe", "channels": ["liquidationOrders"]}'
 
 
-class SocketRequest(msgspec.Struct, forbid_unknown_fields=True):
+class SocketRequest(msgspec.Struct):
+    """A subscription request; other fields a client adds (an ``id``) are ignored."""
+
     method: str
     channels: list[str]
 
@@ -107,16 +109,17 @@ class _Session:
         self.close_reason = ""
 
     async def run(self) -> None:
-        tasks = {asyncio.create_task(self._receive()), asyncio.create_task(self._send())}
+        tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._send())]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.feed.unsubscribe(self.outbox)
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError):
-                    await task
+            for ended in await asyncio.gather(*tasks, return_exceptions=True):
+                # The client leaving mid-send is how most connections end; anything else is worth a line.
+                if isinstance(ended, Exception) and not isinstance(ended, (WebSocketDisconnect, OSError)):
+                    log.warning("websocket connection %s of %s ended on %r", self.connection_id, self.client, ended)
         if self.close_code is not None:
             with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
                 await self.socket.close(self.close_code, self.close_reason)
