@@ -93,6 +93,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Requests without an API key: allowed or not, and how many per minute per client address.
     anonymous_access: bool = True
     anonymous_limit_per_min: int = 1200
+    # Coinglass-compatible websocket (/ws-api) connections open at once per key (or anonymous address), over every replica.
+    ws_connections_per_client: int = 10
     # Requests per minute of a key created without --limit.
     default_key_limit_per_min: int = 1200
     # /ready answers 503 when a market's frames are older than this, seconds.

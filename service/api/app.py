@@ -12,13 +12,15 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from service.store.access import Access
 from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
 from service.api.coinglass.liquidation import CoinglassController, CoinglassMarketsController
+from service.api.coinglass.stream import liquidation_stream
+from service.api.docs import docs_assets_router, docs_render_plugins
 from service.api.errors import EXCEPTION_HANDLERS
+from service.api.feed import LiquidationFeed
 from service.api.newest import LatestFrames
 from service.api.health import MetricsController, health, ready
 from service.api.heatmaps import HeatmapController
@@ -43,6 +45,10 @@ API_DESCRIPTION = """Liquidation heatmaps for crypto perpetual futures.
   version, frames by id, server-sent events, markets and models with their scores.
 * **Coinglass-compatible** (`/api/futures/...`): same paths, parameters and shapes as
   Coinglass's v4 liquidation API; existing clients work by changing only the base URL.
+  Its liquidation websocket is at `/ws-api?cg-api-key=KEY` (not listed below: OpenAPI
+  describes HTTP only): text `ping` → `pong`, `{"method":"subscribe","channels":["liquidationOrders"]}`,
+  then `{"channel":"liquidationOrders","data":[{"baseAsset","exName","price","side","symbol","time","volUsd"}]}`
+  as events are collected (`side` 1 = long liquidated, 2 = short).
 
 Authentication: an API key in `X-API-Key` (or `CG-API-KEY`); anonymous access when the
 operator allows it. Every response of a data route carries `API-KEY-MAX-LIMIT` and
@@ -71,13 +77,19 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
             app.state.ondemand = FrameService(store, settings, pool)
             app.state.frames = LatestFrames(store, app.state.ondemand)
             app.state.renders = RenderCache()
-            listener = asyncio.create_task(app.state.frames.listen(), name="frame-announcements")
+            app.state.liquidation_feed = LiquidationFeed(store)
+            followers = [
+                asyncio.create_task(app.state.frames.listen(), name="frame-announcements"),
+                asyncio.create_task(app.state.liquidation_feed.follow(), name="liquidation-feed"),
+            ]
             try:
                 yield
             finally:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                for follower in followers:
+                    follower.cancel()
+                for follower in followers:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await follower
                 await asyncio.to_thread(pool.close)
 
     def provide_store(state: State) -> StoreReader:
@@ -93,7 +105,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
         return state.ondemand
 
     return Litestar(
-        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
+        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, liquidation_stream, health, ready, MetricsController, *viewer_routes(), docs_assets_router()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={
@@ -108,7 +120,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
             version="0.1.0",
             description=API_DESCRIPTION,
             path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin(path="/redoc")],
+            render_plugins=docs_render_plugins(),
             use_handler_docstrings=True,
         ),
         debug=False,

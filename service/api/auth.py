@@ -9,7 +9,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from service.store.access import Access, parse_key
+from service.store.access import Access, ApiKey, parse_key
 from service.api.errors import COINGLASS_PREFIX, ApiError, RateLimited, StoreUnreachable, Unauthorized, error_body
 from service.settings import Settings
 
@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 KEY_HEADERS = (b"x-api-key", b"cg-api-key")
 GUARDED_PREFIXES = ("/v1/", COINGLASS_PREFIX)
+
+
+def client_address(scope: Scope) -> str:
+    return (scope.get("client") or ("unknown", 0))[0]
 
 
 async def _send_error(send: Send, path: str, exc: ApiError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -32,6 +36,26 @@ async def _send_error(send: Send, path: str, exc: ApiError, headers: list[tuple[
     await send({"type": "http.response.body", "body": body})
 
 
+async def identify(access: Access, settings: Settings, presented: str | None, address: str) -> tuple[str, int, ApiKey | None]:
+    """Who is asking: ``(client, requests per minute, key)`` for a liqmap key, or anonymous by address.
+
+    A key that is not a liqmap key (a Coinglass client still sending its own) is served as
+    anonymous where anonymous access is allowed. :class:`Unauthorized` for a bad or revoked
+    key, or no key where one is required.
+    """
+    presented = presented.strip() if presented else None
+    if presented and parse_key(presented) is None and settings.anonymous_access:
+        presented = None
+    if presented:
+        record = await access.verify(presented)
+        if record is None:
+            raise Unauthorized("the API key is not valid or has been revoked")
+        return record.id, record.limit_per_min, record
+    if settings.anonymous_access:
+        return f"anon:{address}", settings.anonymous_limit_per_min, None
+    raise Unauthorized("an API key is required: send it in the X-API-Key (or CG-API-KEY) header")
+
+
 class AccessMiddleware(ASGIMiddleware):
     """Who is asking, and may they ask now: API key or anonymous, counted per minute."""
 
@@ -45,23 +69,12 @@ class AccessMiddleware(ASGIMiddleware):
         path = scope["path"]
         access: Access = scope["litestar_app"].state.access
         presented = next((value.decode(errors="replace") for name, value in scope["headers"] if name in KEY_HEADERS), None)
-        if presented and parse_key(presented.strip()) is None and self.settings.anonymous_access:
-            # Not a liqmap key (a Coinglass client still sending its own): served as anonymous.
-            presented = None
         try:
-            if presented:
-                record = await access.verify(presented.strip())
-                if record is None:
-                    await _send_error(send, path, Unauthorized("the API key is not valid or has been revoked"))
-                    return
-                client, limit = record.id, record.limit_per_min
-            elif self.settings.anonymous_access:
-                host = scope.get("client") or ("unknown", 0)
-                client, limit = f"anon:{host[0]}", self.settings.anonymous_limit_per_min
-            else:
-                await _send_error(send, path, Unauthorized("an API key is required: send it in the X-API-Key (or CG-API-KEY) header"))
-                return
+            client, limit, _ = await identify(access, self.settings, presented, client_address(scope))
             allowance = await access.count(client, limit)
+        except Unauthorized as exc:
+            await _send_error(send, path, exc)
+            return
         except RedisError as exc:
             log.warning("store unreachable while checking access: %s", exc)
             await _send_error(send, path, StoreUnreachable())

@@ -65,7 +65,8 @@ class Collection:
         start -= start % source.step_ms
         return await source.backfill(symbol, start, now)
 
-    async def store_batch(self, exchange: str, symbol: str, batch: Batch) -> None:
+    async def store_batch(self, exchange: str, symbol: str, batch: Batch, *, announce: bool = True) -> None:
+        """Write a batch; its new liquidations go on the store's feed unless ``announce`` is false (a backfill)."""
         # Bars or open interest that change what frames were built on (a gap filled late, a
         # correction): the refresher drops those frames from history (their inputs changed).
         for kind, rows in ((CANDLES, batch.candles), (OPEN_INTEREST, batch.open_interest)):
@@ -76,7 +77,7 @@ class Collection:
                     await self.store.note_revision(AGGREGATE_EXCHANGE, coin_of(symbol), revised)
         await self.store.upsert_candles(exchange, symbol, batch.candles)
         await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
-        await self.store.add_liquidations(exchange, symbol, batch.liquidations)
+        await self.store.add_liquidations(exchange, symbol, batch.liquidations, announce=announce)
         if batch.meta:
             await self.store.set_market_meta(exchange, symbol, **batch.meta)
 
@@ -118,8 +119,8 @@ class Collection:
                 if self.leases is not None and not await self.leases.still_holds(*market):
                     self._bootstrapped.discard(market)
                     continue  # the lease went meanwhile: its new holder writes the market
-                await self.store_batch(source.exchange, symbol, batch)
                 fresh = market not in self._bootstrapped
+                await self.store_batch(source.exchange, symbol, batch, announce=not fresh)
                 self._bootstrapped.add(market)
                 if batch.candles.size or fresh:
                     await self.refresher.refresh(source.exchange, symbol, now)

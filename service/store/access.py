@@ -85,6 +85,7 @@ class Access:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._count = redis.register_script(lua("rate_limit.lua"))
+        self._open_connection = redis.register_script(lua("open_connection.lua"))
         self._records: dict[str, tuple[float, ApiKey | None]] = {}
         self._windows: dict[str, _Window] = {}
         self._flush_task: asyncio.Task[None] | None = None
@@ -139,6 +140,11 @@ class Access:
             return None
         return record
 
+    async def key_active(self, key_id: str) -> bool:
+        """Whether a key still exists and is not revoked (as sure as :meth:`verify`, ``RECORD_TTL_S`` late at most)."""
+        record = await self._record(key_id)
+        return record is not None and record.revoked_ms is None
+
     async def count(self, client: str, limit: int, now_ms: int | None = None) -> Allowance:
         """Count a request of ``client`` in the current one-minute window, shared by all replicas.
 
@@ -168,6 +174,27 @@ class Access:
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.create_task(self._flush_soon())
         return Allowance(limit=limit, used=window.known + window.pending, retry_after_s=retry_after)
+
+    async def open_connection(self, client: str, connection_id: str, limit: int, lapse_ms: int, now_ms: int | None = None) -> int | None:
+        """Count a long-lived connection (``/ws-api``) of ``client`` if it has fewer than ``limit`` open on
+        every replica together; returns how many are open with it, or None at the limit. The connection
+        lapses ``lapse_ms`` from now unless renewed (:meth:`renew_connection`): a replica that dies frees
+        its connections that late."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        opened = int(await self._open_connection(keys=[keys.ws_connections(client)], args=[now_ms, now_ms + lapse_ms, connection_id, limit]))
+        return opened if opened > 0 else None
+
+    async def renew_connection(self, client: str, connection_id: str, lapse_ms: int, now_ms: int | None = None) -> None:
+        """Keep an open connection counted ``lapse_ms`` more."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        key = keys.ws_connections(client)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {connection_id: now_ms + lapse_ms}, xx=True)
+            pipe.pexpireat(key, now_ms + lapse_ms, gt=True)
+            await pipe.execute()
+
+    async def close_connection(self, client: str, connection_id: str) -> None:
+        await self.redis.zrem(keys.ws_connections(client), connection_id)
 
     async def _add(self, client: str, window_start: int, requests: int) -> int:
         return int(await self._count(keys=[keys.rate_counter(client, window_start)], args=[WINDOW_MS, requests]))

@@ -107,6 +107,10 @@ def decode(stored: bytes | None, dtype: np.dtype) -> np.ndarray:
     raise ValueError(f"unknown chunk encoding {codec!r}")
 
 
+def _as_bytes(rows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rows).view(np.dtype((np.void, rows.dtype.itemsize)))
+
+
 def unique_rows(rows: np.ndarray, kind: RowKind) -> np.ndarray:
     """``rows`` sorted by time with duplicates gone as ``kind.unique`` says (the last of equal timestamps wins)."""
     if not len(rows):
@@ -115,19 +119,21 @@ def unique_rows(rows: np.ndarray, kind: RowKind) -> np.ndarray:
         _, last = np.unique(rows["ts_ms"][::-1], return_index=True)
         return rows[::-1][last]
     # Identical rows collapse; order by time, then by the bytes so that the result is canonical.
-    as_bytes = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.dtype.itemsize)))
-    _, first = np.unique(as_bytes, return_index=True)
+    _, first = np.unique(_as_bytes(rows), return_index=True)
     kept = rows[first]
     return kept[np.argsort(kept["ts_ms"], kind="stable")]
 
 
-def merge(stored: np.ndarray, new: np.ndarray, kind: RowKind) -> tuple[np.ndarray, int]:
-    """``stored`` with ``new`` written over it, and how many rows ``new`` added (not replaced)."""
+def merge(stored: np.ndarray, new: np.ndarray, kind: RowKind) -> tuple[np.ndarray, np.ndarray]:
+    """``stored`` with ``new`` written over it, and the rows of ``new`` it added (``ts`` kinds: at a
+    time ``stored`` has no row for; ``row`` kinds: not stored yet), oldest first."""
+    fresh = unique_rows(new, kind)
     if not len(stored):
-        merged = unique_rows(new, kind)
-        return merged, len(merged)
+        return fresh, fresh
     merged = unique_rows(np.concatenate((stored, new)), kind)
-    return merged, len(merged) - len(stored)
+    if kind.unique == "ts":
+        return merged, fresh[~np.isin(fresh["ts_ms"], stored["ts_ms"])]
+    return merged, fresh[~np.isin(_as_bytes(fresh), _as_bytes(stored))]
 
 
 def split_by_chunk(rows: np.ndarray, kind: RowKind) -> dict[int, np.ndarray]:

@@ -16,6 +16,9 @@ API_KEYS = f"{PREFIX}:api_keys"  # hash: key id -> JSON record (secret stored ha
 JOBS = f"{PREFIX}:{{jobs}}:stream"
 JOB_ERRORS = f"{PREFIX}:{{jobs}}:errors"  # hash: entry id -> last error of a failing job
 JOBS_PARKED = f"{PREFIX}:{{jobs}}:parked"  # hash: entry id -> a job that kept failing, with its error
+# The liquidation feed (service.store.reader): a capped stream of the events collectors store,
+# which every API replica follows for /ws-api. One key, one slot, per database.
+LIQUIDATION_FEED = f"{PREFIX}:{{liquidations}}:feed"
 # Collect replicas (service.store.leases): who is alive, and a lease per shard of markets.
 LEASE_MEMBERS = f"{PREFIX}:{{leases}}:members"  # sorted set: replica -> when its announcement expires, ms
 
@@ -28,6 +31,11 @@ def lease(shard: int) -> str:
 def rate_counter(client: str, window_start_ms: int) -> str:
     """Requests of one client (key id or anonymous address) in one window."""
     return f"{PREFIX}:rl:{{{client}}}:{window_start_ms}"
+
+
+def ws_connections(client: str) -> str:
+    """Sorted set: the open ``/ws-api`` connections of one client (key id or anonymous address), scored by when each lapses (ms)."""
+    return f"{PREFIX}:ws:{{{client}}}:connections"
 
 
 def market_id(exchange: str, symbol: str) -> str:

@@ -6,7 +6,9 @@ is one round trip for the chunk index and one for the chunks it needs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from redis.asyncio import Redis
@@ -18,6 +20,33 @@ from service.store.migrate import current_version
 from service.store import chunks
 from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, ChunkInfo, RowKind
 from service.store.records import FrameRecord, decode_record
+from service.store.rows import LIQUIDATION_DTYPE
+
+log = logging.getLogger(__name__)
+
+# Entries the liquidation feed keeps (about: trimmed as the server finds it cheap); a replica
+# that falls this far behind (a store outage) misses the older ones.
+LIQUIDATION_FEED_LENGTH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One entry of the liquidation feed: events of one market stored together, oldest first."""
+
+    id: str
+    exchange: str
+    symbol: str
+    events: np.ndarray  # LIQUIDATION_DTYPE
+
+
+def feed_entry(exchange: str, symbol: str, events: np.ndarray) -> dict[str, bytes]:
+    """The stream fields of a feed entry (the writer's side of :meth:`StoreReader.read_liquidation_feed`)."""
+    return {"market": keys.market_id(exchange, symbol).encode(), "rows": np.ascontiguousarray(events, dtype=LIQUIDATION_DTYPE).tobytes()}
+
+
+def _feed_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> FeedEntry:
+    exchange, symbol = keys.split_market_id(fields[b"market"].decode())
+    return FeedEntry(entry_id.decode(), exchange, symbol, np.frombuffer(fields[b"rows"], dtype=LIQUIDATION_DTYPE))
 
 
 class StoreReader:
@@ -142,6 +171,30 @@ class StoreReader:
     async def last_candle_ts(self, exchange: str, symbol: str) -> int | None:
         newest = (await self._chunks(CANDLES, [(exchange, symbol)], lambda starts: starts[-1:]))[0]
         return int(newest["ts_ms"][-1]) if len(newest) else None
+
+    # the liquidation feed ------------------------------------------------------
+
+    async def liquidation_feed_end(self) -> str:
+        """Id of the feed's newest entry (``0-0`` while it has none): what comes after it is news."""
+        newest = await self.redis.xrevrange(keys.LIQUIDATION_FEED, count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    async def read_liquidation_feed(self, after: str, *, block_ms: int, count: int) -> tuple[str, list[FeedEntry]]:
+        """Feed entries after the id ``after``, oldest first, at most ``count``; waits up to ``block_ms`` for one.
+
+        Returns the id to read on from and the entries; an entry that does not decode is
+        skipped (and logged), never read again.
+        """
+        reply = await self.redis.xread({keys.LIQUIDATION_FEED: after}, count=count, block=block_ms)
+        # RESP3: {stream: [[(id, fields), ...]]}; RESP2: [[stream, [(id, fields), ...]]].
+        found = [entry for (part,) in reply.values() for entry in part] if isinstance(reply, dict) else [entry for _, part in reply or [] for entry in part]
+        entries = []
+        for entry_id, fields in found:
+            try:
+                entries.append(_feed_entry(entry_id, fields))
+            except (KeyError, ValueError) as exc:
+                log.warning("skipping liquidation feed entry %s that does not decode: %r", entry_id, exc)
+        return (found[-1][0].decode() if found else after), entries
 
     # frames -------------------------------------------------------------------
 

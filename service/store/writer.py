@@ -5,19 +5,22 @@ Every multi-key write is one Lua script call; row upserts are idempotent by time
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 import numpy as np
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from service.store import keys
-from service.store.reader import StoreReader
+from service.store.reader import LIQUIDATION_FEED_LENGTH, StoreReader, feed_entry
 from service.store import chunks
 from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
 from service.store.scripts import lua
 from service.store.records import FrameRecord, encode_record
+
+log = logging.getLogger(__name__)
 
 
 class Store(StoreReader):
@@ -89,9 +92,9 @@ class Store(StoreReader):
                 except WatchError:
                     continue
 
-    async def _write_chunk(self, kind: RowKind, exchange: str, symbol: str, start: int, rows: np.ndarray, *, packed: bool) -> int:
-        """Merge ``rows`` into one chunk; returns rows added."""
-        added = 0
+    async def _write_chunk(self, kind: RowKind, exchange: str, symbol: str, start: int, rows: np.ndarray, *, packed: bool) -> np.ndarray:
+        """Merge ``rows`` into one chunk; returns the rows it added (see :func:`chunks.merge`)."""
+        added = rows[:0]
 
         def merge(stored: np.ndarray) -> np.ndarray:
             nonlocal added
@@ -101,6 +104,23 @@ class Store(StoreReader):
         await self._rewrite_chunk(kind, exchange, symbol, start, merge, packed=packed)
         return added
 
+    async def _upsert(self, kind: RowKind, exchange: str, symbol: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Write rows of one kind; returns them without repeats, and those the store did not hold yet."""
+        _check_dtype(rows, kind.dtype, kind.what)
+        rows = chunks.unique_rows(rows, kind)
+        if not len(rows):
+            return rows, rows
+        groups = chunks.split_by_chunk(rows, kind)
+        index = await self.chunk_index(kind, exchange, symbol)
+        newest = max([*index, *groups])
+        added = [rows[:0]]
+        for start, part in groups.items():
+            added.append(await self._write_chunk(kind, exchange, symbol, start, part, packed=start < newest))
+        for start, info in index.items():
+            if info.encoding == chunks.RAW and start < newest and start not in groups:
+                await self._write_chunk(kind, exchange, symbol, start, part[:0], packed=True)
+        return rows, np.concatenate(added)
+
     async def upsert_rows(self, kind: RowKind, exchange: str, symbol: str, rows: np.ndarray) -> int:
         """Write rows of one kind; returns rows written (``ts`` kinds: after dropping repeats within the batch)
         or rows added (``row`` kinds: identical events are not added twice).
@@ -108,20 +128,8 @@ class Store(StoreReader):
         The newest chunk stays as it is, every older one is compressed (an older raw chunk too,
         once a newer one exists).
         """
-        _check_dtype(rows, kind.dtype, kind.what)
-        rows = chunks.unique_rows(rows, kind)
-        if not len(rows):
-            return 0
-        groups = chunks.split_by_chunk(rows, kind)
-        index = await self.chunk_index(kind, exchange, symbol)
-        newest = max([*index, *groups])
-        added = 0
-        for start, part in groups.items():
-            added += await self._write_chunk(kind, exchange, symbol, start, part, packed=start < newest)
-        for start, info in index.items():
-            if info.encoding == chunks.RAW and start < newest and start not in groups:
-                await self._write_chunk(kind, exchange, symbol, start, part[:0], packed=True)
-        return added if kind.unique == "row" else len(rows)
+        written, added = await self._upsert(kind, exchange, symbol, rows)
+        return len(added) if kind.unique == "row" else len(written)
 
     async def upsert_candles(self, exchange: str, symbol: str, candles: np.ndarray) -> int:
         return await self.upsert_rows(CANDLES, exchange, symbol, candles)
@@ -129,12 +137,23 @@ class Store(StoreReader):
     async def upsert_open_interest(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
         return await self.upsert_rows(OPEN_INTEREST, exchange, symbol, rows)
 
-    async def add_liquidations(self, exchange: str, symbol: str, events: np.ndarray) -> int:
+    async def add_liquidations(self, exchange: str, symbol: str, events: np.ndarray, *, announce: bool = True) -> int:
         """Add realized liquidation events; an event identical to a stored one is not added again.
 
+        The new ones are announced on the liquidation feed (what ``/ws-api`` pushes), unless
+        ``announce`` is false (history fetched on a market's first start is not news). An
+        announcement that fails is logged: the events are stored, only their push is lost.
         Returns how many were new.
         """
-        return await self.upsert_rows(LIQUIDATIONS, exchange, symbol, events)
+        _, added = await self._upsert(LIQUIDATIONS, exchange, symbol, events)
+        if announce and len(added):
+            try:
+                await self.redis.xadd(
+                    keys.LIQUIDATION_FEED, feed_entry(exchange, symbol, added), maxlen=LIQUIDATION_FEED_LENGTH, approximate=True
+                )
+            except RedisError as exc:
+                log.warning("stored %d liquidations of %s:%s but could not announce them: %s", len(added), exchange, symbol, exc)
+        return len(added)
 
     async def trim_rows(self, kind: RowKind, exchange: str, symbol: str, before_ms: int) -> None:
         """Drop rows of one kind older than ``before_ms``: whole chunks, and the older part of the one it falls in."""

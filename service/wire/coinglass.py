@@ -15,6 +15,7 @@ import numpy as np
 from engine.types import Float64Array, Int64Array
 from service.store.rows import SIDE_LONG, SIDE_SHORT
 from service.markets import AGGREGATE_EXCHANGE, coin_of
+from service.wire.schemas import CoinglassPush, CoinglassPushedLiquidation, LiquidationMapOut
 
 # Exchange ids as Coinglass spells them; others are shown capitalised.
 _EXCHANGE_NAMES = {"binance": "Binance", "okx": "OKX", "bybit": "Bybit"}
@@ -37,6 +38,23 @@ def exchange_name(exchange: str) -> str:
 def quote_of(symbol: str) -> str:
     """The quote currency of a pair: what follows its coin (``BTCUSDT`` → ``USDT``; an aggregate's coin → ``""``)."""
     return symbol[len(coin_of(symbol)) :]
+
+
+# Coinglass's websocket sides (its liquidationOrders channel): the position liquidated.
+PUSH_LONG = 1
+PUSH_SHORT = 2
+LIQUIDATION_ORDERS = "liquidationOrders"
+
+
+def liquidation_push(batches: list[tuple[str, str, np.ndarray]]) -> bytes:
+    """One ``liquidationOrders`` message (JSON) of the events of ``(exchange, symbol, LIQUIDATION_DTYPE rows)``, in that order."""
+    data = []
+    for exchange, symbol, events in batches:
+        name, coin = exchange_name(exchange), coin_of(symbol)
+        sides = np.where(events["side"] == SIDE_LONG, PUSH_LONG, PUSH_SHORT).tolist()
+        for price, side, ts, usd in zip(events["price"].tolist(), sides, events["ts_ms"].tolist(), np.round(events["usd"], 5).tolist()):
+            data.append(CoinglassPushedLiquidation(baseAsset=coin, exName=name, price=price, side=side, symbol=symbol, time=ts, volUsd=usd))
+    return msgspec.json.encode(CoinglassPush(channel=LIQUIDATION_ORDERS, data=data))
 
 
 def order_sides(side: np.ndarray) -> Int64Array:
@@ -85,7 +103,7 @@ def liquidation_levels(frame_msgpack: bytes) -> LiquidationLevels:
     """The outstanding book of a stored frame: its last column, longs and shorts.
 
     A frame's cells are summed over leverage tiers, so ``leverage`` is unknown
-    (NaN) here; this is the one place to switch to the engine's per-tier map.
+    (NaN) here; :func:`tier_levels` reads the per-tier map instead.
     """
     frame = _book_decoder.decode(frame_msgpack)
     y = np.asarray(frame.y, dtype=np.float64)
@@ -103,19 +121,43 @@ def liquidation_levels(frame_msgpack: bytes) -> LiquidationLevels:
     )
 
 
+def tier_levels(book: LiquidationMapOut) -> LiquidationLevels:
+    """The outstanding levels of the engine's per-tier map (the native ``/levels`` map), one per
+    (tier, price row, side) with USD > 0, each with its tier's leverage; tiers in the map's order."""
+    y = np.asarray(book.y, dtype=np.float64)
+    prices, usd, side, leverage = [np.zeros(0)], [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+    for tier in book.tiers:
+        for values, sign in ((tier.long, SIDE_LONG), (tier.short, SIDE_SHORT)):
+            row_usd = np.asarray(values, dtype=np.float64)
+            rows = np.flatnonzero(row_usd > 0)
+            prices.append(y[rows])
+            usd.append(row_usd[rows])
+            side.append(np.full(len(rows), sign, dtype=np.int64))
+            leverage.append(np.full(len(rows), tier.leverage))
+    return LiquidationLevels(
+        price=book.price,
+        level_price=np.concatenate(prices),
+        usd=np.concatenate(usd),
+        side=np.concatenate(side),
+        leverage=np.concatenate(leverage),
+    )
+
+
 def number_text(value: float, decimals: int) -> str:
     """A number as Coinglass writes it in strings: at most ``decimals`` places, no exponent, no trailing zeros."""
     return f"{value:.{decimals}f}".rstrip("0").rstrip(".") or "0"
 
 
 def map_data(levels: LiquidationLevels) -> dict[str, list[list[float | None]]]:
-    """Coinglass's liquidation map: ``{"<price>": [[price, usd, leverage, null], ...]}``, one entry per side present."""
+    """Coinglass's liquidation map: ``{"<price>": [[price, usd, leverage, null], ...]}``, one entry per
+    side (and tier, where known) present at a price; a whole leverage is sent as an integer (``25``)."""
     out: dict[str, list[list[float | None]]] = {}
     order = np.argsort(levels.level_price, kind="stable")
     for price, usd, leverage in zip(
         levels.level_price[order].tolist(), np.round(levels.usd[order], 2).tolist(), levels.leverage[order].tolist()
     ):
-        out.setdefault(number_text(price, 8), []).append([price, usd, None if np.isnan(leverage) else leverage, None])
+        tier = None if np.isnan(leverage) else int(leverage) if leverage.is_integer() else leverage
+        out.setdefault(number_text(price, 8), []).append([price, usd, tier, None])
     return out
 
 

@@ -319,6 +319,39 @@ class CoinglassMaxPain(Base):
     range: str
 
 
+class CoinglassPushedLiquidation(Base):
+    """One liquidation as Coinglass's websocket pushes it (field names as it spells them).
+
+    ``side`` follows Coinglass's websocket convention, the position liquidated:
+    1 = a long, 2 = a short (its REST ``/order`` route uses the opposite numbers).
+    """
+
+    baseAsset: str  # noqa: N815
+    exName: str  # noqa: N815
+    price: float
+    side: int
+    symbol: str
+    time: int  # epoch ms
+    volUsd: float  # noqa: N815
+
+
+class CoinglassPush(Base):
+    """A message of a websocket channel: ``{"channel": "liquidationOrders", "data": [...]}``."""
+
+    channel: str
+    data: list[CoinglassPushedLiquidation]
+
+
+class CoinglassSocketReply(Base):
+    """liqmap's answer to a websocket request (Coinglass documents none): ``code`` "0" on success,
+    else the HTTP status the same mistake gets over HTTP, and ``msg`` saying what is allowed."""
+
+    method: str | None
+    channels: list[str]
+    code: str
+    msg: str
+
+
 class Envelope(Base, Generic[T]):
     """Coinglass's response envelope; ``code`` is a string, "0" on success."""
 

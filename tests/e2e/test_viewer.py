@@ -18,35 +18,13 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.e2e.conftest import CHROMIUM_FLAGS
 from tests.e2e.test_demo import _wait_for_frame
 
 pytestmark = pytest.mark.e2e
 
-ENSURE_CHROMIUM = Path(__file__).resolve().parent / "ensure_chromium.sh"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A new 1m bar closes every minute; with a 5 s collect interval its frame follows within seconds.
 NEW_FRAME_TIMEOUT_S = 80
-
-
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    """Debian's chromium, installed by tests/e2e/ensure_chromium.sh when missing."""
-    try:
-        done = subprocess.run(["bash", str(ENSURE_CHROMIUM)], capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.skip("installing chromium took longer than 15 minutes")
-    if done.returncode != 0:
-        pytest.skip(f"chromium cannot be installed here: {done.stderr.strip()[-500:]}")
-    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")

@@ -222,13 +222,37 @@ async def _native_book(redis: Redis, exchange: str, symbol: str, range_name: str
     return frame["y"], frame["long"][-1], frame["short"][-1], last_close
 
 
-@pytest.mark.parametrize(("path", "params", "market"), [
-    (f"{CG}/map", {"exchange": "Binance", "symbol": "BTCUSDT", "range": "1d"}, ("binance", "BTCUSDT")),
-    (f"{CG}/aggregated-map", {"symbol": "BTC", "range": "1d"}, ("all", "BTC")),
-])
-async def test_map_is_the_outstanding_book_of_the_newest_frame(client: AsyncTestClient, redis: Redis, path: str, params: dict, market: tuple[str, str]) -> None:
-    y, long_last, short_last, _ = await _native_book(redis, *market, "24h")
-    data = (await _data(client, path, **params))["data"]
+async def test_pair_map_is_the_per_tier_book_of_the_newest_frame(client: AsyncTestClient, redis: Redis) -> None:
+    y, long_last, short_last, close = await _native_book(redis, "binance", "BTCUSDT", "24h")
+    data = (await _data(client, f"{CG}/map", exchange="Binance", symbol="BTCUSDT", range="1d"))["data"]
+    book = (await client.get("/v1/heatmaps/binance/BTCUSDT/levels", params={"model": "model1", "range": "24h"})).json()["map"]
+    tiers = [tier["leverage"] for tier in book["tiers"]]
+    assert tiers == list(MODELS["model1"].tiers)
+    # Every (tier, row, side) with USD is one entry [price, usd, tier, null] under its price.
+    expected = {}
+    for tier in book["tiers"]:
+        for side, values in (("long", tier["long"]), ("short", tier["short"])):
+            for row, usd in enumerate(values):
+                if usd > 0:
+                    expected.setdefault(book["y"][row], []).append((tier["leverage"], usd, side))
+    assert len({lev for entries in expected.values() for lev, _, _ in entries}) > 1  # more than one tier holds positions
+    assert len(data) == len(expected) > 0
+    for key, entries in data.items():
+        price = float(key)
+        assert all(len(entry) == 4 and entry[0] == price and entry[3] is None for entry in entries)
+        assert all(isinstance(entry[2], int) for entry in entries)  # 25, not 25.0 or null
+        assert sorted((entry[2], entry[1]) for entry in entries) == sorted((lev, usd) for lev, usd, _ in expected[price])
+        # Longs below the price, shorts above; the tiers of a row sum to the frame's cell (whole USD per tier).
+        sides = {side for _, _, side in expected[price]}
+        assert price > close or sides == {"long"}
+        assert price < close or sides == {"short"}
+        row = y.index(price)
+        assert sum(entry[1] for entry in entries) == pytest.approx(long_last[row] + short_last[row], abs=len(tiers))
+
+
+async def test_aggregated_map_is_the_outstanding_book_of_the_newest_frame(client: AsyncTestClient, redis: Redis) -> None:
+    y, long_last, short_last, _ = await _native_book(redis, "all", "BTC", "24h")
+    data = (await _data(client, f"{CG}/aggregated-map", symbol="BTC", range="1d"))["data"]
     expected: dict[float, list[float]] = {}
     for price, long_usd, short_usd in zip(y, long_last, short_last):
         for usd in (long_usd, short_usd):

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.store.rows import LIQUIDATION_DTYPE
-from service.wire.coinglass import coin_markets, largest_level_of_side, liquidation_levels, map_data
+from service.wire.coinglass import coin_markets, largest_level_of_side, liquidation_levels, map_data, tier_levels
+from service.wire.schemas import LiquidationMapOut, MaxPainOut, TierBookOut
 from service.compute.realized import (
     INTERVALS_MS,
     WEEK_MS,
@@ -135,3 +136,19 @@ def test_levels_map_and_max_pain_from_the_last_column() -> None:
     assert largest_level_of_side(levels, -1) == (20.0, 105.0)
     empty = liquidation_levels(msgspec.msgpack.encode({**frame, "short": [[0] * 5]}))
     assert largest_level_of_side(empty, -1) == (0.0, None)
+
+
+def test_the_pair_map_has_an_entry_per_tier_with_its_leverage() -> None:
+    tier = lambda leverage, long, short: TierBookOut(leverage=leverage, long=long, short=short, cumulative_long=[0] * 4, cumulative_short=[0] * 4)  # noqa: E731
+    book = LiquidationMapOut(
+        exchange="binance", symbol="BTCUSDT", model="model1", model_version="1.0.0", params_hash="h", range="24h", leverage="all",
+        data_until=0, price=100.0, y=[90.0, 95.0, 105.0, 110.0],
+        tiers=[tier(10.0, [4, 0, 0, 0], [0, 0, 0, 6]), tier(12.5, [0, 3, 0, 0], [0, 0, 0, 0]), tier(25.0, [2, 0, 0, 0], [0, 0, 8, 0])],
+        cumulative_long=[0] * 4, cumulative_short=[0] * 4, beyond_long_usd=0.0, beyond_short_usd=0.0, max_pain=MaxPainOut(long=None, short=None),
+    )
+    assert map_data(tier_levels(book)) == {
+        "90": [[90.0, 4.0, 10, None], [90.0, 2.0, 25, None]],
+        "95": [[95.0, 3.0, 12.5, None]],
+        "105": [[105.0, 8.0, 25, None]],
+        "110": [[110.0, 6.0, 10, None]],
+    }

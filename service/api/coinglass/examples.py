@@ -49,6 +49,8 @@ _HEATMAP = {
     "price_candlesticks": [[1722676500, "61486", "61596.4", "61434.4", "61539.9", "63753192.1129"]],
 }
 _MAP = {"data": {"48935": [[48935, 1579370.77, None, None]]}}
+# The pair map per tier: the same entry with its leverage.
+_TIER_MAP = {"data": {"48935": [[48935, 1579370.77, 25, None], [48935, 402118.5, 50, None]]}}
 
 HEATMAP = _responses(CoinglassHeatmap, "Pair heatmap in Coinglass's shape", _HEATMAP, frames=True)
 AGGREGATED_HEATMAP = _responses(CoinglassHeatmap, "Coin heatmap over every exchange, in Coinglass's shape", _HEATMAP, frames=True)
@@ -83,7 +85,7 @@ ORDERS = _responses(list[CoinglassLiquidationOrder], "Realized liquidations, new
     {"exchange_name": "BINANCE", "symbol": "BTCUSDT", "base_asset": "BTC", "price": 87465.2, "usd_value": 15918.6664, "side": 1, "time": 1745215647165, "position_side": "short"},
 ])
 
-PAIR_MAP = _responses(CoinglassLiquidationMap, "Outstanding liquidation levels of a pair by price", _MAP, frames=True)
+PAIR_MAP = _responses(CoinglassLiquidationMap, "Outstanding liquidation levels of a pair by price and leverage tier", _TIER_MAP, frames=True)
 COIN_MAP = _responses(CoinglassLiquidationMap, "Outstanding liquidation levels of a coin over every exchange by price", _MAP, frames=True)
 
 MAX_PAIN = _responses(list[CoinglassMaxPain], "Largest outstanding liquidation level per side and coin", [

@@ -47,7 +47,8 @@ from service.api.coinglass.params import (
 )
 from service.api.dependencies import FrameQuery, Market
 from service.api.newest import LatestFrames, stored_response
-from service.compute.ondemand import FrameService
+from service.api.errors import FrameNotReady, Unavailable
+from service.compute.ondemand import FrameGone, FrameService
 from service.api.params import (
     AMOUNT_PATTERN,
     Markets,
@@ -79,6 +80,7 @@ from service.wire.coinglass import (
     liquidation_levels,
     map_data,
     number_text,
+    tier_levels,
     order_sides,
     quote_of,
 )
@@ -321,21 +323,38 @@ class CoinglassController(Controller):
 
     @get("/map", operation_id="coinglassPairLiquidationMap", responses=examples.PAIR_MAP)
     async def pair_map(
-        self, request: Request, settings: NamedDependency[Settings], pair: NamedDependency[Market], book_range: NamedDependency[str]
+        self,
+        settings: NamedDependency[Settings],
+        pair: NamedDependency[Market],
+        book_range: NamedDependency[str],
+        frame_service: NamedDependency[FrameService],
     ) -> Envelope[CoinglassLiquidationMap]:
-        """Where a pair's open positions would be liquidated: ``{"<price>": [[price, usd, leverage, null], ...]}``.
+        """Where a pair's open positions would be liquidated, per leverage tier: ``{"<price>": [[price, usd, leverage, null], ...]}``.
 
-        The book is the last column of the newest frame of the range (1d: the
-        24h frame): longs below the price, shorts above, one entry per side
-        present at a price. ``leverage`` is null: frames sum the tiers.
+        The book is the model's per-tier map at the end of the newest frame of
+        the range (1d: the 24h frame), as ``/v1/.../levels`` serves it: longs
+        below the price, shorts above, one entry per tier and side present at a
+        price, ``leverage`` the tier (``25`` for 25×). The entries of a price
+        sum to that price's cell in the frame's last column.
         """
-        return _ok(CoinglassLiquidationMap(data=map_data(await _book(request, settings, pair, book_range))))
+        model = settings.models[0]
+        try:
+            levels = await frame_service.levels(pair.exchange, pair.symbol, model, book_range, None)
+        except FrameGone as exc:
+            raise Unavailable(f"{exc}; the next frame is being computed") from None
+        if levels is None:
+            raise FrameNotReady(pair.exchange, pair.symbol, model, book_range)
+        return _ok(CoinglassLiquidationMap(data=map_data(await asyncio.to_thread(tier_levels, levels.map))))
 
     @get("/aggregated-map", operation_id="coinglassCoinLiquidationMap", responses=examples.COIN_MAP)
     async def aggregated_map(
         self, request: Request, settings: NamedDependency[Settings], aggregate: NamedDependency[Market], book_range: NamedDependency[str]
     ) -> Envelope[CoinglassLiquidationMap]:
-        """The liquidation map of a coin over every exchange (market ``all:<COIN>``), shaped as ``/map``."""
+        """The liquidation map of a coin over every exchange (market ``all:<COIN>``), shaped as ``/map``.
+
+        ``leverage`` is null, as Coinglass documents it here: the book is the
+        last column of the newest frame, summed over the tiers.
+        """
         return _ok(CoinglassLiquidationMap(data=map_data(await _book(request, settings, aggregate, book_range))))
 
     @get("/max-pain", operation_id="coinglassLiquidationMaxPain", responses=examples.MAX_PAIN)
