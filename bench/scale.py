@@ -92,7 +92,7 @@ async def seed_market(store: Store, settings: Settings, exchange: str, symbol: s
     await store.upsert_candles(exchange, symbol, scaled(candles[candles["ts_ms"] >= fine_from], factor, prices))
     await store.upsert_open_interest(exchange, symbol, scaled(open_interest[open_interest["ts_ms"] >= fine_from], factor, ("open_interest_usd",)))
     liquidations = liquidations[liquidations["ts_ms"] >= NOW_MS - int(settings.liquidation_retention_days * DAY_MS)]
-    await store.add_liquidations(exchange, symbol, scaled(liquidations, factor, ("price", "usd")))
+    await store.add_liquidations(exchange, symbol, scaled(liquidations, factor, ("price", "usd")), announce=False)
     refresher = Refresher(store, settings)
     for step, rows in rollups.items():
         keep = rows[rows["ts_ms"] >= NOW_MS - refresher.rollup_retention_ms(step)]
