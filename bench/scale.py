@@ -1,6 +1,6 @@
 """Cost per market at scale: CPU of a refresh, store bytes, bar close to frame served, reads under load.
 
-    python bench/scale.py [--markets 10,100,1000] [--json] [--skip-live]
+    python bench/scale.py [--markets 10,100,1000] [--json] [--skip-live | --live-only] [--workers 2] [--throughput-workers 1,2]
 
 For each market count N, against a fresh embedded Valkey:
 
@@ -417,6 +417,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--throughput-workers", default="1,2", help="worker counts of the throughput case, comma-separated ('' skips it)")
     parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--live-only", action="store_true", help="only the live case (no seeded year of history)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -433,6 +434,10 @@ def main() -> None:
             server.start()
             url = f"redis://127.0.0.1:{server.port}/0"
             try:
+                if args.live_only:
+                    for case in live_case(markets, url, args.workers, args.live_minutes, args.connections):
+                        report(case)
+                    continue
                 stored = asyncio.run(store_case(markets, settings, url))
                 report(stored)
                 cpu = asyncio.run(cpu_case(markets, settings, url, args.minutes, args.cpu_markets))
