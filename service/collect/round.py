@@ -77,6 +77,8 @@ class Collection:
         await self.store.upsert_candles(exchange, symbol, batch.candles)
         await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
         await self.store.add_liquidations(exchange, symbol, batch.liquidations)
+        await self.store.upsert_funding(exchange, symbol, batch.funding)
+        await self.store.upsert_long_short(exchange, symbol, batch.long_short)
         if batch.meta:
             await self.store.set_market_meta(exchange, symbol, **batch.meta)
 

@@ -103,6 +103,8 @@ class MarketOut(Base):
     bars: int
     models: list[str]
     ranges: list[str]
+    # Simulated data (the demo's synthetic venues, or an aggregate summing one), not a real market.
+    synthetic: bool
 
 
 class MarketsOut(Base):
