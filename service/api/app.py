@@ -17,6 +17,7 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from service.store.access import Access
 from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
+from service.api.coinglass.futures import CoinglassFuturesController
 from service.api.coinglass.liquidation import CoinglassController, CoinglassMarketsController
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.newest import LatestFrames
@@ -93,7 +94,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
         return state.ondemand
 
     return Litestar(
-        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, health, ready, MetricsController, *viewer_routes()],
+        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, CoinglassFuturesController, health, ready, MetricsController, *viewer_routes()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={

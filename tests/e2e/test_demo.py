@@ -87,9 +87,6 @@ def test_demo_serves_heatmaps_and_stops_cleanly(tmp_path: Path) -> None:
         assert len(cg["data"]["liquidation_leverage_data"]) > 0
 
         # Three synthetic venues answering as Coinglass names them, summed into "all", and said to be simulated.
-        markets = httpx.get(f"{base}/v1/markets", timeout=10).json()["markets"]
-        assert {m["exchange"] for m in markets} == {"binance", "bybit", "okx", "all"}
-        assert markets and all(m["synthetic"] for m in markets)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             aggregated = httpx.get(f"{base}/api/futures/liquidation/aggregated-heatmap/model1", params={"symbol": "BTC", "range": "24h"}, timeout=10)
@@ -97,6 +94,9 @@ def test_demo_serves_heatmaps_and_stops_cleanly(tmp_path: Path) -> None:
                 break
             time.sleep(0.5)
         assert aggregated.status_code == 200, aggregated.text
+        markets = httpx.get(f"{base}/v1/markets", timeout=10).json()["markets"]
+        assert {m["exchange"] for m in markets} == {"binance", "bybit", "okx", "all"}
+        assert markets and all(m["synthetic"] for m in markets)
         assert len(aggregated.json()["data"]["liquidation_leverage_data"]) > 0
 
         assert _processes_mentioning(str(data_dir)), "the embedded store should be running"

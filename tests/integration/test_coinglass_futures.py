@@ -1,0 +1,281 @@
+"""The Coinglass-compatible market-data routes against a real store: the shapes Coinglass documents
+(docs/coinglass.md), numbers recomputed here from the stored rows with plain loops, defaults,
+aliases, ETags and the error answers.
+
+Data: two synthetic venues of one simulated market (binance: BTCUSDT + ETHUSDT, okx:
+BTCUSDT), two days of rows stored the way a collection round stores them, up to NOW, which
+is also the API's "now".
+"""
+
+from __future__ import annotations
+
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from service.clock import Clock
+from service.collect.round import Collection
+from service.collect.synthetic import SyntheticMarket
+from service.settings import Settings
+from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST
+from service.store.writer import Store
+from tests.integration.conftest import NOW_MS
+
+pytestmark = pytest.mark.integration
+
+API = "/api/futures"
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+NOW = NOW_MS + 17 * MINUTE + 23_456  # not on a bucket boundary
+START = NOW - 2 * DAY
+MARKETS = [("binance", "BTCUSDT"), ("binance", "ETHUSDT"), ("okx", "BTCUSDT")]
+OKX_NEXT_FUNDING = NOW - NOW % (4 * HOUR) + 4 * HOUR
+
+SOURCES = {
+    "binance": SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0, "ETHUSDT": 3_000.0}, exchange="binance", venue="binance"),
+    "okx": SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0}, exchange="okx", venue="okx"),
+}
+
+
+@pytest.fixture
+async def seeded(redis: Redis, redis_url: str) -> Settings:
+    settings = Settings(redis_url=redis_url, models=("model1",), ranges=("12h",))
+    store = Store(redis)
+    collection = Collection.create(store, settings, list(SOURCES.values()))
+    for exchange, symbol in MARKETS:
+        await store.add_market(exchange, symbol)
+        await collection.store_batch(exchange, symbol, SOURCES[exchange].rows(symbol, START, NOW))
+    await store.set_market_meta("okx", "BTCUSDT", funding_interval_h=4, next_funding_ms=OKX_NEXT_FUNDING)
+    return settings
+
+
+@pytest.fixture
+def api_clock() -> Clock:
+    return lambda: NOW
+
+
+async def _rows(redis: Redis, kind, exchange: str, symbol: str):  # noqa: ANN001, ANN202
+    return (await Store(redis).read_rows(kind, exchange, symbol)).tolist()
+
+
+async def _data(client: AsyncTestClient, path: str, **params: object) -> object:
+    response = await client.get(f"{API}{path}", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["code"] == "0" and body["msg"] == "success"
+    return body["data"]
+
+
+async def _error(client: AsyncTestClient, path: str, status: int, **params: object) -> str:
+    response = await client.get(f"{API}{path}", params=params)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == str(status) and body["data"] is None
+    return body["msg"]
+
+
+def _point_ohlc(points: list[tuple[int, float]], start: int, width: int) -> tuple[float, float, float, float] | None:
+    """OHLC of one bucket, one observation at a time: inside are those in (start, start + width];
+    open is the value standing at start (else the first inside)."""
+    inside = [value for ts, value in points if start < ts <= start + width]
+    if not inside:
+        return None
+    standing = [value for ts, value in points if ts <= start]
+    open_ = standing[-1] if standing else inside[0]
+    return open_, max([open_, *inside]), min([open_, *inside]), inside[-1]
+
+
+def _assert_buckets(rows: list[dict], width: int, end: int = NOW) -> list[int]:
+    assert isinstance(rows, list) and len(rows) > 2
+    times = [row["time"] for row in rows]
+    assert all(t % width == 0 for t in times) and times == sorted(times) and len(set(times)) == len(times)
+    assert times[-1] <= end < times[-1] + width
+    return times
+
+
+# open interest -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("interval", "width"), [("15m", 15 * MINUTE), ("1h", HOUR), ("4h", 4 * HOUR)])
+async def test_pair_open_interest_is_the_stored_series_per_bucket(client: AsyncTestClient, redis: Redis, interval: str, width: int) -> None:
+    points = [(ts, usd) for ts, usd in await _rows(redis, OPEN_INTEREST, "okx", "BTCUSDT")]
+    rows = await _data(client, "/open-interest/history", exchange="OKX", symbol="BTCUSDT", interval=interval)
+    _assert_buckets(rows, width)
+    for row in rows:
+        assert set(row) == {"time", "open", "high", "low", "close"}
+        assert all(isinstance(row[name], str) for name in ("open", "high", "low", "close"))
+        expected = _point_ohlc(points, row["time"], width)
+        assert expected is not None
+        assert [float(row[name]) for name in ("open", "high", "low", "close")] == pytest.approx(expected, abs=1e-3)
+    assert all(rows[i + 1]["open"] == rows[i]["close"] for i in range(len(rows) - 1))  # one bucket's close opens the next
+
+
+async def test_open_interest_in_coins_divides_by_the_last_close(client: AsyncTestClient, redis: Redis) -> None:
+    closes = {ts + MINUTE: close for ts, _o, _h, _l, close, _v, _t in await _rows(redis, CANDLES, "binance", "ETHUSDT")}
+    points = [(ts, usd / closes[ts]) for ts, usd in await _rows(redis, OPEN_INTEREST, "binance", "ETHUSDT") if ts in closes]
+    rows = await _data(client, "/open-interest/history", exchange="binance", symbol="ethusdt", interval="1h", unit="coin", limit=5)
+    assert len(rows) == 5
+    for row in rows:
+        expected = _point_ohlc(points, row["time"], HOUR)
+        assert [float(row[name]) for name in ("open", "high", "low", "close")] == pytest.approx(expected, abs=1e-5)
+    usd = await _data(client, "/open-interest/history", exchange="binance", symbol="ETHUSDT", interval="1h", limit=5)
+    assert float(usd[-1]["close"]) > 1000 * float(rows[-1]["close"])  # USD is coins times a price in the thousands
+
+
+async def test_aggregated_open_interest_sums_every_exchange(client: AsyncTestClient, redis: Redis) -> None:
+    venues = [dict(await _rows(redis, OPEN_INTEREST, exchange, "BTCUSDT")) for exchange in ("binance", "okx")]
+    common = sorted(set(venues[0]) & set(venues[1]))
+    points = [(ts, venues[0][ts] + venues[1][ts]) for ts in common]
+    rows = await _data(client, "/open-interest/aggregated-history", symbol="btc", interval="4h")
+    _assert_buckets(rows, 4 * HOUR)
+    for row in rows:
+        expected = _point_ohlc(points, row["time"], 4 * HOUR)
+        assert [float(row[name]) for name in ("open", "high", "low", "close")] == pytest.approx(expected, abs=1e-3)
+    single = await _data(client, "/open-interest/history", exchange="Binance", symbol="BTCUSDT", interval="4h")
+    assert float(rows[-1]["close"]) > float(single[-1]["close"]) > 0
+
+
+async def test_open_interest_exchange_list_is_the_newest_value_per_exchange(client: AsyncTestClient, redis: Redis) -> None:
+    response = await client.get(f"{API}/open-interest/exchange-list", params={"symbol": "BTC"})
+    assert response.status_code == 200 and response.headers["etag"]
+    rows = response.json()["data"]
+    assert [row["exchange"] for row in rows] == ["All", "Binance", "OKX"]  # All first, then largest first
+    fields = {
+        "exchange", "symbol", "open_interest_usd", "open_interest_quantity", "open_interest_by_stable_coin_margin",
+        "open_interest_quantity_by_coin_margin", "open_interest_quantity_by_stable_coin_margin",
+        *(f"open_interest_change_percent_{w}" for w in ("5m", "15m", "30m", "1h", "4h", "24h")),
+    }
+    by_name = {row["exchange"]: row for row in rows}
+    for exchange, name in (("binance", "Binance"), ("okx", "OKX")):
+        points = await _rows(redis, OPEN_INTEREST, exchange, "BTCUSDT")
+        newest_ts, newest = points[-1]
+        row = by_name[name]
+        assert set(row) == fields and row["symbol"] == "BTC"
+        assert row["open_interest_usd"] == pytest.approx(newest, abs=1e-3)
+        hour_ago = [value for ts, value in points if ts <= newest_ts - HOUR][-1]
+        assert row["open_interest_change_percent_1h"] == pytest.approx(round((newest / hour_ago - 1) * 100, 2))
+        close = (await _rows(redis, CANDLES, exchange, "BTCUSDT"))[-1][4]
+        assert row["open_interest_quantity"] == pytest.approx(newest / close, rel=1e-6)
+        assert row["open_interest_quantity_by_coin_margin"] == 0
+    assert by_name["All"]["open_interest_usd"] == pytest.approx(by_name["Binance"]["open_interest_usd"] + by_name["OKX"]["open_interest_usd"], abs=1e-3)
+    again = await client.get(f"{API}/open-interest/exchange-list", params={"symbol": "BTC"}, headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+# funding, price, taker volume, account ratio ---------------------------------------------------
+
+
+async def test_funding_history_is_the_observed_rate_in_percent(client: AsyncTestClient, redis: Redis) -> None:
+    points = [(ts, rate * 100) for ts, rate in await _rows(redis, FUNDING, "binance", "BTCUSDT")]
+    rows = await _data(client, "/funding-rate/history", exchange="Binance", symbol="BTCUSDT", interval="1h")
+    _assert_buckets(rows, HOUR)
+    for row in rows:
+        assert set(row) == {"time", "open", "high", "low", "close"}
+        assert [float(row[name]) for name in ("open", "high", "low", "close")] == pytest.approx(_point_ohlc(points, row["time"], HOUR), abs=1e-9)
+    assert len({row["close"] for row in rows}) > 1
+
+
+async def test_funding_exchange_list_per_coin(client: AsyncTestClient, redis: Redis) -> None:
+    response = await client.get(f"{API}/funding-rate/exchange-list")
+    assert response.status_code == 200 and response.headers["etag"]
+    data = response.json()["data"]
+    assert [coin["symbol"] for coin in data] == ["BTC", "ETH"]
+    btc = {row["exchange"]: row for row in data[0]["stablecoin_margin_list"]}
+    assert set(btc) == {"Binance", "OKX"} and data[0]["token_margin_list"] == []
+    for exchange, name in (("binance", "Binance"), ("okx", "OKX")):
+        newest = (await _rows(redis, FUNDING, exchange, "BTCUSDT"))[-1][1]
+        assert btc[name]["funding_rate"] == pytest.approx(newest * 100)
+    assert (btc["OKX"]["funding_rate_interval"], btc["OKX"]["next_funding_time"]) == (4, OKX_NEXT_FUNDING)
+    assert (btc["Binance"]["funding_rate_interval"], btc["Binance"]["next_funding_time"]) == (8, None)  # the venue did not say
+
+
+async def test_price_history_merges_the_stored_bars(client: AsyncTestClient, redis: Redis) -> None:
+    candles = await _rows(redis, CANDLES, "binance", "BTCUSDT")
+    rows = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT", interval="4h")
+    _assert_buckets(rows, 4 * HOUR)
+    for row in rows:
+        assert set(row) == {"time", "open", "high", "low", "close", "volume_usd"}
+        bars = [bar for bar in candles if row["time"] <= bar[0] < row["time"] + 4 * HOUR]
+        assert bars
+        assert float(row["open"]) == pytest.approx(bars[0][1]) and float(row["close"]) == pytest.approx(bars[-1][4])
+        assert float(row["high"]) == pytest.approx(max(b[2] for b in bars)) and float(row["low"]) == pytest.approx(min(b[3] for b in bars))
+        assert float(row["volume_usd"]) == pytest.approx(sum(b[5] for b in bars), abs=1e-2)
+
+
+async def test_taker_volume_splits_each_bucket_at_the_taker_buys(client: AsyncTestClient, redis: Redis) -> None:
+    candles = await _rows(redis, CANDLES, "okx", "BTCUSDT")
+    rows = await _data(client, "/v2/taker-buy-sell-volume/history", exchange="OKX", symbol="BTCUSDT", interval="h1", limit=10)
+    assert len(rows) == 10 and rows[-1]["time"] == NOW - NOW % HOUR
+    for row in rows:
+        assert set(row) == {"time", "taker_buy_volume_usd", "taker_sell_volume_usd"}
+        bars = [bar for bar in candles if row["time"] <= bar[0] < row["time"] + HOUR]
+        assert float(row["taker_buy_volume_usd"]) == pytest.approx(sum(b[6] for b in bars), abs=1e-2)
+        assert float(row["taker_sell_volume_usd"]) == pytest.approx(sum(b[5] - b[6] for b in bars), abs=1e-2)
+    first_path = await _data(client, "/taker-buy-sell-volume/history", exchange="OKX", symbol="BTCUSDT", interval="1h", limit=10)
+    assert first_path == rows
+
+
+async def test_account_ratio_is_the_venue_share_at_each_interval_end(client: AsyncTestClient, redis: Redis) -> None:
+    points = await _rows(redis, LONG_SHORT, "okx", "BTCUSDT")
+    rows = await _data(client, "/global-long-short-account-ratio/history", exchange="OKX", symbol="BTCUSDT")  # interval: 4h, the documented default
+    _assert_buckets(rows, 4 * HOUR)
+    for row in rows:
+        assert set(row) == {"time", "global_account_long_percent", "global_account_short_percent", "global_account_long_short_ratio"}
+        _ts, long_share, short_share = [p for p in points if row["time"] < p[0] <= row["time"] + 4 * HOUR][-1]
+        assert row["global_account_long_percent"] == pytest.approx(round(long_share * 100, 2))
+        assert row["global_account_short_percent"] == pytest.approx(round(short_share * 100, 2))
+        assert row["global_account_long_short_ratio"] == pytest.approx(round(long_share / short_share, 2))
+
+
+# lists, defaults, errors ---------------------------------------------------------------------------
+
+
+async def test_supported_coins_and_exchanges_with_etags(client: AsyncTestClient) -> None:
+    for path, expected in (("/supported-coins", ["BTC", "ETH"]), ("/supported-exchanges", ["Binance", "OKX"])):
+        response = await client.get(f"{API}{path}")
+        assert response.status_code == 200 and response.json() == {"code": "0", "msg": "success", "data": expected}
+        assert response.headers["cache-control"] == "no-cache"
+        again = await client.get(f"{API}{path}", headers={"If-None-Match": response.headers["etag"]})
+        assert again.status_code == 304
+
+
+async def test_documented_defaults_and_ignored_parameters(client: AsyncTestClient) -> None:
+    daily = await _data(client, "/open-interest/history", exchange="Binance", symbol="BTCUSDT")
+    assert daily and all(row["time"] % DAY == 0 for row in daily)  # interval absent: 1d
+    explicit = await _data(client, "/open-interest/history", exchange="Binance", symbol="BTCUSDT", interval="1d", limit=1000, unit="usd")
+    assert explicit == daily
+    ignored = await _data(client, "/open-interest/history", exchange="Binance", symbol="BTCUSDT", interval="1d", currency="EUR", page=3)
+    assert ignored == daily
+    hourly = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT")
+    assert hourly[-1]["time"] == NOW - NOW % HOUR and len(hourly) == 49  # 1h by default, from the first stored bar
+    newest = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT", interval="1h", limit=3)
+    assert newest == hourly[-3:]
+    start = NOW - 10 * HOUR
+    oldest = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT", interval="1h", limit=2, start_time=start)
+    assert [row["time"] for row in oldest] == [start - start % HOUR, start - start % HOUR + HOUR]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "says"),
+    [
+        ("/open-interest/history", {"symbol": "BTCUSDT"}, 400, "exchange is required, e.g. exchange=Binance"),
+        ("/open-interest/history", {"exchange": "Binance"}, 400, "symbol is required, e.g. symbol=BTCUSDT"),
+        ("/open-interest/history", {"exchange": "Kraken", "symbol": "BTCUSDT"}, 404, "known exchanges: Binance, OKX"),
+        ("/open-interest/history", {"exchange": "all", "symbol": "BTC"}, 404, "known exchanges: Binance, OKX"),
+        ("/funding-rate/history", {"exchange": "OKX", "symbol": "ETHUSDT"}, 404, "known symbols: BTCUSDT"),
+        ("/price/history", {"exchange": "Binance", "symbol": "BTCUSDT", "interval": "2h"}, 400, "interval must be one of 1m, 3m, 5m, 15m, 30m, 1h, 4h, 6h, 8h, 12h, 1d, 1w"),
+        ("/price/history", {"exchange": "Binance", "symbol": "BTCUSDT", "limit": 0}, 400, "limit must be 1..1000"),
+        ("/open-interest/history", {"exchange": "Binance", "symbol": "BTCUSDT", "unit": "eur"}, 400, "unit must be one of usd, coin"),
+        ("/open-interest/aggregated-history", {}, 400, "symbol is required, e.g. symbol=BTC"),
+        ("/open-interest/aggregated-history", {"symbol": "DOGE"}, 404, "coins: BTC, ETH"),
+        ("/open-interest/exchange-list", {"symbol": "DOGE"}, 404, "coins: BTC, ETH"),
+        ("/global-long-short-account-ratio/history", {"exchange": "Binance", "symbol": "BTCUSDT", "end_time": 10**16}, 400, "end_time must be epoch milliseconds"),
+    ],
+)
+async def test_errors_say_what_is_allowed(client: AsyncTestClient, path: str, params: dict, status: int, says: str) -> None:
+    assert says in await _error(client, path, status, **params)
+
+
+async def test_nothing_stored_before_a_window_is_an_empty_list(client: AsyncTestClient) -> None:
+    assert await _data(client, "/funding-rate/history", exchange="Binance", symbol="BTCUSDT", interval="1h", end_time=START - DAY) == []
