@@ -79,6 +79,11 @@ class VenueMarket:
         index = np.searchsorted(rows.candles["ts_ms"], ts_ms - MINUTE_MS)
         return rows.candles["close"][index]
 
+    def long_short_at(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        """The account-ratio rows (LONG_SHORT_DTYPE) of the 5-minute periods ending in ``[start_ms, end_ms]``."""
+        rows = self.market.rows(symbol, start_ms - start_ms % MINUTE_MS - MINUTE_MS, end_ms - end_ms % MINUTE_MS).long_short
+        return rows[(rows["ts_ms"] >= start_ms) & (rows["ts_ms"] <= end_ms)]
+
     def mark_price(self, symbol: str, now_ms: int) -> float:
         """The last closed bar's close."""
         last_close = now_ms - now_ms % MINUTE_MS

@@ -12,7 +12,7 @@ from typing import TypeVar
 import msgspec
 import numpy as np
 
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE
 from service.collect.venues.errors import BadPayload
 
 T = TypeVar("T")
@@ -71,6 +71,34 @@ def open_interest(venue: str, endpoint: str, ts_ms: Sequence[int], usd: Sequence
     if np.any(rows["ts_ms"] <= 0):
         raise BadPayload(venue, endpoint, "open-interest times must be positive epoch ms")
     return sorted_unique(rows)
+
+
+def long_short(venue: str, endpoint: str, ts_ms: Sequence[int], long_account: Sequence[float], short_account: Sequence[float]) -> np.ndarray:
+    """Account-ratio rows (shares of accounts net long / net short, 0..1) sorted by period end."""
+    rows = np.empty(len(ts_ms), dtype=LONG_SHORT_DTYPE)
+    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
+    rows["long_account"] = np.asarray(long_account, dtype=np.float64)
+    rows["short_account"] = np.asarray(short_account, dtype=np.float64)
+    shares = np.concatenate((rows["long_account"], rows["short_account"]))
+    if len(rows) and (not np.all(np.isfinite(shares)) or np.any(shares < 0) or np.any(shares > 1)):
+        raise BadPayload(venue, endpoint, "account shares must lie in [0, 1]")
+    if np.any(rows["ts_ms"] <= 0):
+        raise BadPayload(venue, endpoint, "account-ratio times must be positive epoch ms")
+    return sorted_unique(rows)
+
+
+def shares_of_ratio(ratio: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Long and short shares of accounts from a long/short ratio alone (OKX publishes only that)."""
+    value = np.asarray(ratio, dtype=np.float64)
+    long_share = value / (1.0 + value)
+    return long_share, 1.0 - long_share
+
+
+def funding(ts_ms: int, rate: float) -> np.ndarray:
+    """One funding-rate observation (a fraction per interval) at ``ts_ms``."""
+    row = np.empty(1, dtype=FUNDING_DTYPE)
+    row["ts_ms"], row["funding_rate"] = ts_ms, rate
+    return row
 
 
 LiquidationTuple = tuple[int, int, float, float, float]  # ts_ms, side, price, quantity (base), usd
