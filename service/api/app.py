@@ -26,6 +26,7 @@ from service.api.heatmaps import HeatmapController
 from service.api.images import HeatmapImageController, RenderCache
 from service.api.liquidations import LiquidationsController
 from service.api.observe import RequestMetricsMiddleware
+from service.api.open_interest import OpenInterestController
 from service.api.viewer import viewer_routes
 from service.store.client import open_redis
 from service.store.migrate import migrate
@@ -43,7 +44,9 @@ API_DESCRIPTION = """Liquidation heatmaps for crypto perpetual futures.
 * **Native v1** (`/v1/...`): newest frame with ETag polling, msgpack, history by model
   version, frames by id, server-sent events, markets and models with their scores.
 * **Coinglass-compatible** (`/api/futures/...`): same paths, parameters and shapes as
-  Coinglass's v4 liquidation API; existing clients work by changing only the base URL.
+  Coinglass's v4 API for liquidations and the market data around them (open interest,
+  funding, price, taker volume, account ratios); existing clients work by changing only
+  the base URL.
 
 Authentication: an API key in `X-API-Key` (or `CG-API-KEY`); anonymous access when the
 operator allows it. Every response of a data route carries `API-KEY-MAX-LIMIT` and
@@ -94,7 +97,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
         return state.ondemand
 
     return Litestar(
-        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, CoinglassFuturesController, health, ready, MetricsController, *viewer_routes()],
+        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, OpenInterestController, CatalogController, CoinglassController, CoinglassMarketsController, CoinglassFuturesController, health, ready, MetricsController, *viewer_routes()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={

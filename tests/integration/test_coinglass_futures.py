@@ -17,6 +17,8 @@ from service.clock import Clock
 from service.collect.round import Collection
 from service.collect.synthetic import SyntheticMarket
 from service.settings import Settings
+from service.markets import SYNTHETIC_META
+from service.store import keys
 from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST
 from service.store.writer import Store
 from tests.integration.conftest import NOW_MS
@@ -45,7 +47,7 @@ async def seeded(redis: Redis, redis_url: str) -> Settings:
     collection = Collection.create(store, settings, list(SOURCES.values()))
     for exchange, symbol in MARKETS:
         await store.add_market(exchange, symbol)
-        await collection.store_batch(exchange, symbol, SOURCES[exchange].rows(symbol, START, NOW))
+        await collection.store_batch(exchange, symbol, await SOURCES[exchange].backfill(symbol, START, NOW))
     await store.set_market_meta("okx", "BTCUSDT", funding_interval_h=4, next_funding_ms=OKX_NEXT_FUNDING)
     return settings
 
@@ -279,3 +281,36 @@ async def test_errors_say_what_is_allowed(client: AsyncTestClient, path: str, pa
 
 async def test_nothing_stored_before_a_window_is_an_empty_list(client: AsyncTestClient) -> None:
     assert await _data(client, "/funding-rate/history", exchange="Binance", symbol="BTCUSDT", interval="1h", end_time=START - DAY) == []
+
+
+# native: open interest by venue in one call ------------------------------------------------------
+
+
+async def test_v1_open_interest_lists_every_venue_and_their_sum(client: AsyncTestClient, redis: Redis) -> None:
+    response = await client.get("/v1/open-interest/btc", params={"interval": "1h", "limit": 6})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["coin"], body["interval"], body["synthetic"]) == ("BTC", "1h", True)
+    assert [(v["exchange"], v["symbol"]) for v in body["venues"]] == [("binance", "BTCUSDT"), ("okx", "BTCUSDT")]
+    for venue in body["venues"]:
+        points = await _rows(redis, OPEN_INTEREST, venue["exchange"], "BTCUSDT")
+        assert (venue["observed_at"], venue["open_interest_usd"]) == (points[-1][0], pytest.approx(points[-1][1], abs=0.01))
+        assert len(venue["history"]) == 6
+        for time, close in venue["history"]:
+            assert close == pytest.approx([v for ts, v in points if ts <= time + HOUR][-1], abs=0.01)
+    assert body["total_usd"] == pytest.approx(sum(v["open_interest_usd"] for v in body["venues"]), abs=0.02)
+    assert [t for t, _ in body["total_history"]] == [t for t, _ in body["venues"][0]["history"]]
+    for (_, total), (_, a), (_, b) in zip(body["total_history"], body["venues"][0]["history"], body["venues"][1]["history"]):
+        assert total == pytest.approx(a + b, abs=0.02)
+    missing = await client.get("/v1/open-interest/DOGE")
+    assert missing.status_code == 404 and "coins: BTC, ETH" in missing.json()["error"]["message"]
+    bad = await client.get("/v1/open-interest/BTC", params={"interval": "2h"})
+    assert bad.status_code == 400 and "interval must be one of" in bad.json()["error"]["message"]
+
+
+async def test_v1_markets_say_the_data_is_synthetic(client: AsyncTestClient, redis: Redis) -> None:
+    markets = (await client.get("/v1/markets")).json()["markets"]
+    assert sorted((m["exchange"], m["symbol"]) for m in markets) == MARKETS and all(m["synthetic"] is True for m in markets)
+    await redis.hdel(keys.market_meta("okx", "BTCUSDT"), SYNTHETIC_META)  # as a live venue's market has it
+    markets = (await client.get("/v1/markets")).json()["markets"]
+    assert {(m["exchange"], m["synthetic"]) for m in markets} == {("binance", True), ("okx", False)}
