@@ -381,7 +381,7 @@ class CoinglassFundingExchange(Base):
     """The current funding rate of a coin's pair on one exchange: percent per interval, the interval in hours."""
 
     exchange: str
-    funding_rate_interval: float | None
+    funding_rate_interval: int | float | None
     funding_rate: float
     next_funding_time: int | None
 

@@ -63,11 +63,16 @@ from service.wire.schemas import (
 # Trailing windows of the open-interest exchange list's change fields.
 CHANGE_WINDOWS_MS = {"5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "30m": 30 * MINUTE_MS, "1h": HOUR_MS, "4h": 4 * HOUR_MS, "24h": DAY_MS}
 # Where a venue does not say (its funding interval), the common one.
-DEFAULT_FUNDING_INTERVAL_H = 8.0
+DEFAULT_FUNDING_INTERVAL_H = 8
 
 
 def _ok(data: Any) -> Envelope[Any]:
     return Envelope(code="0", msg="success", data=data)
+
+
+def _hours(value: float) -> int | float:
+    """Whole hours as an integer, as Coinglass writes them (8, not 8.0)."""
+    return int(value) if value.is_integer() else value
 
 
 def _ok_snapshot(request: Request, data: Any) -> Response[bytes]:
@@ -257,7 +262,7 @@ class CoinglassFuturesController(Controller):
             by_coin.setdefault(coin_of(symbol), []).append(
                 CoinglassFundingExchange(
                     exchange=exchange_name(exchange),
-                    funding_rate_interval=float(meta.get("funding_interval_h", DEFAULT_FUNDING_INTERVAL_H)),
+                    funding_rate_interval=_hours(float(meta.get("funding_interval_h", DEFAULT_FUNDING_INTERVAL_H))),
                     funding_rate=round(float(rows["funding_rate"][-1]) * 100, FUNDING_PERCENT_DECIMALS),
                     next_funding_time=int(meta["next_funding_ms"]) if "next_funding_ms" in meta else None,
                 )
