@@ -381,7 +381,7 @@ class CoinglassFundingExchange(Base):
     """The current funding rate of a coin's pair on one exchange: percent per interval, the interval in hours."""
 
     exchange: str
-    funding_rate_interval: int | float | None
+    funding_rate_interval: int | None  # whole hours (venues fund every 1, 2, 4 or 8)
     funding_rate: float
     next_funding_time: int | None
 

@@ -9,6 +9,7 @@ is also the API's "now".
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -21,7 +22,8 @@ from service.markets import SYNTHETIC_META
 from service.store import keys
 from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST
 from service.store.writer import Store
-from tests.integration.conftest import NOW_MS
+from service.store.access import Access
+from tests.integration.conftest import NOW_MS, in_process
 
 pytestmark = pytest.mark.integration
 
@@ -314,3 +316,15 @@ async def test_v1_markets_say_the_data_is_synthetic(client: AsyncTestClient, red
     await redis.hdel(keys.market_meta("okx", "BTCUSDT"), SYNTHETIC_META)  # as a live venue's market has it
     markets = (await client.get("/v1/markets")).json()["markets"]
     assert {(m["exchange"], m["synthetic"]) for m in markets} == {("binance", True), ("okx", False)}
+
+
+async def test_keys_and_limits_hold_as_on_every_data_route(seeded: Settings, redis: Redis, api_clock: Clock) -> None:
+    async with in_process(msgspec.structs.replace(seeded, anonymous_access=False), api_clock) as closed:
+        refused = await closed.get(f"{API}/supported-coins")
+        assert refused.status_code == 401 and refused.json()["code"] == "401"
+        _, plain = await Access(redis).create("bot", 2)
+        for used in (1, 2):
+            answer = await closed.get(f"{API}/price/history", params={"exchange": "Binance", "symbol": "BTCUSDT"}, headers={"CG-API-KEY": plain})
+            assert answer.status_code == 200 and answer.headers["api-key-max-limit"] == "2" and answer.headers["api-key-use-limit"] == str(used)
+        limited = await closed.get("/v1/open-interest/BTC", headers={"X-API-Key": plain})
+        assert limited.status_code == 429 and "retry-after" in limited.headers

@@ -70,11 +70,6 @@ def _ok(data: Any) -> Envelope[Any]:
     return Envelope(code="0", msg="success", data=data)
 
 
-def _hours(value: float) -> int | float:
-    """Whole hours as an integer, as Coinglass writes them (8, not 8.0)."""
-    return int(value) if value.is_integer() else value
-
-
 def _ok_snapshot(request: Request, data: Any) -> Response[bytes]:
     return snapshot_response(request, _ok(data))
 
@@ -262,7 +257,7 @@ class CoinglassFuturesController(Controller):
             by_coin.setdefault(coin_of(symbol), []).append(
                 CoinglassFundingExchange(
                     exchange=exchange_name(exchange),
-                    funding_rate_interval=_hours(float(meta.get("funding_interval_h", DEFAULT_FUNDING_INTERVAL_H))),
+                    funding_rate_interval=round(float(meta.get("funding_interval_h", DEFAULT_FUNDING_INTERVAL_H))),
                     funding_rate=round(float(rows["funding_rate"][-1]) * 100, FUNDING_PERCENT_DECIMALS),
                     next_funding_time=int(meta["next_funding_ms"]) if "next_funding_ms" in meta else None,
                 )

@@ -58,7 +58,7 @@ def interval_param(default: str) -> Any:
     """``interval`` as Coinglass documents it for its market-data routes: required there, with a documented default (used when absent)."""
     return query_param(
         f"Bucket width: {', '.join(INTERVALS_MS)} (Coinglass's older spelling h1, m5, d1, w1 too; absent: {default}, the documented default)",
-        pattern="^([0-9]+[mhdw]|[mhdw][0-9]+)$",
+        enum=[*INTERVALS_MS, *(name[-1] + name[:-1] for name in INTERVALS_MS)],
     )
 
 
