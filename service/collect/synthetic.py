@@ -148,6 +148,8 @@ _MAX_CASCADE_EVENTS_PER_BAR = 200
 
 # Funding (per 8 h interval, a fraction) and the long share of accounts, around their typical levels.
 _FUNDING_BASE = 0.0001
+_FUNDING_INTERVAL_H = 8
+_FUNDING_INTERVAL_MS = _FUNDING_INTERVAL_H * 60 * MINUTE_MS
 _FUNDING_SWING = 0.0005
 _LONG_ACCOUNT_BASE = 0.6
 _LONG_ACCOUNT_SWING = 0.12
@@ -664,7 +666,7 @@ class SyntheticMarket:
         batch = await asyncio.to_thread(self.rows, symbol, start_ms, end_ms)
         _, stop = _closed_bars(0, end_ms)
         self._next_bar_ms[symbol] = max(self._next_bar_ms.get(symbol, stop), stop)
-        batch.meta[SYNTHETIC_META] = 1
+        batch.meta.update(_state(stop))
         return batch
 
     async def poll(self, symbol: str, now_ms: int) -> Batch:
@@ -680,6 +682,7 @@ class SyntheticMarket:
         else:
             batch = self.rows(symbol, first, stop)
         self._next_bar_ms[symbol] = stop
+        batch.meta.update(_state(stop))
         return batch
 
     def rows(self, symbol: str, start_ms: int, end_ms: int) -> Batch:
@@ -717,6 +720,11 @@ class SyntheticMarket:
             while len(self._cache) > self._cache_limit:
                 self._cache.popitem(last=False)
             return rows
+
+
+def _state(now_ms: int) -> dict[str, str | int | float]:
+    """Market metadata a poll reports: simulated data, funded every 8 hours (UTC), the next funding time."""
+    return {SYNTHETIC_META: 1, "funding_interval_h": _FUNDING_INTERVAL_H, "next_funding_ms": now_ms - now_ms % _FUNDING_INTERVAL_MS + _FUNDING_INTERVAL_MS}
 
 
 def _slice(parts: list[_DayRows], first_ms: int, stop_ms: int) -> Batch:

@@ -191,7 +191,8 @@ async def test_funding_exchange_list_per_coin(client: AsyncTestClient, redis: Re
         newest = (await _rows(redis, FUNDING, exchange, "BTCUSDT"))[-1][1]
         assert btc[name]["funding_rate"] == pytest.approx(newest * 100)
     assert (btc["OKX"]["funding_rate_interval"], btc["OKX"]["next_funding_time"]) == (4, OKX_NEXT_FUNDING)
-    assert (btc["Binance"]["funding_rate_interval"], btc["Binance"]["next_funding_time"]) == (8, None)  # the venue did not say
+    last_close = NOW - NOW % MINUTE
+    assert (btc["Binance"]["funding_rate_interval"], btc["Binance"]["next_funding_time"]) == (8, last_close - last_close % (8 * HOUR) + 8 * HOUR)
 
 
 async def test_price_history_merges_the_stored_bars(client: AsyncTestClient, redis: Redis) -> None:
