@@ -138,9 +138,10 @@ def taker_volumes(candles: np.ndarray, window: BucketWindow) -> tuple[Int64Array
     return time, buy, np.maximum(total - buy, 0.0)
 
 
-def in_coins(ts_ms: np.ndarray, usd: np.ndarray, candles: np.ndarray, step_ms: int = 60_000) -> Float64Array:
-    """USD amounts observed at ``ts_ms`` in coins: divided by the close of the last bar closed by then (NaN before any)."""
-    price = align_open_interest(ts_ms, candles["ts_ms"] + step_ms, candles["close"])
+def in_coins(ts_ms: np.ndarray, usd: np.ndarray, close_ms: np.ndarray, close: np.ndarray) -> Float64Array:
+    """USD amounts observed at ``ts_ms`` in coins: divided by the close of the last bar closed by then
+    (bars ending at ``close_ms`` with price ``close``; NaN before any)."""
+    price = align_open_interest(ts_ms, close_ms, close)
     return np.asarray(usd, dtype=np.float64) / price
 
 

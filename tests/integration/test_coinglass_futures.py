@@ -10,17 +10,21 @@ is also the API's "now".
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from engine.rollup import roll_up
+from engine.series import MarketSeries
 from service.clock import Clock
+from service.compute.frames import rollup_rows
 from service.collect.round import Collection
 from service.collect.synthetic import SyntheticMarket
 from service.settings import Settings
 from service.markets import SYNTHETIC_META
 from service.store import keys
-from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST
+from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST, ROLLUPS
 from service.store.writer import Store
 from service.store.access import Access
 from tests.integration.conftest import NOW_MS, in_process
@@ -35,6 +39,8 @@ NOW = NOW_MS + 17 * MINUTE + 23_456  # not on a bucket boundary
 START = NOW - 2 * DAY
 MARKETS = [("binance", "BTCUSDT"), ("binance", "ETHUSDT"), ("okx", "BTCUSDT")]
 OKX_NEXT_FUNDING = NOW - NOW % (4 * HOUR) + 4 * HOUR
+TWO_HOURS = 2 * HOUR
+ROLLUPS_FROM = NOW - NOW % DAY - 6 * DAY
 
 SOURCES = {
     "binance": SyntheticMarket(seed=3, symbols={"BTCUSDT": 77_000.0, "ETHUSDT": 3_000.0}, exchange="binance", venue="binance"),
@@ -51,6 +57,11 @@ async def seeded(redis: Redis, redis_url: str) -> Settings:
         await store.add_market(exchange, symbol)
         await collection.store_batch(exchange, symbol, await SOURCES[exchange].backfill(symbol, START, NOW))
     await store.set_market_meta("okx", "BTCUSDT", funding_interval_h=4, next_funding_ms=OKX_NEXT_FUNDING)
+    # Older history of binance BTCUSDT only as the 2h roll-ups the long ranges keep (its 1m rows begin at START).
+    older = SOURCES["binance"].rows("BTCUSDT", ROLLUPS_FROM, START)
+    columns = {name: older.candles[name].astype(np.float64) for name in ("open", "high", "low", "close", "volume_usd", "taker_buy_usd")}
+    bars = MarketSeries(MINUTE, older.candles["ts_ms"], **columns, open_interest_usd=older.open_interest["open_interest_usd"])
+    await store.upsert_rows(ROLLUPS[TWO_HOURS], "binance", "BTCUSDT", rollup_rows(roll_up(bars)[TWO_HOURS]))
     return settings
 
 
@@ -195,17 +206,36 @@ async def test_funding_exchange_list_per_coin(client: AsyncTestClient, redis: Re
     assert (btc["Binance"]["funding_rate_interval"], btc["Binance"]["next_funding_time"]) == (8, last_close - last_close % (8 * HOUR) + 8 * HOUR)
 
 
-async def test_price_history_merges_the_stored_bars(client: AsyncTestClient, redis: Redis) -> None:
-    candles = await _rows(redis, CANDLES, "binance", "BTCUSDT")
-    rows = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT", interval="4h")
-    _assert_buckets(rows, 4 * HOUR)
-    for row in rows:
-        assert set(row) == {"time", "open", "high", "low", "close", "volume_usd"}
-        bars = [bar for bar in candles if row["time"] <= bar[0] < row["time"] + 4 * HOUR]
-        assert bars
-        assert float(row["open"]) == pytest.approx(bars[0][1]) and float(row["close"]) == pytest.approx(bars[-1][4])
-        assert float(row["high"]) == pytest.approx(max(b[2] for b in bars)) and float(row["low"]) == pytest.approx(min(b[3] for b in bars))
-        assert float(row["volume_usd"]) == pytest.approx(sum(b[5] for b in bars), abs=1e-2)
+async def test_price_history_merges_the_stored_bars_and_reaches_back_through_the_rollups(client: AsyncTestClient) -> None:
+    # The truth: every 1m bar of the simulated venue, also those only kept as 2h roll-ups.
+    truth = SOURCES["binance"].rows("BTCUSDT", ROLLUPS_FROM, NOW).candles.tolist()
+    for interval, width in (("4h", 4 * HOUR), ("1d", DAY)):
+        rows = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT", interval=interval)
+        times = _assert_buckets(rows, width)
+        assert times[0] == ROLLUPS_FROM and times[0] < START - DAY  # the roll-ups answer where the 1m rows no longer reach
+        for row in rows:
+            assert set(row) == {"time", "open", "high", "low", "close", "volume_usd"}
+            bars = [bar for bar in truth if row["time"] <= bar[0] < row["time"] + width]
+            if row["time"] <= START - START % TWO_HOURS < row["time"] + width:
+                continue  # the 2h bar where the 1m rows begin is in neither
+            assert float(row["open"]) == pytest.approx(bars[0][1]) and float(row["close"]) == pytest.approx(bars[-1][4])
+            assert float(row["high"]) == pytest.approx(max(b[2] for b in bars)) and float(row["low"]) == pytest.approx(min(b[3] for b in bars))
+            assert float(row["volume_usd"]) == pytest.approx(sum(b[5] for b in bars), rel=1e-9)
+
+
+async def test_open_interest_reaches_back_through_the_rollups(client: AsyncTestClient) -> None:
+    older = SOURCES["binance"].rows("BTCUSDT", ROLLUPS_FROM, START)
+    at = dict(zip(older.open_interest["ts_ms"].tolist(), older.open_interest["open_interest_usd"].tolist()))
+    closes = dict(zip((older.candles["ts_ms"] + MINUTE).tolist(), older.candles["close"].tolist()))
+    for unit, scale in (("usd", lambda ts: 1.0), ("coin", lambda ts: closes[ts])):
+        rows = await _data(client, "/open-interest/history", exchange="Binance", symbol="BTCUSDT", unit=unit)  # 1d by default
+        assert rows[0]["time"] == ROLLUPS_FROM
+        for row in rows[1:4]:  # whole days inside the roll-ups: the value standing at each end, one 2h close at a time
+            start, end = row["time"], row["time"] + DAY
+            assert float(row["open"]) == pytest.approx(at[start] / scale(start), rel=1e-9)
+            assert float(row["close"]) == pytest.approx(at[end] / scale(end), rel=1e-9)
+            inside = [at[t] / scale(t) for t in range(start, end + 1, TWO_HOURS)]
+            assert float(row["high"]) == pytest.approx(max(inside), rel=1e-9) and float(row["low"]) == pytest.approx(min(inside), rel=1e-9)
 
 
 async def test_taker_volume_splits_each_bucket_at_the_taker_buys(client: AsyncTestClient, redis: Redis) -> None:
@@ -253,7 +283,7 @@ async def test_documented_defaults_and_ignored_parameters(client: AsyncTestClien
     ignored = await _data(client, "/open-interest/history", exchange="Binance", symbol="BTCUSDT", interval="1d", currency="EUR", page=3)
     assert ignored == daily
     hourly = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT")
-    assert hourly[-1]["time"] == NOW - NOW % HOUR and len(hourly) == 49  # 1h by default, from the first stored bar
+    assert hourly[-1]["time"] == NOW - NOW % HOUR and len(hourly) == 49  # 1h by default, from the first stored 1m bar (no 1h roll-ups here)
     newest = await _data(client, "/price/history", exchange="Binance", symbol="BTCUSDT", interval="1h", limit=3)
     assert newest == hourly[-3:]
     start = NOW - 10 * HOUR

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
@@ -25,7 +24,6 @@ from service.api.coinglass.params import (
     MARKETS,
     VENUE_PAIR,
     CoinParam,
-    HistoryQuery,
     UnitParam,
     check_unit,
     history_query,
@@ -34,10 +32,10 @@ from service.api.dependencies import Market
 from service.api.etag import snapshot_response
 from service.api.params import Markets, check_coin, exchanges_of, pairs_of, require
 from service.clock import Clock
-from service.compute import series
-from service.compute.realized import BucketWindow, history_window
+from service.compute import history, series
+from service.compute.history import HistoryQuery
 from service.markets import coin_of
-from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST, RowKind
+from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST
 from service.store.reader import StoreReader
 from service.wire.coinglass import (
     COIN_DECIMALS,
@@ -74,31 +72,6 @@ def _ok_snapshot(request: Request, data: Any) -> Response[bytes]:
     return snapshot_response(request, _ok(data))
 
 
-async def _window(store: StoreReader, kind: RowKind, markets: list[tuple[str, str]], history: HistoryQuery, now: int) -> BucketWindow | None:
-    """The buckets a history request covers (None: nothing stored); coverage starts where every one
-    of ``markets`` has rows of ``kind``."""
-    firsts = await store.first_row_times(kind, markets)
-    coverage = None if not firsts or any(first is None for first in firsts) else max(firsts)  # type: ignore[type-var]
-    end = now if history.end_time is None else history.end_time
-    return history_window(history.interval_ms, end_ms=end, limit=history.limit, start_ms=history.start_time, coverage_start_ms=coverage)
-
-
-async def _points(store: StoreReader, kind: RowKind, markets: list[tuple[str, str]], window: BucketWindow) -> list[np.ndarray]:
-    start, end = series.point_read_span(window)
-    return await store.read_rows_of(kind, markets, start, end)
-
-
-async def _open_interest(store: StoreReader, markets: list[tuple[str, str]], window: BucketWindow, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """Open interest of ``markets`` summed (USD, or coins at each venue's last close), as observed."""
-    parts = await _points(store, OPEN_INTEREST, markets, window)
-    if unit == "usd":
-        return series.summed([(rows["ts_ms"], rows["open_interest_usd"]) for rows in parts])
-    start, end = series.point_read_span(window)
-    bars = await store.read_rows_of(CANDLES, markets, start - DAY_MS, end)
-    coins = [(rows["ts_ms"], series.in_coins(rows["ts_ms"], rows["open_interest_usd"], candles)) for rows, candles in zip(parts, bars)]
-    return series.summed(coins)
-
-
 class CoinglassFuturesController(Controller):
     path = "/api/futures"
     tags = ["coinglass-compatible"]
@@ -118,14 +91,14 @@ class CoinglassFuturesController(Controller):
         "/open-interest/history",
         operation_id="coinglassOpenInterestHistory",
         responses=examples.OPEN_INTEREST_HISTORY,
-        dependencies={"history": history_query("1d")},
+        dependencies={"asked": history_query("1d")},
     )
     async def open_interest_history(
         self,
         store: NamedDependency[StoreReader],
         clock: NamedDependency[Clock],
         pair: NamedDependency[Market],
-        history: NamedDependency[HistoryQuery],
+        asked: NamedDependency[HistoryQuery],
         unit: UnitParam = None,
     ) -> Envelope[list[CoinglassOhlc]]:
         """Open interest of one pair per interval: open (standing at the start), high, low, close (at the end), as strings.
@@ -135,24 +108,24 @@ class CoinglassFuturesController(Controller):
         history; buckets without an observation are left out.
         """
         unit_name = check_unit(unit)
-        window = await _window(store, OPEN_INTEREST, [pair], history, clock())
+        window = await history.window(store, OPEN_INTEREST, [pair], asked, clock(), rollups=True)
         if window is None:
             return _ok([])
-        ts, values = await _open_interest(store, [pair], window, unit_name)
+        ts, values = await history.open_interest(store, [pair], window, unit_name)
         return _ok(ohlc_rows(series.point_ohlc(ts, values, window), USD_DECIMALS if unit_name == "usd" else COIN_DECIMALS))
 
     @get(
         "/open-interest/aggregated-history",
         operation_id="coinglassOpenInterestAggregatedHistory",
         responses=examples.OPEN_INTEREST_AGGREGATED,
-        dependencies={"history": history_query("1d")},
+        dependencies={"asked": history_query("1d")},
     )
     async def open_interest_aggregated_history(
         self,
         store: NamedDependency[StoreReader],
         clock: NamedDependency[Clock],
         markets: NamedDependency[Markets],
-        history: NamedDependency[HistoryQuery],
+        asked: NamedDependency[HistoryQuery],
         symbol: CoinParam = None,
         unit: UnitParam = None,
     ) -> Envelope[list[CoinglassOhlc]]:
@@ -165,10 +138,10 @@ class CoinglassFuturesController(Controller):
         exchanges = exchanges_of(markets)
         coin = check_coin(markets, require("symbol", symbol, "BTC"))
         pairs = pairs_of(markets, exchanges, coin)
-        window = await _window(store, OPEN_INTEREST, pairs, history, clock())
+        window = await history.window(store, OPEN_INTEREST, pairs, asked, clock(), rollups=True)
         if window is None:
             return _ok([])
-        ts, values = await _open_interest(store, pairs, window, unit_name)
+        ts, values = await history.open_interest(store, pairs, window, unit_name)
         return _ok(ohlc_rows(series.point_ohlc(ts, values, window), USD_DECIMALS if unit_name == "usd" else COIN_DECIMALS))
 
     @get("/open-interest/exchange-list", operation_id="coinglassOpenInterestExchangeList", responses=examples.OPEN_INTEREST_EXCHANGES)
@@ -222,23 +195,23 @@ class CoinglassFuturesController(Controller):
         "/funding-rate/history",
         operation_id="coinglassFundingRateHistory",
         responses=examples.FUNDING_HISTORY,
-        dependencies={"history": history_query("1d")},
+        dependencies={"asked": history_query("1d")},
     )
     async def funding_rate_history(
         self,
         store: NamedDependency[StoreReader],
         clock: NamedDependency[Clock],
         pair: NamedDependency[Market],
-        history: NamedDependency[HistoryQuery],
+        asked: NamedDependency[HistoryQuery],
     ) -> Envelope[list[CoinglassOhlc]]:
         """The funding rate of one pair per interval, OHLC of the rate the venue showed (percent per funding interval, strings).
 
         The rate is the venue's current (predicted) one, observed at every collection.
         """
-        window = await _window(store, FUNDING, [pair], history, clock())
+        window = await history.window(store, FUNDING, [pair], asked, clock())
         if window is None:
             return _ok([])
-        (rows,) = await _points(store, FUNDING, [pair], window)
+        (rows,) = await history.points(store, FUNDING, [pair], window)
         return _ok(ohlc_rows(series.point_ohlc(rows["ts_ms"], rows["funding_rate"], window), FUNDING_PERCENT_DECIMALS, scale=100.0))
 
     @get("/funding-rate/exchange-list", operation_id="coinglassFundingRateExchangeList", responses=examples.FUNDING_EXCHANGES)
@@ -269,44 +242,44 @@ class CoinglassFuturesController(Controller):
         "/price/history",
         operation_id="coinglassPriceHistory",
         responses=examples.PRICE_HISTORY,
-        dependencies={"history": history_query("1h")},
+        dependencies={"asked": history_query("1h")},
     )
     async def price_history(
         self,
         store: NamedDependency[StoreReader],
         clock: NamedDependency[Clock],
         pair: NamedDependency[Market],
-        history: NamedDependency[HistoryQuery],
+        asked: NamedDependency[HistoryQuery],
     ) -> Envelope[list[CoinglassPriceOhlc]]:
         """Price of one pair per interval from its 1m bars: first open, highest high, lowest low, last close, USD traded (strings)."""
-        window = await _window(store, CANDLES, [pair], history, clock())
+        window = await history.window(store, CANDLES, [pair], asked, clock(), rollups=True)
         if window is None:
             return _ok([])
-        candles = await store.read_candles(*pair, window.first_ms, window.end_ms)
-        return _ok(price_rows(*series.bar_ohlc(candles, window)))
+        (bars,) = await history.bars(store, [pair], window)
+        return _ok(price_rows(*series.bar_ohlc(bars.rows, window)))
 
     @get(
         "/global-long-short-account-ratio/history",
         operation_id="coinglassGlobalAccountRatioHistory",
         responses=examples.ACCOUNT_RATIO,
-        dependencies={"history": history_query("4h")},
+        dependencies={"asked": history_query("4h")},
     )
     async def global_account_ratio_history(
         self,
         store: NamedDependency[StoreReader],
         clock: NamedDependency[Clock],
         pair: NamedDependency[Market],
-        history: NamedDependency[HistoryQuery],
+        asked: NamedDependency[HistoryQuery],
     ) -> Envelope[list[CoinglassAccountRatio]]:
         """Share of the venue's accounts net long and net short (percent) at the end of each interval, and long / short.
 
         The venues publish it per 5 minutes: intervals shorter than that have a row only
         where a period ends.
         """
-        window = await _window(store, LONG_SHORT, [pair], history, clock())
+        window = await history.window(store, LONG_SHORT, [pair], asked, clock())
         if window is None:
             return _ok([])
-        (rows,) = await _points(store, LONG_SHORT, [pair], window)
+        (rows,) = await history.points(store, LONG_SHORT, [pair], window)
         time, last = series.last_in_bucket(rows["ts_ms"], window)
         return _ok(account_ratio_rows(time, rows["long_account"][last], rows["short_account"][last]))
 
@@ -314,21 +287,21 @@ class CoinglassFuturesController(Controller):
         ["/v2/taker-buy-sell-volume/history", "/taker-buy-sell-volume/history"],
         operation_id=lambda _handler, _method, path: "coinglassTakerBuySellVolumeHistory" + ("" if "v2" in path else "FirstPath"),
         responses=examples.TAKER_VOLUME,
-        dependencies={"history": history_query("1h")},
+        dependencies={"asked": history_query("1h")},
     )
     async def taker_volume_history(
         self,
         store: NamedDependency[StoreReader],
         clock: NamedDependency[Clock],
         pair: NamedDependency[Market],
-        history: NamedDependency[HistoryQuery],
+        asked: NamedDependency[HistoryQuery],
     ) -> Envelope[list[CoinglassTakerVolume]]:
         """Taker buy and sell volume of one pair per interval (USD strings), from its 1m bars' taker-buy part.
 
         Served at both paths Coinglass's v4 API has had (``/v2/...`` is the newer).
         """
-        window = await _window(store, CANDLES, [pair], history, clock())
+        window = await history.window(store, CANDLES, [pair], asked, clock(), rollups=True)
         if window is None:
             return _ok([])
-        candles = await store.read_candles(*pair, window.first_ms, window.end_ms)
-        return _ok(taker_rows(*series.taker_volumes(candles, window)))
+        (bars,) = await history.bars(store, [pair], window)
+        return _ok(taker_rows(*series.taker_volumes(bars.rows, window)))

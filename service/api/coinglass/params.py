@@ -7,7 +7,6 @@ parameters first, then against the markets the store has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar.di import NamedDependency, Provide
@@ -31,6 +30,7 @@ from service.api.params import (
     market_in,
     require,
 )
+from service.compute.history import HistoryQuery
 from service.compute.realized import INTERVALS_MS
 from service.markets import AGGREGATE_EXCHANGE
 from service.settings import Settings
@@ -150,16 +150,6 @@ VENUE_PAIR = Provide(provide_venue_pair, sync_to_thread=False)
 AGGREGATE = Provide(provide_coin_aggregate, sync_to_thread=False)
 EXCHANGE = Provide(provide_exchange, sync_to_thread=False)
 MAP_RANGE = Provide(provide_map_range, sync_to_thread=False)
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryQuery:
-    """A history request's buckets as asked: width, how many at most, and the time span (epoch ms)."""
-
-    interval_ms: int
-    limit: int
-    start_time: int | None
-    end_time: int | None
 
 
 def history_query(default_interval: str) -> Provide:
