@@ -13,8 +13,8 @@ from litestar.params import FromPath, QueryParameter
 from service.api.errors import BadRequest
 from service.api.params import check_coin, exchanges_of, pairs_of
 from service.clock import Clock
-from service.compute import series
-from service.compute.realized import INTERVALS_MS, history_window
+from service.compute import history, series
+from service.compute.realized import INTERVALS_MS
 from service.markets import SYNTHETIC_META
 from service.store.chunks import OPEN_INTEREST
 from service.store.reader import StoreReader
@@ -48,37 +48,34 @@ class OpenInterestController(Controller):
         """Every venue's open interest of a coin (USD, one side): the newest observation and its close per
         interval, and their sum; ``synthetic`` says the data is simulated (the demo).
 
-        A venue's history starts where its stored observations do; the sum where every
-        venue has one (before, it would be partial).
+        A venue's history starts where its stored observations do (roll-ups included, as on
+        the Coinglass routes); the sum where every venue has one (before, it would be partial).
         """
         if interval not in INTERVALS_MS:
             raise BadRequest(f"interval must be one of {', '.join(INTERVALS_MS)}; got {interval!r}", allowed=list(INTERVALS_MS))
         markets = await store.markets()
         wanted = check_coin(markets, coin)
         pairs = pairs_of(markets, exchanges_of(markets), wanted)
-        firsts = await store.first_row_times(OPEN_INTEREST, pairs)
-        known = [first for first in firsts if first is not None]
-        window = history_window(INTERVALS_MS[interval], end_ms=clock(), limit=limit, coverage_start_ms=min(known) if known else None)
-        parts = [np.zeros(0, dtype=OPEN_INTEREST.dtype)] * len(pairs)
-        if window is not None:
-            start, end = series.point_read_span(window)
-            parts = await store.read_rows_of(OPEN_INTEREST, pairs, start, end)
-        newest = await store.newest_rows_of(OPEN_INTEREST, pairs)
-        metas = await store.market_metas(pairs)
-        venues = []
-        for (exchange, symbol), rows, last_rows in zip(pairs, parts, newest):
+        asked = history.HistoryQuery(INTERVALS_MS[interval], limit, None, None)
+        # Each venue's history starts where its own rows do.
+        windows = [await history.window(store, OPEN_INTEREST, [pair], asked, clock(), rollups=True) for pair in pairs]
+        newest, metas = await store.newest_rows_of(OPEN_INTEREST, pairs), await store.market_metas(pairs)
+        venues, observed = [], []
+        for pair, window, last_rows in zip(pairs, windows, newest):
             last = series.newest(last_rows["ts_ms"], last_rows["open_interest_usd"])
-            history = _closes(series.point_ohlc(rows["ts_ms"], rows["open_interest_usd"], window)) if window is not None else []
+            ts, usd = await history.open_interest(store, [pair], window, "usd") if window is not None else (np.zeros(0, dtype=np.int64), np.zeros(0))
+            observed.append((ts, usd))
             venues.append(
                 OpenInterestVenueOut(
-                    exchange=exchange,
-                    symbol=symbol,
+                    exchange=pair[0],
+                    symbol=pair[1],
                     open_interest_usd=None if last is None else round(last[1], 2),
                     observed_at=None if last is None else last[0],
-                    history=history,
+                    history=_closes(series.point_ohlc(ts, usd, window)) if window is not None else [],
                 )
             )
-        ts, total = series.summed([(rows["ts_ms"], rows["open_interest_usd"]) for rows in parts])
+        everyone = await history.window(store, OPEN_INTEREST, pairs, asked, clock(), rollups=True)
+        ts, total = series.summed(observed)
         present = [venue.open_interest_usd for venue in venues if venue.open_interest_usd is not None]
         return OpenInterestOut(
             coin=wanted,
@@ -86,5 +83,5 @@ class OpenInterestController(Controller):
             synthetic=any(meta.get(SYNTHETIC_META) == "1" for meta in metas),
             total_usd=round(sum(present), 2) if present else None,
             venues=venues,
-            total_history=_closes(series.point_ohlc(ts, total, window)) if window is not None else [],
+            total_history=_closes(series.point_ohlc(ts, total, everyone)) if everyone is not None else [],
         )
