@@ -118,3 +118,31 @@ async def open_interest(store: StoreReader, markets: Markets, window: BucketWind
             usd = series.in_coins(ts, usd, bar.close_ms, bar.rows["close"])
         parts.append((ts, usd))
     return series.summed(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInterestNow:
+    """Open interest of a group of markets now: the newest sum (USD), in coins at each market's last
+    close, and its change (%) over trailing windows (None where nothing was observed that far back)."""
+
+    usd: float
+    coins: float
+    change_percent: list[float | None]
+
+
+async def open_interest_now(store: StoreReader, groups: Sequence[Markets], now: int, windows_ms: Sequence[int]) -> list[OpenInterestNow | None]:
+    """:class:`OpenInterestNow` of each group of markets (None: a group with nothing observed), in two reads."""
+    everything = list(dict.fromkeys(market for group in groups for market in group))
+    rows = await store.read_rows_of(OPEN_INTEREST, everything, now - max(windows_ms) - 60 * 60_000, now + 1)
+    candles = await store.newest_rows_of(CANDLES, everything)
+    observed = dict(zip(everything, rows))
+    coins = {
+        market: float(oi["open_interest_usd"][-1]) / float(bars["close"][-1]) if len(oi) and len(bars) else 0.0
+        for market, oi, bars in zip(everything, rows, candles)
+    }
+    out: list[OpenInterestNow | None] = []
+    for group in groups:
+        ts, values = series.summed([(observed[m]["ts_ms"], observed[m]["open_interest_usd"]) for m in group])
+        last = series.newest(ts, values)
+        out.append(None if last is None else OpenInterestNow(last[1], sum(coins[m] for m in group), series.change_percent(ts, values, windows_ms)))
+    return out

@@ -156,40 +156,25 @@ class CoinglassFuturesController(Controller):
         """
         coin = check_coin(markets, require("symbol", symbol, "BTC"))
         exchanges = [exchange for exchange in exchanges_of(markets) if pairs_of(markets, [exchange], coin)]
-        now = clock()
-        lookback = now - max(CHANGE_WINDOWS_MS.values()) - HOUR_MS
-        by_exchange = [pairs_of(markets, [exchange], coin) for exchange in exchanges]
-        everything = [pair for pairs in by_exchange for pair in pairs]
-        rows = await store.read_rows_of(OPEN_INTEREST, everything, lookback, now + 1)
-        candles = await store.newest_rows_of(CANDLES, everything)
-        quantity = {
-            pair: (float(oi["open_interest_usd"][-1]) / float(bars["close"][-1]) if len(oi) and len(bars) else 0.0)
-            for pair, oi, bars in zip(everything, rows, candles)
-        }
-        observed = dict(zip(everything, rows))
-
-        def entry(name: str, pairs: list[tuple[str, str]]) -> CoinglassOpenInterestExchange | None:
-            ts, values = series.summed([(observed[p]["ts_ms"], observed[p]["open_interest_usd"]) for p in pairs])
-            last = series.newest(ts, values)
-            if last is None:
-                return None
-            changes = series.change_percent(ts, values, list(CHANGE_WINDOWS_MS.values()))
-            amount = round(sum(quantity[p] for p in pairs), 4)
-            return CoinglassOpenInterestExchange(
+        groups = [pairs_of(markets, [exchange], coin) for exchange in exchanges]
+        names = [exchange_name(exchange) for exchange in exchanges]
+        found = await history.open_interest_now(store, [pairs_of(markets, exchanges, coin), *groups], clock(), list(CHANGE_WINDOWS_MS.values()))
+        rows = [
+            CoinglassOpenInterestExchange(
                 exchange=name,
                 symbol=coin,
-                open_interest_usd=round(last[1], USD_DECIMALS),
-                open_interest_quantity=amount,
-                open_interest_by_stable_coin_margin=round(last[1], USD_DECIMALS),
+                open_interest_usd=round(now.usd, USD_DECIMALS),
+                open_interest_quantity=round(now.coins, 4),
+                open_interest_by_stable_coin_margin=round(now.usd, USD_DECIMALS),
                 open_interest_quantity_by_coin_margin=0.0,
-                open_interest_quantity_by_stable_coin_margin=amount,
-                **{f"open_interest_change_percent_{window}": change for window, change in zip(CHANGE_WINDOWS_MS, changes)},
+                open_interest_quantity_by_stable_coin_margin=round(now.coins, 4),
+                **{f"open_interest_change_percent_{window}": change for window, change in zip(CHANGE_WINDOWS_MS, now.change_percent)},
             )
-
-        listed = [entry(exchange_name(exchange), pairs) for exchange, pairs in zip(exchanges, by_exchange)]
-        venues = sorted((row for row in listed if row is not None), key=lambda row: (-row.open_interest_usd, row.exchange))
-        total = entry("All", everything)
-        return _ok_snapshot(request, ([total] if total is not None else []) + venues)
+            for name, now in zip(["All", *names], found)
+            if now is not None
+        ]
+        everything, venues = (rows[:1], rows[1:]) if rows and rows[0].exchange == "All" else ([], rows)
+        return _ok_snapshot(request, everything + sorted(venues, key=lambda row: (-row.open_interest_usd, row.exchange)))
 
     @get(
         "/funding-rate/history",
