@@ -18,7 +18,7 @@ import numpy as np
 from engine.rollup import INPUT_STEP_MS
 from service.compute import series
 from service.compute.realized import BucketWindow, history_window
-from service.store.chunks import CANDLES, OPEN_INTEREST, ROLLUPS, RowKind
+from service.store.chunks import CANDLES, OPEN_INTEREST, ROLLUPS, TAKER, RowKind
 from service.store.reader import StoreReader
 from service.store.rows import CANDLE_DTYPE
 
@@ -88,6 +88,17 @@ async def bars(store: StoreReader, markets: Markets, window: BucketWindow, start
         closes.append(minutes["ts_ms"] + INPUT_STEP_MS)
         out.append(Bars(np.concatenate(parts), np.concatenate(closes).astype(np.int64)))
     return out
+
+
+async def taker_volumes(store: StoreReader, market: tuple[str, str], window: BucketWindow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Taker buy and sell USD of one market per bucket: from its bars where they split volume by taker
+    side, else from the venue's own per-period taker volumes (OKX)."""
+    (found,) = await bars(store, [market], window)
+    time, buy, sell = series.taker_volumes(found.rows, window)
+    if len(time):
+        return time, buy, sell
+    (periods,) = await store.read_rows_of(TAKER, [market], window.first_ms, window.end_ms)
+    return series.period_sums(periods["ts_ms"], periods["buy_usd"], periods["sell_usd"], window)
 
 
 async def points(store: StoreReader, kind: RowKind, markets: Markets, window: BucketWindow) -> list[np.ndarray]:

@@ -138,6 +138,14 @@ def taker_volumes(candles: np.ndarray, window: BucketWindow) -> tuple[Int64Array
     return time, buy, np.maximum(total - buy, 0.0)
 
 
+def period_sums(ts_ms: np.ndarray, buy: np.ndarray, sell: np.ndarray, window: BucketWindow) -> tuple[Int64Array, Float64Array, Float64Array]:
+    """Per-period amounts (stamped at each period's start, ascending) summed per bucket; empty buckets left out."""
+    rows, starts, time = _bar_groups(ts_ms, window)
+    if not len(rows):
+        return time, np.zeros(0), np.zeros(0)
+    return time, np.add.reduceat(np.asarray(buy, dtype=np.float64)[rows], starts), np.add.reduceat(np.asarray(sell, dtype=np.float64)[rows], starts)
+
+
 def in_coins(ts_ms: np.ndarray, usd: np.ndarray, close_ms: np.ndarray, close: np.ndarray) -> Float64Array:
     """USD amounts observed at ``ts_ms`` in coins: divided by the close of the last bar closed by then
     (bars ending at ``close_ms`` with price ``close``; NaN before any)."""

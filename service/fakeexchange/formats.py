@@ -228,6 +228,12 @@ def okx_account_ratio(rows: np.ndarray) -> list[list[str]]:
     return out[::-1]
 
 
+def okx_taker_volume(rows: np.ndarray) -> list[list[str]]:
+    """``taker-volume-contract`` with ``unit=2``: ``[ts, sellVol, buyVol]`` in USD, newest first."""
+    out = [[str(t), num(s), num(b)] for t, s, b in zip(rows["ts_ms"].tolist(), rows["sell_usd"].tolist(), rows["buy_usd"].tolist(), strict=True)]
+    return out[::-1]
+
+
 def okx_open_interest(inst_id: str, oi_usd: float, mark: float, contract_value: float, now_ms: int) -> dict[str, object]:
     coins = oi_usd / mark
     return {"instType": "SWAP", "instId": inst_id, "oi": num(coins / contract_value), "oiCcy": num(coins), "oiUsd": num(oi_usd), "ts": str(now_ms)}

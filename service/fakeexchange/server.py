@@ -524,6 +524,12 @@ class FakeVenue:
             end = min(int(q.get("end", now)), now)
             rows = self.market.long_short_at(symbol, int(q.get("begin", end - limit * FIVE_MINUTES_MS)), end)[-limit:]
             return fmt.okx_envelope(fmt.okx_account_ratio(rows))
+        if path == "/api/v5/rubik/stat/taker-volume-contract":
+            limit = min(int(q.get("limit", 100)), 100)
+            ended = now - now % FIVE_MINUTES_MS - FIVE_MINUTES_MS  # the newest period that has ended
+            end = min(int(q.get("end", ended)), ended)
+            rows = self.market.taker_at(symbol, int(q.get("begin", end - (limit - 1) * FIVE_MINUTES_MS)), end)[-limit:]
+            return fmt.okx_envelope(fmt.okx_taker_volume(rows))
         if path == "/api/v5/public/open-interest":
             now, oi, mark = self._now_state(symbol)
             return fmt.okx_envelope([fmt.okx_open_interest(inst, oi, mark, contract_value, now)])

@@ -52,6 +52,14 @@ LONG_SHORT_DTYPE = np.dtype(
     ]
 )
 
+TAKER_DTYPE = np.dtype(
+    [
+        ("ts_ms", "<i8"),  # start of the venue's period (5 min), epoch ms UTC
+        ("buy_usd", "<f8"),  # taker buy volume in the period, USD
+        ("sell_usd", "<f8"),  # taker sell volume in the period, USD
+    ]
+)
+
 # A roll-up bar (engine.rollup): a candle with the open interest at its close, and where its
 # first input bar opened.
 ROLLUP_DTYPE = np.dtype(

@@ -15,7 +15,7 @@ from redis.exceptions import WatchError
 from service.store import keys
 from service.store.reader import StoreReader
 from service.store import chunks
-from service.store.chunks import CANDLES, FUNDING, LIQUIDATIONS, LONG_SHORT, OPEN_INTEREST, RowKind
+from service.store.chunks import CANDLES, FUNDING, LIQUIDATIONS, LONG_SHORT, OPEN_INTEREST, TAKER, RowKind
 from service.store.scripts import lua
 from service.store.records import FrameRecord, encode_record
 
@@ -135,6 +135,9 @@ class Store(StoreReader):
     async def upsert_long_short(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
         return await self.upsert_rows(LONG_SHORT, exchange, symbol, rows)
 
+    async def upsert_taker(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
+        return await self.upsert_rows(TAKER, exchange, symbol, rows)
+
     async def add_liquidations(self, exchange: str, symbol: str, events: np.ndarray) -> int:
         """Add realized liquidation events; an event identical to a stored one is not added again.
 
@@ -166,6 +169,7 @@ class Store(StoreReader):
         await self.trim_rows(OPEN_INTEREST, exchange, symbol, candles_before_ms)
         await self.trim_rows(FUNDING, exchange, symbol, candles_before_ms)
         await self.trim_rows(LONG_SHORT, exchange, symbol, candles_before_ms)
+        await self.trim_rows(TAKER, exchange, symbol, candles_before_ms)
         await self.trim_rows(LIQUIDATIONS, exchange, symbol, liquidations_before_ms)
 
     async def put_frame(

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from engine.models.margin import shipped_binance_table
 from service.fakeexchange.market import FUNDING_RATE
-from service.store.chunks import LONG_SHORT
+from service.store.chunks import LONG_SHORT, TAKER
 from service.store.rows import LIQUIDATION_DTYPE
 from service.collect.backfill import backfill_market
 from service.collect.venues.binance_brackets import default_tiers
@@ -75,6 +75,16 @@ async def test_backfill_stores_exactly_the_venues_history_and_a_second_run_chang
     np.testing.assert_allclose(ratios["long_account"], expected_ratios["long_account"], rtol=1e-9)  # OKX: from its ratio alone
     np.testing.assert_allclose(ratios["short_account"], expected_ratios["short_account"], rtol=1e-9)
 
+    # Taker volumes: OKX's candles do not split them, so its 5-minute taker volume is stored instead.
+    taker = await store.read_rows(TAKER, venue, "BTCUSDT")
+    if venue == "okx":
+        expected_taker = fake[venue].market.taker_at("BTCUSDT", START, NOW_MS - NOW_MS % (5 * MINUTE) - 5 * MINUTE)
+        assert taker["ts_ms"].tolist() == expected_taker["ts_ms"].tolist() and len(taker) > 30
+        np.testing.assert_allclose(taker["buy_usd"], expected_taker["buy_usd"], rtol=1e-12)
+        np.testing.assert_allclose(taker["sell_usd"], expected_taker["sell_usd"], rtol=1e-12)
+    else:
+        assert len(taker) == 0
+
     requests_before = sum(fake[venue].requests.values())
     keys_before = {key: await redis.dump(key) for key in await redis.keys("*")}
     again = await backfill_market(store, source, "BTCUSDT", START, NOW_MS, out=None)
@@ -110,6 +120,12 @@ async def test_polls_add_new_closed_bars_and_current_open_interest(fake: FakeExc
     expected = fake[venue].market.long_short_at("BTCUSDT", later - later % (5 * MINUTE), later)
     assert crossed.long_short["ts_ms"].tolist() == [later - later % (5 * MINUTE)] == expected["ts_ms"].tolist()
     np.testing.assert_allclose(crossed.long_short["long_account"], expected["long_account"], rtol=1e-9)
+    if venue == "okx":
+        ended = later - later % (5 * MINUTE) - 5 * MINUTE
+        assert crossed.taker["ts_ms"].tolist() == [ended]
+        np.testing.assert_allclose(crossed.taker["buy_usd"], fake[venue].market.taker_at("BTCUSDT", ended, ended)["buy_usd"], rtol=1e-12)
+    else:
+        assert len(crossed.taker) == 0
     assert not source.errors
     await source.close()
 

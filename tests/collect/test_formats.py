@@ -174,6 +174,13 @@ def test_account_ratios_become_shares_of_accounts_long_and_short() -> None:
     np.testing.assert_allclose(rows["long_account"] + rows["short_account"], 1.0)
 
 
+def test_okx_taker_volume_is_usd_bought_and_sold_per_period() -> None:
+    body = b'{"code":"0","msg":"","data":[["1701417900000","200.5","300"],["1701417600000","10","20"]]}'
+    assert okx.parse_taker_volume(body).tolist() == [(1701417600000, 20.0, 10.0), (1701417900000, 300.0, 200.5)]
+    with pytest.raises(BadPayload):
+        okx.parse_taker_volume(body.replace(b'"200.5"', b'"-1"'))
+
+
 def test_bybit_ticker_gives_the_funding_interval() -> None:
     assert bybit.parse_ticker(BYBIT_TICKERS.replace(b'"fundingIntervalHour":"8"', b'"fundingIntervalHour":"4"')).meta["funding_interval_h"] == 4
 

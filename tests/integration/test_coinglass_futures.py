@@ -24,7 +24,7 @@ from service.collect.synthetic import SyntheticMarket
 from service.settings import Settings
 from service.markets import SYNTHETIC_META
 from service.store import keys
-from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST, ROLLUPS
+from service.store.chunks import CANDLES, FUNDING, LONG_SHORT, OPEN_INTEREST, ROLLUPS, TAKER
 from service.store.writer import Store
 from service.store.access import Access
 from tests.integration.conftest import NOW_MS, in_process
@@ -249,6 +249,24 @@ async def test_taker_volume_splits_each_bucket_at_the_taker_buys(client: AsyncTe
         assert float(row["taker_sell_volume_usd"]) == pytest.approx(sum(b[5] - b[6] for b in bars), abs=1e-2)
     first_path = await _data(client, "/taker-buy-sell-volume/history", exchange="OKX", symbol="BTCUSDT", interval="1h", limit=10)
     assert first_path == rows
+
+
+async def test_taker_volume_of_a_venue_without_a_taker_split_in_its_bars_comes_from_its_periods(client: AsyncTestClient, redis: Redis) -> None:
+    store = Store(redis)
+    bars = SOURCES["okx"].rows("BTCUSDT", NOW - 6 * HOUR, NOW).candles
+    bars["taker_buy_usd"] = np.nan  # as OKX's candles are
+    periods = np.zeros(72, dtype=TAKER.dtype)
+    periods["ts_ms"] = NOW - NOW % (5 * MINUTE) - np.arange(72, 0, -1) * 5 * MINUTE
+    periods["buy_usd"], periods["sell_usd"] = np.arange(72) * 10.0 + 1, np.arange(72) * 7.0 + 2
+    await store.add_market("bybit", "BTCUSDT")
+    await store.upsert_candles("bybit", "BTCUSDT", bars)
+    await store.upsert_taker("bybit", "BTCUSDT", periods)
+    rows = await _data(client, "/taker-buy-sell-volume/history", exchange="Bybit", symbol="BTCUSDT", interval="1h")
+    assert len(rows) >= 6
+    for row in rows:
+        inside = periods[(periods["ts_ms"] >= row["time"]) & (periods["ts_ms"] < row["time"] + HOUR)]
+        assert len(inside) and float(row["taker_buy_volume_usd"]) == pytest.approx(inside["buy_usd"].sum())
+        assert float(row["taker_sell_volume_usd"]) == pytest.approx(inside["sell_usd"].sum())
 
 
 async def test_account_ratio_is_the_venue_share_at_each_interval_end(client: AsyncTestClient, redis: Redis) -> None:

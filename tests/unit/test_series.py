@@ -73,3 +73,10 @@ def test_bars_and_taker_volumes_per_bucket() -> None:
     assert (ohlc.open.tolist(), ohlc.close.tolist(), ohlc.high.tolist(), ohlc.low.tolist()) == ([10.0, 13.0], [12.5, 15.5], [13.5, 16.5], [9.0, 12.0])
     time, buy, sell = series.taker_volumes(bars, window)
     assert (time.tolist(), buy.tolist(), sell.tolist()) == ([0, 3 * MINUTE], [90.0, 10.0], [110.0, 90.0])
+
+
+def test_period_sums_add_the_periods_starting_in_each_bucket() -> None:
+    ts = np.array([0, 5, 10, 20, 25]) * MINUTE
+    window = BucketWindow(first_ms=0, interval_ms=15 * MINUTE, count=2)
+    time, buy, sell = series.period_sums(ts, np.array([1.0, 2, 3, 4, 5]), np.array([10.0, 20, 30, 40, 50]), window)
+    assert (time.tolist(), buy.tolist(), sell.tolist()) == ([0, 15 * MINUTE], [6.0, 9.0], [60.0, 90.0])

@@ -288,5 +288,4 @@ class CoinglassFuturesController(Controller):
         window = await history.window(store, CANDLES, [pair], asked, clock(), rollups=True)
         if window is None:
             return _ok([])
-        (bars,) = await history.bars(store, [pair], window)
-        return _ok(taker_rows(*series.taker_volumes(bars.rows, window)))
+        return _ok(taker_rows(*await history.taker_volumes(store, pair, window)))

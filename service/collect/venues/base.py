@@ -20,7 +20,7 @@ from typing import ClassVar, TypeVar
 import numpy as np
 
 from service.clock import Clock, Sleep, now_ms
-from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, empty
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, TAKER_DTYPE, empty
 from service.collect.venues import parse as canonical
 from service.collect.venues.budget import RequestBudget
 from service.collect.venues.errors import BadPayload, RateLimited, VenueError, VenueUnavailable
@@ -147,6 +147,9 @@ class ExchangeCollector(ABC):
     # The public account long/short ratio: its period and rows per request.
     long_short_step_ms: ClassVar[int] = 5 * MINUTE_MS
     long_short_page_rows: ClassVar[int]
+    # Venues whose bars do not split volume by taker side publish it per 5-minute period: rows
+    # per request of that (0: the bars split it, nothing to fetch).
+    taker_page_rows: ClassVar[int] = 0
     # Published limit as (burst weight, weight per second); budgets take a share of it.
     rate_limit: ClassVar[tuple[float, float]]
     forbidden_backoff_s: ClassVar[float] = 60.0
@@ -177,6 +180,7 @@ class ExchangeCollector(ABC):
         self._next_bar: dict[str, int] = {}
         self._tiers_due: dict[str, int] = {}
         self._long_short_from: dict[str, int] = {}
+        self._taker_from: dict[str, int] = {}
         self._feed: WsFeed | None = None
         self._sink: LiquidationSink | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -207,6 +211,10 @@ class ExchangeCollector(ABC):
     @abstractmethod
     async def fetch_long_short(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
         """The venue's account long/short ratio for periods ending in ``[start_ms, end_ms)`` (one page, LONG_SHORT_DTYPE)."""
+
+    async def fetch_taker(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        """Taker volumes of the periods starting in ``[start_ms, end_ms)`` (one page, TAKER_DTYPE); venues with ``taker_page_rows``."""
+        raise NotImplementedError(f"{self.exchange} splits taker volume in its bars")
 
     @abstractmethod
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
@@ -279,6 +287,8 @@ class ExchangeCollector(ABC):
         batch.meta.update(await self._state(symbol, batch))
         if len(batch.long_short):
             self._long_short_from[symbol] = int(batch.long_short["ts_ms"][-1]) + 1
+        if len(batch.taker):
+            self._taker_from[symbol] = int(batch.taker["ts_ms"][-1]) + 1
         self._next_bar[symbol] = max(self._next_bar.get(symbol, 0), _closed_until(end_ms, self.step_ms))
         if len(batch.candles):
             self._next_bar[symbol] = max(self._next_bar[symbol], int(batch.candles["ts_ms"][-1]) + self.step_ms)
@@ -311,7 +321,8 @@ class ExchangeCollector(ABC):
             candles = await self._candles_between(symbol, chunk_start, chunk_end, now, patient=patient)
             open_interest = await self._open_interest_between(symbol, chunk_start, chunk_end, candles, patient=patient)
             long_short = await self._long_short_between(symbol, chunk_start, chunk_end, patient=patient)
-            yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest, long_short=long_short))
+            taker = await self._taker_between(symbol, chunk_start, min(chunk_end, now - now % self.long_short_step_ms), patient=patient)
+            yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest, long_short=long_short, taker=taker))
 
     async def poll(self, symbol: str, now_ms: int) -> Batch:
         """New closed bars since the last poll, open interest now, fresh tiers, buffered liquidations.
@@ -340,6 +351,13 @@ class ExchangeCollector(ABC):
             batch.long_short = await self._long_short_between(symbol, since, ended)
             if len(batch.long_short):
                 self._long_short_from[symbol] = int(batch.long_short["ts_ms"][-1]) + 1
+        # Taker volumes of the periods that ended since (stamped at their start).
+        started = now_ms - now_ms % self.long_short_step_ms
+        since = self._taker_from.get(symbol, started - self.long_short_step_ms)
+        if self.taker_page_rows and started > since:
+            batch.taker = await self._taker_between(symbol, since, started)
+            if len(batch.taker):
+                self._taker_from[symbol] = int(batch.taker["ts_ms"][-1]) + 1
         batch.liquidations = self.liquidations.drain(symbol)
         return batch
 
@@ -441,6 +459,14 @@ class ExchangeCollector(ABC):
         fetch = lambda s, e: self.fetch_long_short(symbol, s, e)  # noqa: E731
         return await self._history_pages(fetch, start_ms, end_ms, page_ms, LONG_SHORT_DTYPE, patient)
 
+    async def _taker_between(self, symbol: str, start_ms: int, end_ms: int, *, patient: bool = False) -> np.ndarray:
+        """Taker-volume pages over the window, where the venue's bars do not split it (else none)."""
+        if not self.taker_page_rows:
+            return empty(TAKER_DTYPE)
+        page_ms = self.taker_page_rows * self.long_short_step_ms
+        fetch = lambda s, e: self.fetch_taker(symbol, s, e)  # noqa: E731
+        return await self._history_pages(fetch, start_ms, end_ms, page_ms, TAKER_DTYPE, patient)
+
     async def _history_pages(
         self, fetch: Callable[[int, int], Awaitable[np.ndarray]], start_ms: int, end_ms: int, page_ms: int, dtype: np.dtype, patient: bool
     ) -> np.ndarray:
@@ -511,4 +537,5 @@ def _concat(batches: list[Batch]) -> Batch:
         open_interest=_join_all([b.open_interest for b in batches], OPEN_INTEREST_DTYPE),
         liquidations=empty(LIQUIDATION_DTYPE),
         long_short=_join_all([b.long_short for b in batches], LONG_SHORT_DTYPE),
+        taker=_join_all([b.taker for b in batches], TAKER_DTYPE),
     )

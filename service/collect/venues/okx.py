@@ -66,6 +66,12 @@ class AccountRatioRow(msgspec.Struct, array_like=True):
     ratio: float
 
 
+class TakerVolumeRow(msgspec.Struct, array_like=True):
+    ts: int
+    sell: float
+    buy: float
+
+
 class OpenInterest(msgspec.Struct):
     instId: str
     oi: float
@@ -131,6 +137,7 @@ def _decoder(kind: type) -> msgspec.json.Decoder:
 _candles = _decoder(Candle)
 _oi_hist = _decoder(OpenInterestHistRow)
 _account_ratio = _decoder(AccountRatioRow)
+_taker_volume = _decoder(TakerVolumeRow)
 _open_interest = _decoder(OpenInterest)
 _mark = _decoder(MarkPrice)
 _funding = _decoder(FundingRate)
@@ -179,6 +186,12 @@ def parse_long_short(body: bytes) -> np.ndarray:
         raise BadPayload(VENUE, "long-short-account-ratio-contract", "the long/short ratio must be a number >= 0")
     long_share, short_share = parse.shares_of_ratio([r.ratio for r in page])
     return parse.long_short(VENUE, "long-short-account-ratio-contract", [r.ts for r in page], long_share, short_share)
+
+
+def parse_taker_volume(body: bytes) -> np.ndarray:
+    """Rows ``[ts, sellVol, buyVol]`` (``unit=2``: USD; newest first) → taker buy and sell USD per period."""
+    page = _data(_taker_volume, body, "taker-volume-contract")
+    return parse.taker(VENUE, "taker-volume-contract", [r.ts for r in page], [r.buy for r in page], [r.sell for r in page])
 
 
 def parse_snapshot(oi_body: bytes, mark_body: bytes, funding_body: bytes, contract_value: float) -> Snapshot:
@@ -256,6 +269,8 @@ class OkxCollector(ExchangeCollector):
     candle_page_bars = 100
     oi_history_page_rows = 100
     long_short_page_rows = 100
+    # OKX candles do not split volume by taker side: its taker volume comes per 5 minutes.
+    taker_page_rows = 100
     # 20 requests per 2 s per endpoint and IP.
     rate_limit = (20.0, 10.0)
     # Pause after code 50011, seconds.
@@ -306,6 +321,12 @@ class OkxCollector(ExchangeCollector):
         params = {"instId": okx_instrument(symbol), "period": "5m", "begin": start_ms, "end": end_ms - 1, "limit": self.long_short_page_rows}
         body = await self.http.get("/api/v5/rubik/stat/contracts/long-short-account-ratio-contract", params)
         return self._parsed("long-short-account-ratio-contract", parse_long_short, body)
+
+    async def fetch_taker(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        await self.history_budget.acquire("taker-volume-contract")
+        params = {"instId": okx_instrument(symbol), "period": "5m", "unit": 2, "begin": start_ms, "end": end_ms - 1, "limit": self.taker_page_rows}
+        body = await self.http.get("/api/v5/rubik/stat/taker-volume-contract", params)
+        return self._parsed("taker-volume-contract", parse_taker_volume, body)
 
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
         await self.prepare()

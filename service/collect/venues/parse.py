@@ -12,7 +12,7 @@ from typing import TypeVar
 import msgspec
 import numpy as np
 
-from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, TAKER_DTYPE
 from service.collect.venues.errors import BadPayload
 
 T = TypeVar("T")
@@ -84,6 +84,20 @@ def long_short(venue: str, endpoint: str, ts_ms: Sequence[int], long_account: Se
         raise BadPayload(venue, endpoint, "account shares must lie in [0, 1]")
     if np.any(rows["ts_ms"] <= 0):
         raise BadPayload(venue, endpoint, "account-ratio times must be positive epoch ms")
+    return sorted_unique(rows)
+
+
+def taker(venue: str, endpoint: str, ts_ms: Sequence[int], buy_usd: Sequence[float], sell_usd: Sequence[float]) -> np.ndarray:
+    """Taker-volume rows (USD bought and sold by takers per period) sorted by period start."""
+    rows = np.empty(len(ts_ms), dtype=TAKER_DTYPE)
+    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
+    rows["buy_usd"] = np.asarray(buy_usd, dtype=np.float64)
+    rows["sell_usd"] = np.asarray(sell_usd, dtype=np.float64)
+    volumes = np.concatenate((rows["buy_usd"], rows["sell_usd"]))
+    if len(rows) and (not np.all(np.isfinite(volumes)) or np.any(volumes < 0)):
+        raise BadPayload(venue, endpoint, "taker volumes must be finite and not negative")
+    if np.any(rows["ts_ms"] <= 0):
+        raise BadPayload(venue, endpoint, "taker-volume times must be positive epoch ms")
     return sorted_unique(rows)
 
 
