@@ -9,6 +9,8 @@ from __future__ import annotations
 
 QUOTES = ("USDT", "USDC", "USD")
 AGGREGATE_EXCHANGE = "all"
+# Market metadata field set to 1 where the rows are simulated (the demo's synthetic venues).
+SYNTHETIC_META = "synthetic"
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:

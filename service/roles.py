@@ -38,11 +38,16 @@ def build_sources(settings: Settings) -> list[MarketSource]:
     from service.collect.venues.registry import COLLECTORS
 
     sources: list[MarketSource] = []
+    if "synthetic" in settings.sources and (clash := set(settings.synthetic_venues) & set(settings.sources)):
+        raise SystemExit(f"LIQMAP_SOURCES collects {', '.join(sorted(clash))} live and as a synthetic venue; drop one, or set LIQMAP_SYNTHETIC_VENUES")
     for name in settings.sources:
         if name == "synthetic":
             # Two days of generated rows cached per market: polls only need today's.
             symbols = demo_symbols(settings.synthetic_markets, settings.synthetic_seed)
-            sources.append(SyntheticMarket(seed=settings.synthetic_seed, symbols=symbols, cache_days=2))
+            if not settings.synthetic_venues:
+                sources.append(SyntheticMarket(seed=settings.synthetic_seed, symbols=symbols, cache_days=2))
+            for venue in settings.synthetic_venues:
+                sources.append(SyntheticMarket(seed=settings.synthetic_seed, symbols=symbols, exchange=venue, venue=venue, cache_days=2))
         elif name in COLLECTORS:
             sources.append(COLLECTORS[name](settings))
         else:

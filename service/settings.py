@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Seed of the synthetic market (demo), and how many symbols it has (BTCUSDT, ETHUSDT, SOLUSDT first).
     synthetic_seed: int = 7
     synthetic_markets: int = 3
+    # The synthetic source runs as these venues (each its own share of one simulated market,
+    # answering as Binance, Bybit, OKX and summed into "all"); empty: one venue named "synthetic".
+    synthetic_venues: tuple[str, ...] = ("binance", "bybit", "okx")
     # Canonical symbols collected on every venue (OKX's BTC-USDT-SWAP is BTCUSDT).
     markets: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     # Per coin, also the sum over venues as exchange "all" (e.g. all/BTC).
@@ -160,7 +163,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             env_name = "REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()
             if env_name in environ:
                 value: object = environ[env_name]
-                if name in ("models", "ranges", "sources", "markets"):
+                if name in ("models", "ranges", "sources", "markets", "synthetic_venues"):
                     value = [part.strip() for part in str(value).split(",") if part.strip()]
                 elif name == "frame_history_by_range":
                     value = dict(part.strip().split("=", 1) for part in str(value).split(",") if "=" in part)

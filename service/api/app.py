@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from service.store.access import Access
 from service.api.auth import AccessMiddleware
 from service.api.catalog import CatalogController
+from service.api.coinglass.futures import CoinglassFuturesController
 from service.api.coinglass.liquidation import CoinglassController, CoinglassMarketsController
 from service.api.coinglass.stream import liquidation_stream
 from service.api.docs import docs_assets_router, docs_render_plugins
@@ -27,6 +28,7 @@ from service.api.heatmaps import HeatmapController
 from service.api.images import HeatmapImageController, RenderCache
 from service.api.liquidations import LiquidationsController
 from service.api.observe import RequestMetricsMiddleware
+from service.api.open_interest import OpenInterestController
 from service.api.viewer import viewer_routes
 from service.store.client import open_redis
 from service.store.migrate import migrate
@@ -44,7 +46,9 @@ API_DESCRIPTION = """Liquidation heatmaps for crypto perpetual futures.
 * **Native v1** (`/v1/...`): newest frame with ETag polling, msgpack, history by model
   version, frames by id, server-sent events, markets and models with their scores.
 * **Coinglass-compatible** (`/api/futures/...`): same paths, parameters and shapes as
-  Coinglass's v4 liquidation API; existing clients work by changing only the base URL.
+  Coinglass's v4 API for liquidations and the market data around them (open interest,
+  funding, price, taker volume, account ratios); existing clients work by changing only
+  the base URL.
   Its liquidation websocket is at `/ws-api?cg-api-key=KEY` (not listed below: OpenAPI
   describes HTTP only): text `ping` → `pong`, `{"method":"subscribe","channels":["liquidationOrders"]}`,
   then `{"channel":"liquidationOrders","data":[{"baseAsset","exName","price","side","symbol","time","volUsd"}]}`
@@ -105,7 +109,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
         return state.ondemand
 
     return Litestar(
-        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, CatalogController, CoinglassController, CoinglassMarketsController, liquidation_stream, health, ready, MetricsController, *viewer_routes(), docs_assets_router()],
+        route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, OpenInterestController, CatalogController, CoinglassController, CoinglassMarketsController, CoinglassFuturesController, liquidation_stream, health, ready, MetricsController, *viewer_routes(), docs_assets_router()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],
         dependencies={

@@ -7,6 +7,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from engine.models import MODELS
+from service.markets import AGGREGATE_EXCHANGE, SYNTHETIC_META, coin_of
 from service.wire.schemas import MarketOut, MarketsOut, ModelOut, ModelsOut
 from service.settings import Settings
 from service.store.reader import StoreReader
@@ -18,12 +19,15 @@ class CatalogController(Controller):
 
     @get("/markets", operation_id="listMarkets")
     async def markets(self, store: NamedDependency[StoreReader], settings: NamedDependency[Settings]) -> MarketsOut:
-        """Every market with data: venue, symbol, the span of its stored bars and its last update."""
+        """Every market with data: venue, symbol, the span of its stored bars, its last update, and
+        whether its data is simulated (``synthetic``: the demo's venues and the aggregates summing them)."""
         markets = await store.markets()
         spans, metas = await asyncio.gather(
             store.candle_spans(markets),
             store.market_metas(markets),
         )
+        simulated = {(exchange, symbol) for (exchange, symbol), meta in zip(markets, metas) if meta.get(SYNTHETIC_META) == "1"}
+        simulated |= {(AGGREGATE_EXCHANGE, coin_of(symbol)) for _, symbol in simulated}
         out = []
         for (exchange, symbol), span, meta in zip(markets, spans, metas):
             out.append(
@@ -36,6 +40,7 @@ class CatalogController(Controller):
                     bars=span[2] if span else 0,
                     models=list(settings.models),
                     ranges=list(settings.ranges),
+                    synthetic=(exchange, symbol) in simulated,
                 )
             )
         return MarketsOut(markets=out)

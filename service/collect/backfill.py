@@ -67,6 +67,8 @@ async def backfill_market(
             result.skipped += 1
         result.open_interest += await store.upsert_open_interest(exchange, symbol, chunk.batch.open_interest)
         result.candles += await store.upsert_candles(exchange, symbol, chunk.batch.candles)
+        await store.upsert_long_short(exchange, symbol, chunk.batch.long_short)
+        await store.upsert_taker(exchange, symbol, chunk.batch.taker)
         if bar is not None:
             bar.advance("skipped (stored)" if chunk.skipped else f"{len(chunk.batch.candles)} bars")
     return result

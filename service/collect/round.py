@@ -78,6 +78,9 @@ class Collection:
         await self.store.upsert_candles(exchange, symbol, batch.candles)
         await self.store.upsert_open_interest(exchange, symbol, batch.open_interest)
         await self.store.add_liquidations(exchange, symbol, batch.liquidations, announce=announce)
+        await self.store.upsert_funding(exchange, symbol, batch.funding)
+        await self.store.upsert_long_short(exchange, symbol, batch.long_short)
+        await self.store.upsert_taker(exchange, symbol, batch.taker)
         if batch.meta:
             await self.store.set_market_meta(exchange, symbol, **batch.meta)
 

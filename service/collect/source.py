@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, empty
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, TAKER_DTYPE, empty
 
 
 @dataclass(slots=True)
@@ -18,11 +18,16 @@ class Batch:
     candles: np.ndarray = field(default_factory=lambda: empty(CANDLE_DTYPE))
     open_interest: np.ndarray = field(default_factory=lambda: empty(OPEN_INTEREST_DTYPE))
     liquidations: np.ndarray = field(default_factory=lambda: empty(LIQUIDATION_DTYPE))
+    # The venue's current funding rate as observed, and its public long/short account ratio.
+    funding: np.ndarray = field(default_factory=lambda: empty(FUNDING_DTYPE))
+    long_short: np.ndarray = field(default_factory=lambda: empty(LONG_SHORT_DTYPE))
+    # Taker buy/sell volume per venue period, where the venue's bars do not split it.
+    taker: np.ndarray = field(default_factory=lambda: empty(TAKER_DTYPE))
     # Market metadata observed with the rows (mark price, funding, margin tiers), stored as is.
     meta: dict[str, str | int | float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(len(self.candles) or len(self.open_interest) or len(self.liquidations))
+        return bool(len(self.candles) or len(self.open_interest) or len(self.liquidations) or len(self.funding) or len(self.long_short) or len(self.taker))
 
 
 class MarketSource(Protocol):

@@ -22,7 +22,17 @@ liquidation cascades arriving more often in high-volatility regimes, each a
 sharp move over 2-6 bars that flushes open interest, fires a burst of
 same-side liquidations and leaves volatility raised for a while (aftershock).
 Open interest (in coins) builds up in quiet periods and trends; in USD it is
-coins times price.
+coins times price. The funding rate leans with the price's excursion from its
+daily path (longs pay when the price runs ahead) and the share of accounts
+holding longs leans against it (the crowd fades moves); both are zero-excursion
+at midnight, so days join without a step.
+
+**Venues.** A market given a ``venue`` is that venue's share of the one
+simulated market: the same price path (a fixed basis of a few basis points
+apart), its own share of open interest and volume with a slow venue-specific
+wobble, its own liquidation events (their own random streams, sized by its open
+interest) and its own funding and account-ratio offsets. So several venues of
+one coin trade at about one price and sum to a plausible whole.
 """
 
 from __future__ import annotations
@@ -37,8 +47,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, SIDE_LONG, SIDE_SHORT
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, SIDE_LONG, SIDE_SHORT
 from service.collect.source import Batch
+from service.markets import SYNTHETIC_META
 
 MINUTE_MS = 60_000
 BARS_PER_DAY = 1440
@@ -135,8 +146,51 @@ _BACKGROUND_LIQUIDATION_SIZE = 2e-6  # median event, as a fraction of open inter
 _CASCADE_LIQUIDATION_SIZE = 2e-5  # mean event in a cascade, as a fraction of open interest
 _MAX_CASCADE_EVENTS_PER_BAR = 200
 
+# Funding (per 8 h interval, a fraction) and the long share of accounts, around their typical levels.
+_FUNDING_BASE = 0.0001
+_FUNDING_INTERVAL_H = 8
+_FUNDING_INTERVAL_MS = _FUNDING_INTERVAL_H * 60 * MINUTE_MS
+_FUNDING_SWING = 0.0005
+_LONG_ACCOUNT_BASE = 0.6
+_LONG_ACCOUNT_SWING = 0.12
+# Venues publish the account ratio per 5-minute period.
+LONG_SHORT_PERIOD_MS = 5 * MINUTE_MS
+
 # Random streams of one day; each draws in a fixed order so days are reproducible.
 _STREAM_DAILY, _STREAM_VOL, _STREAM_CASCADES, _STREAM_MOVES, _STREAM_LIQUIDATIONS = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFlavour:
+    """How one venue's copy of the simulated market differs from the whole.
+
+    Attributes
+    ----------
+    share : float
+        Part of the market's open interest and volume this venue holds.
+    basis : float
+        Relative price offset from the shared path (0.0002 = 2 basis points).
+    funding_offset : float
+        Added to the funding rate (a fraction per interval).
+    long_account_offset : float
+        Added to the share of accounts holding longs.
+    """
+
+    share: float
+    basis: float
+    funding_offset: float
+    long_account_offset: float
+
+
+# The three venues of the demo; their shares sum to one.
+VENUE_FLAVOURS: dict[str, VenueFlavour] = {
+    "binance": VenueFlavour(share=0.45, basis=0.0, funding_offset=0.0, long_account_offset=0.05),
+    "bybit": VenueFlavour(share=0.3, basis=0.0002, funding_offset=0.00002, long_account_offset=-0.02),
+    "okx": VenueFlavour(share=0.25, basis=-0.00015, funding_offset=-0.00001, long_account_offset=-0.06),
+}
+# Periods of the slow wobble of a venue's share of open interest, minutes.
+_WOBBLE_PERIODS_MIN = (3 * 1440.0 + 17, 11 * 60.0 + 7)
+_WOBBLE_AMPLITUDES = (0.04, 0.015)
 
 
 def _decay(half_life: float) -> float:
@@ -247,20 +301,39 @@ class _DayRows:
     candles: np.ndarray
     open_interest: np.ndarray
     liquidations: np.ndarray
+    funding: np.ndarray  # one observation per bar close, like open interest
+    long_short: np.ndarray  # one per 5-minute period end
 
 
 class _Simulator:
     """One symbol's market: daily levels plus per-day generation. Not thread-safe."""
 
-    def __init__(self, seed: int, symbol: str, profile: MarketProfile) -> None:
+    def __init__(self, seed: int, symbol: str, profile: MarketProfile, venue: str | None = None) -> None:
+        self.flavour = None if venue is None else VENUE_FLAVOURS.get(venue, VenueFlavour(1.0 / 3, 0.0, 0.0, 0.0))
+        if self.flavour is not None:
+            profile = MarketProfile(profile.base_price * (1 + self.flavour.basis), profile.open_interest_usd, profile.daily_vol)
         self.profile = profile
         self._entropy = (seed % 2**64, zlib.crc32(symbol.encode()))
+        # Streams a venue draws on its own (its liquidations); the shared ones keep the market's entropy.
+        self._venue_entropy = self._entropy if venue is None else (*self._entropy, zlib.crc32(venue.encode()))
         self._levels = _DailyLevels(np.zeros(0), np.zeros(0), np.zeros(0))
         self._tick = _tick(profile.base_price)
         self._lot = _lot(profile.base_price)
 
     def _rng(self, stream: int, index: int) -> np.random.Generator:
         return np.random.default_rng([*self._entropy, stream, index])
+
+    def _venue_rng(self, stream: int, index: int) -> np.random.Generator:
+        return np.random.default_rng([*self._venue_entropy, stream, index])
+
+    def _venue_scale(self, ts_ms: np.ndarray) -> np.ndarray:
+        """The venue's share of open interest and volume at each time (1 for the whole market)."""
+        if self.flavour is None:
+            return np.ones(len(ts_ms))
+        phases = np.random.default_rng([*self._venue_entropy, 99]).uniform(0, 2 * np.pi, len(_WOBBLE_PERIODS_MIN))
+        minutes = (ts_ms - EPOCH_MS) / MINUTE_MS
+        wobble = sum(a * np.sin(2 * np.pi * minutes / p + f) for a, p, f in zip(_WOBBLE_AMPLITUDES, _WOBBLE_PERIODS_MIN, phases, strict=True))
+        return self.flavour.share * (1.0 + wobble)
 
     def levels(self, days: int) -> _DailyLevels:
         """Daily levels covering at least days ``0..days-1``."""
@@ -378,9 +451,11 @@ class _Simulator:
         coins_move = levels.coins[day + 1] - levels.coins[day]
         coins_step += (coins_move - coins_step.sum()) / BARS_PER_DAY
         log_coins = levels.coins[day] + np.cumsum(coins_step)
-        open_interest = profile.open_interest_usd * np.exp(log_coins + log_price)
+        ts_ms = day_start_ms + MINUTE_MS * np.arange(BARS_PER_DAY, dtype=np.int64)
+        venue_scale = self._venue_scale(ts_ms + MINUTE_MS)
+        open_interest = profile.open_interest_usd * np.exp(log_coins + log_price) * venue_scale
         open_interest_before = np.concatenate(
-            [[profile.open_interest_usd * np.exp(levels.coins[day] + levels.price[day])], open_interest[:-1]]
+            [[profile.open_interest_usd * np.exp(levels.coins[day] + levels.price[day]) * self._venue_scale(ts_ms[:1])[0]], open_interest[:-1]]
         )
 
         volume = (
@@ -395,7 +470,6 @@ class _Simulator:
             0.5 + 0.38 * np.tanh(0.7 * standardized) + 0.04 * rng.standard_normal(BARS_PER_DAY), 0.03, 0.97
         )
 
-        ts_ms = day_start_ms + MINUTE_MS * np.arange(BARS_PER_DAY, dtype=np.int64)
         candles = np.empty(BARS_PER_DAY, dtype=CANDLE_DTYPE)
         candles["ts_ms"] = ts_ms
         candles["open"] = open_
@@ -417,7 +491,29 @@ class _Simulator:
             standardized=standardized,
             open_interest_before=open_interest_before,
         )
-        return _DayRows(candles, oi_rows, liquidations)
+        # Excursion from the day's straight path in daily sigmas: zero at both midnights.
+        straight = levels.price[day] + day_move * (np.arange(1, BARS_PER_DAY + 1) / BARS_PER_DAY)
+        excursion = np.tanh(2.0 * (log_price - straight) / day_sigma)
+        return _DayRows(candles, oi_rows, liquidations, self._funding(ts_ms + MINUTE_MS, excursion), self._long_short(ts_ms + MINUTE_MS, excursion))
+
+    def _funding(self, close_ms: np.ndarray, excursion: np.ndarray) -> np.ndarray:
+        """The funding rate observed at each bar close: longs pay more as the price runs ahead."""
+        offset = 0.0 if self.flavour is None else self.flavour.funding_offset
+        rows = np.empty(len(close_ms), dtype=FUNDING_DTYPE)
+        rows["ts_ms"] = close_ms
+        rows["funding_rate"] = np.round(_FUNDING_BASE + offset + _FUNDING_SWING * excursion, 8)
+        return rows
+
+    def _long_short(self, close_ms: np.ndarray, excursion: np.ndarray) -> np.ndarray:
+        """The share of accounts long and short at each 5-minute period end: the crowd fades the move."""
+        offset = 0.0 if self.flavour is None else self.flavour.long_account_offset
+        ends = np.flatnonzero(close_ms % LONG_SHORT_PERIOD_MS == 0)
+        long_share = np.round(np.clip(_LONG_ACCOUNT_BASE + offset - _LONG_ACCOUNT_SWING * excursion[ends], 0.05, 0.95), 4)
+        rows = np.empty(len(ends), dtype=LONG_SHORT_DTYPE)
+        rows["ts_ms"] = close_ms[ends]
+        rows["long_account"] = long_share
+        rows["short_account"] = np.round(1.0 - long_share, 4)
+        return rows
 
     def _price(self, log_price: np.ndarray) -> np.ndarray:
         return np.round(self.profile.base_price * np.exp(log_price) / self._tick) * self._tick
@@ -448,7 +544,7 @@ class _Simulator:
         open_interest_before : shape (1440,)
             Open interest at each bar's open, USD.
         """
-        rng = self._rng(_STREAM_LIQUIDATIONS, day)
+        rng = self._venue_rng(_STREAM_LIQUIDATIONS, day)
         bars = np.arange(BARS_PER_DAY)
         ts_ms = candles["ts_ms"]
 
@@ -525,6 +621,10 @@ class SyntheticMarket:
         Defaults to BTCUSDT, ETHUSDT and SOLUSDT.
     exchange : str
         Venue name used in keys and URLs.
+    venue : str, optional
+        Make this one venue's share of the market (see :data:`VENUE_FLAVOURS`): the
+        same seed gives several venues one price path and their own open interest,
+        volume, liquidations, funding and account ratios. None: the whole market.
     cache_days : int
         Days of generated rows kept in memory per market (poll reuses them).
     """
@@ -537,12 +637,14 @@ class SyntheticMarket:
         symbols: Mapping[str, float | MarketProfile] | None = None,
         exchange: str = "synthetic",
         *,
+        venue: str | None = None,
         cache_days: int = 8,
     ) -> None:
         self.exchange = exchange
         self.seed = seed
+        self.venue = venue
         specs = symbols if symbols is not None else DEFAULT_PROFILES
-        self._simulators = {symbol: _Simulator(seed, symbol, _profile(symbol, spec)) for symbol, spec in specs.items()}
+        self._simulators = {symbol: _Simulator(seed, symbol, _profile(symbol, spec), venue) for symbol, spec in specs.items()}
         self._cache: OrderedDict[tuple[str, int], _DayRows] = OrderedDict()
         self._cache_limit = cache_days * len(self._simulators)
         # Backfills run in a worker thread while polls run on the event loop.
@@ -564,6 +666,7 @@ class SyntheticMarket:
         batch = await asyncio.to_thread(self.rows, symbol, start_ms, end_ms)
         _, stop = _closed_bars(0, end_ms)
         self._next_bar_ms[symbol] = max(self._next_bar_ms.get(symbol, stop), stop)
+        batch.meta.update(_state(stop))
         return batch
 
     async def poll(self, symbol: str, now_ms: int) -> Batch:
@@ -579,6 +682,7 @@ class SyntheticMarket:
         else:
             batch = self.rows(symbol, first, stop)
         self._next_bar_ms[symbol] = stop
+        batch.meta.update(_state(stop))
         return batch
 
     def rows(self, symbol: str, start_ms: int, end_ms: int) -> Batch:
@@ -618,14 +722,30 @@ class SyntheticMarket:
             return rows
 
 
+def _state(now_ms: int) -> dict[str, str | int | float]:
+    """Market metadata a poll reports: simulated data, funded every 8 hours (UTC), the next funding time."""
+    return {SYNTHETIC_META: 1, "funding_interval_h": _FUNDING_INTERVAL_H, "next_funding_ms": now_ms - now_ms % _FUNDING_INTERVAL_MS + _FUNDING_INTERVAL_MS}
+
+
 def _slice(parts: list[_DayRows], first_ms: int, stop_ms: int) -> Batch:
     """Rows of whole days cut to bars ``[first_ms, stop_ms)``."""
     candles = np.concatenate([part.candles for part in parts])
     open_interest = np.concatenate([part.open_interest for part in parts])
     liquidations = np.concatenate([part.liquidations for part in parts])
+    funding = np.concatenate([part.funding for part in parts])
+    long_short = np.concatenate([part.long_short for part in parts])
     lo, hi = np.searchsorted(candles["ts_ms"], [first_ms, stop_ms])
     liq_lo, liq_hi = np.searchsorted(liquidations["ts_ms"], [first_ms, stop_ms])
-    return Batch(candles[lo:hi].copy(), open_interest[lo:hi].copy(), liquidations[liq_lo:liq_hi].copy())
+    # Ratios are stamped at period ends: those of the bars' closes.
+    ratio_lo = np.searchsorted(long_short["ts_ms"], first_ms + MINUTE_MS, side="left")
+    ratio_hi = np.searchsorted(long_short["ts_ms"], stop_ms, side="right")
+    return Batch(
+        candles[lo:hi].copy(),
+        open_interest[lo:hi].copy(),
+        liquidations[liq_lo:liq_hi].copy(),
+        funding=funding[lo:hi].copy(),
+        long_short=long_short[ratio_lo:ratio_hi].copy(),
+    )
 
 
 def synthetic_batch(

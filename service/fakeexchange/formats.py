@@ -44,6 +44,14 @@ def binance_open_interest_hist(symbol: str, ts: np.ndarray, oi_usd: np.ndarray, 
     ]
 
 
+def binance_account_ratio(symbol: str, rows: np.ndarray) -> list[dict[str, object]]:
+    """``globalLongShortAccountRatio``: oldest first, shares as strings, the ratio of the two."""
+    return [
+        {"symbol": symbol, "longShortRatio": num(lo / sh), "longAccount": num(lo), "shortAccount": num(sh), "timestamp": t}
+        for t, lo, sh in zip(rows["ts_ms"].tolist(), rows["long_account"].tolist(), rows["short_account"].tolist(), strict=True)
+    ]
+
+
 def binance_premium_index(symbol: str, mark: float, funding: float, next_funding_ms: int, now_ms: int) -> dict[str, object]:
     return {
         "symbol": symbol,
@@ -132,6 +140,15 @@ def bybit_open_interest(symbol: str, ts: np.ndarray, oi_usd: np.ndarray, close: 
     return {"symbol": symbol, "category": "linear", "list": rows[::-1], "nextPageCursor": ""}
 
 
+def bybit_account_ratio(symbol: str, rows: np.ndarray) -> dict[str, object]:
+    """``/v5/market/account-ratio``: newest first, ``buyRatio`` / ``sellRatio`` the shares long / short."""
+    items = [
+        {"symbol": symbol, "buyRatio": num(lo), "sellRatio": num(sh), "timestamp": str(t)}
+        for t, lo, sh in zip(rows["ts_ms"].tolist(), rows["long_account"].tolist(), rows["short_account"].tolist(), strict=True)
+    ]
+    return {"list": items[::-1], "nextPageCursor": ""}
+
+
 def bybit_ticker(symbol: str, mark: float, oi_usd: float, funding: float, next_funding_ms: int) -> dict[str, object]:
     coins = oi_usd / mark
     return {
@@ -203,6 +220,18 @@ def okx_candles(candles: np.ndarray, contract_value: float, now_ms: int) -> list
 def okx_open_interest_history(ts: np.ndarray, oi_usd: np.ndarray, close: np.ndarray, contract_value: float) -> list[list[str]]:
     rows = [[str(t), num(o / c / contract_value), num(o / c), num(o)] for t, o, c in zip(ts.tolist(), oi_usd.tolist(), close.tolist(), strict=True)]
     return rows[::-1]
+
+
+def okx_account_ratio(rows: np.ndarray) -> list[list[str]]:
+    """``long-short-account-ratio-contract``: ``[ts, ratio]`` newest first (OKX sends the ratio alone)."""
+    out = [[str(t), num(lo / sh)] for t, lo, sh in zip(rows["ts_ms"].tolist(), rows["long_account"].tolist(), rows["short_account"].tolist(), strict=True)]
+    return out[::-1]
+
+
+def okx_taker_volume(rows: np.ndarray) -> list[list[str]]:
+    """``taker-volume-contract`` with ``unit=2``: ``[ts, sellVol, buyVol]`` in USD, newest first."""
+    out = [[str(t), num(s), num(b)] for t, s, b in zip(rows["ts_ms"].tolist(), rows["sell_usd"].tolist(), rows["buy_usd"].tolist(), strict=True)]
+    return out[::-1]
 
 
 def okx_open_interest(inst_id: str, oi_usd: float, mark: float, contract_value: float, now_ms: int) -> dict[str, object]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.store.rows import LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.store.rows import LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, TAKER_DTYPE
 from service.collect.synthetic import MINUTE_MS, SyntheticMarket
 
 # Share of the synthetic market's open interest, volume and liquidations each venue holds.
@@ -78,6 +78,26 @@ class VenueMarket:
         rows = self.rows(symbol, int(ts_ms.min()) - MINUTE_MS, int(ts_ms.max()))
         index = np.searchsorted(rows.candles["ts_ms"], ts_ms - MINUTE_MS)
         return rows.candles["close"][index]
+
+    def long_short_at(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        """The account-ratio rows (LONG_SHORT_DTYPE) of the 5-minute periods ending in ``[start_ms, end_ms]``."""
+        rows = self.market.rows(symbol, start_ms - start_ms % MINUTE_MS - MINUTE_MS, end_ms - end_ms % MINUTE_MS).long_short
+        return rows[(rows["ts_ms"] >= start_ms) & (rows["ts_ms"] <= end_ms)]
+
+    def taker_at(self, symbol: str, start_ms: int, end_ms: int, period_ms: int = 5 * MINUTE_MS) -> np.ndarray:
+        """Taker buy and sell USD (TAKER_DTYPE) of the whole ``period_ms`` periods starting in ``[start_ms, end_ms]``
+        and ended by ``end_ms + period_ms``: the venue's bars summed."""
+        first = -(-start_ms // period_ms) * period_ms
+        starts = np.arange(first, end_ms + 1, period_ms, dtype=np.int64)
+        rows = np.zeros(len(starts), dtype=TAKER_DTYPE)
+        if not len(starts):
+            return rows
+        candles = self.rows(symbol, int(starts[0]), int(starts[-1]) + period_ms).candles
+        index = np.searchsorted(starts, candles["ts_ms"], side="right") - 1
+        rows["ts_ms"] = starts
+        rows["buy_usd"] = np.bincount(index, candles["taker_buy_usd"], len(starts))
+        rows["sell_usd"] = np.bincount(index, candles["volume_usd"] - candles["taker_buy_usd"], len(starts))
+        return rows
 
     def mark_price(self, symbol: str, now_ms: int) -> float:
         """The last closed bar's close."""

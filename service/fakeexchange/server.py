@@ -462,6 +462,12 @@ class FakeVenue:
             limit = min(int(q.get("limit", 30)), 500)
             ts, oi, close = self._history(symbol, int(q.get("startTime", now - limit * FIVE_MINUTES_MS)), int(q.get("endTime", now)), limit)
             return fmt.binance_open_interest_hist(symbol, ts, oi, close)
+        if path == "/futures/data/globalLongShortAccountRatio":
+            symbol = self._symbol(q.get("symbol"))
+            limit = min(int(q.get("limit", 30)), 500)
+            end = min(int(q.get("endTime", now)), now)
+            rows = self.market.long_short_at(symbol, int(q.get("startTime", end - limit * FIVE_MINUTES_MS)), end)
+            return fmt.binance_account_ratio(symbol, rows[-limit:] if "startTime" not in q else rows[:limit])
         if path == "/bapi/futures/v1/friendly/future/common/brackets":
             return fmt.binance_brackets({s: venue_tiers("binance", s) for s in self.market.symbols()}, now)
         return None
@@ -485,6 +491,11 @@ class FakeVenue:
         if path == "/v5/market/tickers":
             now, oi, mark = self._now_state(symbol)
             return fmt.bybit_envelope(fmt.bybit_ticker(symbol, mark, oi, FUNDING_RATE, self.market.next_funding_ms(now)), now)
+        if path == "/v5/market/account-ratio":
+            limit = min(int(q.get("limit", 50)), 500)
+            end = min(int(q.get("endTime", now)), now)
+            rows = self.market.long_short_at(symbol, int(q.get("startTime", end - limit * FIVE_MINUTES_MS)), end)[-limit:]
+            return fmt.bybit_envelope(fmt.bybit_account_ratio(symbol, rows), now)
         if path == "/v5/market/risk-limit":
             return fmt.bybit_envelope(fmt.bybit_risk_limits(symbol, venue_tiers("bybit", symbol)), now)
         return None
@@ -508,6 +519,17 @@ class FakeVenue:
             ts, oi, close = self._history(symbol, int(q.get("begin", end - limit * FIVE_MINUTES_MS)), end, 10**9)
             ts, oi, close = ts[-limit:], oi[-limit:], close[-limit:]
             return fmt.okx_envelope(fmt.okx_open_interest_history(ts, oi, close, contract_value))
+        if path == "/api/v5/rubik/stat/contracts/long-short-account-ratio-contract":
+            limit = min(int(q.get("limit", 100)), 100)
+            end = min(int(q.get("end", now)), now)
+            rows = self.market.long_short_at(symbol, int(q.get("begin", end - limit * FIVE_MINUTES_MS)), end)[-limit:]
+            return fmt.okx_envelope(fmt.okx_account_ratio(rows))
+        if path == "/api/v5/rubik/stat/taker-volume-contract":
+            limit = min(int(q.get("limit", 100)), 100)
+            ended = now - now % FIVE_MINUTES_MS - FIVE_MINUTES_MS  # the newest period that has ended
+            end = min(int(q.get("end", ended)), ended)
+            rows = self.market.taker_at(symbol, int(q.get("begin", end - (limit - 1) * FIVE_MINUTES_MS)), end)[-limit:]
+            return fmt.okx_envelope(fmt.okx_taker_volume(rows))
         if path == "/api/v5/public/open-interest":
             now, oi, mark = self._now_state(symbol)
             return fmt.okx_envelope([fmt.okx_open_interest(inst, oi, mark, contract_value, now)])

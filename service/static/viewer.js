@@ -28,6 +28,7 @@
   const el = {
     venue: $("venue"), symbol: $("symbol"), model: $("model"), range: $("range"), leverage: $("leverage"),
     side: $("side"), png: $("png-link"), live: $("live"), liveText: $("live-text"), message: $("message"),
+    synthetic: $("synthetic-note"),
     chart: $("chart"), heatmap: $("heatmap"), overlay: $("overlay"), tooltip: $("tooltip"), legend: $("legend"),
     clusters: $("clusters"), clustersEmpty: $("clusters-empty"), info: $("frame-info"), apiKey: $("api-key"),
   };
@@ -201,6 +202,8 @@
     s.range = fill(el.range, (market ? market.ranges : []).map((r) => [r, r]), s.range || DEFAULT_RANGE);
     el.leverage.value = s.leverage;
     el.side.value = s.side;
+    // Simulated data is said plainly, above the chart, whenever it is what is shown.
+    el.synthetic.hidden = !(market && market.synthetic);
   }
 
   function onSelect(name, value) {

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.rollup import ROLLUP_STEPS_MS
 from service.wire import zstd
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, ROLLUP_DTYPE
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, ROLLUP_DTYPE, TAKER_DTYPE
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -35,7 +35,7 @@ class RowKind:
     Attributes
     ----------
     name : str
-        Key segment (``candles``, ``oi``, ``liq``).
+        Key segment (``candles``, ``oi``, ``liq``, ``fund``, ``lsr``, roll-ups).
     what : str
         The rows in words, for messages.
     dtype : numpy.dtype
@@ -60,9 +60,13 @@ class RowKind:
 CANDLES = RowKind("candles", "candles", CANDLE_DTYPE, DAY_MS, "ts")
 OPEN_INTEREST = RowKind("oi", "open interest", OPEN_INTEREST_DTYPE, DAY_MS, "ts")
 LIQUIDATIONS = RowKind("liq", "liquidations", LIQUIDATION_DTYPE, HOUR_MS, "row")
+FUNDING = RowKind("fund", "funding rates", FUNDING_DTYPE, DAY_MS, "ts")
+LONG_SHORT = RowKind("lsr", "long/short account ratios", LONG_SHORT_DTYPE, DAY_MS, "ts")
+# Taker volumes per venue period, from venues whose bars do not split volume by taker side.
+TAKER = RowKind("taker", "taker volumes", TAKER_DTYPE, DAY_MS, "ts")
 # One kind per roll-up step (engine.rollup), a week of bars per chunk.
 ROLLUPS = {step: RowKind(f"r{step // 60_000}m", f"{step // 60_000}m roll-ups", ROLLUP_DTYPE, 7 * DAY_MS, "ts") for step in ROLLUP_STEPS_MS}
-KINDS = {kind.name: kind for kind in (CANDLES, OPEN_INTEREST, LIQUIDATIONS, *ROLLUPS.values())}
+KINDS = {kind.name: kind for kind in (CANDLES, OPEN_INTEREST, LIQUIDATIONS, FUNDING, LONG_SHORT, TAKER, *ROLLUPS.values())}
 
 
 class ChunkInfo(NamedTuple):

@@ -150,6 +150,14 @@ class StoreReader:
         times = [int(rows["ts_ms"][0]) for rows in firsts if len(rows)]
         return min(times) if times else None
 
+    async def first_row_times(self, kind: RowKind, markets: list[tuple[str, str]]) -> list[int | None]:
+        """Time of each market's oldest stored row of one kind (None: none), from the chunk indexes, in one round trip."""
+        return [min(c.first_ms for c in index.values()) if index else None for index in await self.chunk_indexes(kind, markets)]
+
+    async def newest_rows_of(self, kind: RowKind, markets: list[tuple[str, str]]) -> list[np.ndarray]:
+        """The rows of each market's newest chunk of one kind (its newest row last), in two round trips."""
+        return await self._chunks(kind, markets, lambda starts: starts[-1:])
+
     async def candle_spans(self, markets: list[tuple[str, str]]) -> list[tuple[int, int, int] | None]:
         """``(first bar ts, last bar ts, bar count)`` of each market's stored candles (None: none), in one round trip."""
         return [

@@ -37,6 +37,29 @@ LIQUIDATION_DTYPE = np.dtype(
     ]
 )
 
+FUNDING_DTYPE = np.dtype(
+    [
+        ("ts_ms", "<i8"),  # when the venue's current (predicted) rate was observed, epoch ms UTC
+        ("funding_rate", "<f8"),  # per funding interval, as a fraction (0.0001 = 0.01 %)
+    ]
+)
+
+LONG_SHORT_DTYPE = np.dtype(
+    [
+        ("ts_ms", "<i8"),  # end of the venue's period (5 min), epoch ms UTC
+        ("long_account", "<f8"),  # share of accounts holding a net long position, 0..1
+        ("short_account", "<f8"),  # share holding a net short position, 0..1
+    ]
+)
+
+TAKER_DTYPE = np.dtype(
+    [
+        ("ts_ms", "<i8"),  # start of the venue's period (5 min), epoch ms UTC
+        ("buy_usd", "<f8"),  # taker buy volume in the period, USD
+        ("sell_usd", "<f8"),  # taker sell volume in the period, USD
+    ]
+)
+
 # A roll-up bar (engine.rollup): a candle with the open interest at its close, and where its
 # first input bar opened.
 ROLLUP_DTYPE = np.dtype(

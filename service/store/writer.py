@@ -16,7 +16,7 @@ from redis.exceptions import RedisError, WatchError
 from service.store import keys
 from service.store.reader import LIQUIDATION_FEED_LENGTH, StoreReader, feed_entry
 from service.store import chunks
-from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, RowKind
+from service.store.chunks import CANDLES, FUNDING, LIQUIDATIONS, LONG_SHORT, OPEN_INTEREST, TAKER, RowKind
 from service.store.scripts import lua
 from service.store.records import FrameRecord, encode_record
 
@@ -137,6 +137,15 @@ class Store(StoreReader):
     async def upsert_open_interest(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
         return await self.upsert_rows(OPEN_INTEREST, exchange, symbol, rows)
 
+    async def upsert_funding(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
+        return await self.upsert_rows(FUNDING, exchange, symbol, rows)
+
+    async def upsert_long_short(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
+        return await self.upsert_rows(LONG_SHORT, exchange, symbol, rows)
+
+    async def upsert_taker(self, exchange: str, symbol: str, rows: np.ndarray) -> int:
+        return await self.upsert_rows(TAKER, exchange, symbol, rows)
+
     async def add_liquidations(self, exchange: str, symbol: str, events: np.ndarray, *, announce: bool = True) -> int:
         """Add realized liquidation events; an event identical to a stored one is not added again.
 
@@ -177,6 +186,9 @@ class Store(StoreReader):
         """Drop inputs older than the retention bounds."""
         await self.trim_rows(CANDLES, exchange, symbol, candles_before_ms)
         await self.trim_rows(OPEN_INTEREST, exchange, symbol, candles_before_ms)
+        await self.trim_rows(FUNDING, exchange, symbol, candles_before_ms)
+        await self.trim_rows(LONG_SHORT, exchange, symbol, candles_before_ms)
+        await self.trim_rows(TAKER, exchange, symbol, candles_before_ms)
         await self.trim_rows(LIQUIDATIONS, exchange, symbol, liquidations_before_ms)
 
     async def put_frame(

@@ -13,9 +13,10 @@ import msgspec
 import numpy as np
 
 from engine.types import Float64Array, Int64Array
+from service.compute.series import Ohlc
 from service.store.rows import SIDE_LONG, SIDE_SHORT
 from service.markets import AGGREGATE_EXCHANGE, coin_of
-from service.wire.schemas import CoinglassPush, CoinglassPushedLiquidation, LiquidationMapOut
+from service.wire.schemas import CoinglassAccountRatio, CoinglassOhlc, CoinglassPriceOhlc, CoinglassPush, CoinglassPushedLiquidation, CoinglassTakerVolume, LiquidationMapOut
 
 # Exchange ids as Coinglass spells them; others are shown capitalised.
 _EXCHANGE_NAMES = {"binance": "Binance", "okx": "OKX", "bybit": "Bybit"}
@@ -186,3 +187,54 @@ def largest_level_of_side(levels: LiquidationLevels, side: int) -> tuple[float, 
         return 0.0, None
     best = mine[np.argmax(levels.usd[mine])]
     return round(float(levels.usd[best]), 2), float(levels.level_price[best])
+
+
+# Decimals of the numbers sent as strings: USD amounts, prices, funding rates in percent.
+USD_DECIMALS = 4
+PRICE_DECIMALS = 8
+COIN_DECIMALS = 6
+FUNDING_PERCENT_DECIMALS = 6
+
+
+def ohlc_rows(ohlc: Ohlc, decimals: int, scale: float = 1.0) -> list[CoinglassOhlc]:
+    """Coinglass's OHLC rows (numbers as strings), each value times ``scale`` (100: a fraction in percent)."""
+    columns = [np.asarray(column) * scale for column in (ohlc.open, ohlc.high, ohlc.low, ohlc.close)]
+    return [
+        CoinglassOhlc(time=t, open=number_text(o, decimals), high=number_text(h, decimals), low=number_text(lo, decimals), close=number_text(c, decimals))
+        for t, o, h, lo, c in zip(ohlc.time.tolist(), *(column.tolist() for column in columns))
+    ]
+
+
+def price_rows(ohlc: Ohlc, volume_usd: np.ndarray) -> list[CoinglassPriceOhlc]:
+    """Coinglass's price rows: OHLC and the traded USD, as strings."""
+    return [
+        CoinglassPriceOhlc(
+            time=t,
+            open=number_text(o, PRICE_DECIMALS),
+            high=number_text(h, PRICE_DECIMALS),
+            low=number_text(lo, PRICE_DECIMALS),
+            close=number_text(c, PRICE_DECIMALS),
+            volume_usd=number_text(v, USD_DECIMALS),
+        )
+        for t, o, h, lo, c, v in zip(ohlc.time.tolist(), ohlc.open.tolist(), ohlc.high.tolist(), ohlc.low.tolist(), ohlc.close.tolist(), np.asarray(volume_usd).tolist())
+    ]
+
+
+def taker_rows(time: np.ndarray, buy_usd: np.ndarray, sell_usd: np.ndarray) -> list[CoinglassTakerVolume]:
+    return [
+        CoinglassTakerVolume(time=t, taker_buy_volume_usd=number_text(b, USD_DECIMALS), taker_sell_volume_usd=number_text(s, USD_DECIMALS))
+        for t, b, s in zip(np.asarray(time).tolist(), np.asarray(buy_usd).tolist(), np.asarray(sell_usd).tolist())
+    ]
+
+
+def account_ratio_rows(time: np.ndarray, long_share: np.ndarray, short_share: np.ndarray) -> list[CoinglassAccountRatio]:
+    """Shares (0..1) as Coinglass's percentages with two decimals, and long / short with two (null-free: 0 short is skipped)."""
+    long_share, short_share = np.asarray(long_share, dtype=np.float64), np.asarray(short_share, dtype=np.float64)
+    keep = short_share > 0
+    ratio = np.round(long_share[keep] / short_share[keep], 2)
+    return [
+        CoinglassAccountRatio(time=t, global_account_long_percent=lo, global_account_short_percent=sh, global_account_long_short_ratio=r)
+        for t, lo, sh, r in zip(
+            np.asarray(time)[keep].tolist(), np.round(long_share[keep] * 100, 2).tolist(), np.round(short_share[keep] * 100, 2).tolist(), ratio.tolist()
+        )
+    ]

@@ -103,6 +103,8 @@ class MarketOut(Base):
     bars: int
     models: list[str]
     ranges: list[str]
+    # Simulated data (the demo's synthetic venues, or an aggregate summing one), not a real market.
+    synthetic: bool
 
 
 class MarketsOut(Base):
@@ -350,6 +352,100 @@ class CoinglassSocketReply(Base):
     channels: list[str]
     code: str
     msg: str
+
+
+class CoinglassOhlc(Base):
+    """One interval of a series as Coinglass sends it: its start (epoch ms) and four numbers as strings."""
+
+    time: int
+    open: str
+    high: str
+    low: str
+    close: str
+
+
+class CoinglassPriceOhlc(CoinglassOhlc):
+    """One interval of price bars: OHLC and the traded USD, as strings."""
+
+    volume_usd: str
+
+
+class CoinglassTakerVolume(Base):
+    """Taker buy and sell volume of one pair in one interval, USD as strings."""
+
+    time: int
+    taker_buy_volume_usd: str
+    taker_sell_volume_usd: str
+
+
+class CoinglassAccountRatio(Base):
+    """Share of accounts net long and net short at the end of one interval (percent), and long / short."""
+
+    time: int
+    global_account_long_percent: float
+    global_account_short_percent: float
+    global_account_long_short_ratio: float
+
+
+class CoinglassOpenInterestExchange(Base):
+    """Open interest of a coin on one exchange (or ``All``) now, and its change over trailing windows (%).
+
+    liqmap collects USDⓈ-margined perpetuals only: the coin-margined part is 0 and the
+    stablecoin-margined part is the whole. A change over a window without an observation
+    that far back is null.
+    """
+
+    exchange: str
+    symbol: str
+    open_interest_usd: float
+    open_interest_quantity: float
+    open_interest_by_stable_coin_margin: float
+    open_interest_quantity_by_coin_margin: float
+    open_interest_quantity_by_stable_coin_margin: float
+    open_interest_change_percent_5m: float | None
+    open_interest_change_percent_15m: float | None
+    open_interest_change_percent_30m: float | None
+    open_interest_change_percent_1h: float | None
+    open_interest_change_percent_4h: float | None
+    open_interest_change_percent_24h: float | None
+
+
+class CoinglassFundingExchange(Base):
+    """The current funding rate of a coin's pair on one exchange: percent per interval, the interval in hours."""
+
+    exchange: str
+    funding_rate_interval: int | None  # whole hours (venues fund every 1, 2, 4 or 8)
+    funding_rate: float
+    next_funding_time: int | None
+
+
+class CoinglassFundingCoin(Base):
+    """Current funding rates of one coin per exchange, stablecoin-margined and coin-margined (none here)."""
+
+    symbol: str
+    stablecoin_margin_list: list[CoinglassFundingExchange]
+    token_margin_list: list[CoinglassFundingExchange]
+
+
+class OpenInterestVenueOut(Base):
+    """One venue's open interest of a coin: now, and its close per interval (oldest first)."""
+
+    exchange: str
+    symbol: str
+    open_interest_usd: float | None  # the newest observation, USD
+    observed_at: int | None  # when it was observed, epoch ms
+    history: list[list[float]]  # [[interval start (epoch ms), close USD], ...]
+
+
+class OpenInterestOut(Base):
+    """Open interest of a coin on every venue in one answer, and their sum."""
+
+    coin: str
+    interval: str
+    synthetic: bool  # simulated data (the demo's venues)
+    total_usd: float | None  # sum of the venues' newest observations
+    venues: list[OpenInterestVenueOut]
+    total_history: list[list[float]]  # [[interval start, close USD summed over venues], ...]
 
 
 class Envelope(Base, Generic[T]):

@@ -9,6 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from engine.models.margin import shipped_binance_table
+from service.fakeexchange.market import FUNDING_RATE
+from service.store.chunks import LONG_SHORT, TAKER
 from service.store.rows import LIQUIDATION_DTYPE
 from service.collect.backfill import backfill_market
 from service.collect.venues.binance_brackets import default_tiers
@@ -65,6 +67,24 @@ async def test_backfill_stores_exactly_the_venues_history_and_a_second_run_chang
     expected = fake[venue].market.open_interest_at("BTCUSDT", expected_ts)["open_interest_usd"]
     np.testing.assert_allclose(oi["open_interest_usd"], expected, rtol=1e-12)
 
+    # The venue's public account ratio: its 5-minute periods, as shares of accounts long and short.
+    ratios = await store.read_rows(LONG_SHORT, venue, "BTCUSDT")
+    expected_ratios = fake[venue].market.long_short_at("BTCUSDT", START, NOW_MS - 1)
+    assert len(ratios) == len(expected_ratios) > 30
+    assert ratios["ts_ms"].tolist() == expected_ratios["ts_ms"].tolist()
+    np.testing.assert_allclose(ratios["long_account"], expected_ratios["long_account"], rtol=1e-9)  # OKX: from its ratio alone
+    np.testing.assert_allclose(ratios["short_account"], expected_ratios["short_account"], rtol=1e-9)
+
+    # Taker volumes: OKX's candles do not split them, so its 5-minute taker volume is stored instead.
+    taker = await store.read_rows(TAKER, venue, "BTCUSDT")
+    if venue == "okx":
+        expected_taker = fake[venue].market.taker_at("BTCUSDT", START, NOW_MS - NOW_MS % (5 * MINUTE) - 5 * MINUTE)
+        assert taker["ts_ms"].tolist() == expected_taker["ts_ms"].tolist() and len(taker) > 30
+        np.testing.assert_allclose(taker["buy_usd"], expected_taker["buy_usd"], rtol=1e-12)
+        np.testing.assert_allclose(taker["sell_usd"], expected_taker["sell_usd"], rtol=1e-12)
+    else:
+        assert len(taker) == 0
+
     requests_before = sum(fake[venue].requests.values())
     keys_before = {key: await redis.dump(key) for key in await redis.keys("*")}
     again = await backfill_market(store, source, "BTCUSDT", START, NOW_MS, out=None)
@@ -89,8 +109,23 @@ async def test_polls_add_new_closed_bars_and_current_open_interest(fake: FakeExc
     assert observed_ms == now
     expected = fake[venue].market.open_interest_at("BTCUSDT", np.array([now - now % MINUTE]))["open_interest_usd"][0]
     assert usd == pytest.approx(expected, rel=1e-12)
+    # The funding rate the venue shows, stamped with the snapshot; the account ratio of the period that ended.
+    assert polled.funding.tolist() == [(now, pytest.approx(FUNDING_RATE))]
+    assert len(polled.long_short) == 0  # no period has ended since the backfill
     # Nothing new, nothing returned.
-    assert len((await source.poll("BTCUSDT", now)).candles) == 0
+    again = await source.poll("BTCUSDT", now)
+    assert len(again.candles) == 0 and len(again.long_short) == 0
+    later = clock.advance(2 * MINUTE)
+    crossed = await source.poll("BTCUSDT", later)
+    expected = fake[venue].market.long_short_at("BTCUSDT", later - later % (5 * MINUTE), later)
+    assert crossed.long_short["ts_ms"].tolist() == [later - later % (5 * MINUTE)] == expected["ts_ms"].tolist()
+    np.testing.assert_allclose(crossed.long_short["long_account"], expected["long_account"], rtol=1e-9)
+    if venue == "okx":
+        ended = later - later % (5 * MINUTE) - 5 * MINUTE
+        assert crossed.taker["ts_ms"].tolist() == [ended]
+        np.testing.assert_allclose(crossed.taker["buy_usd"], fake[venue].market.taker_at("BTCUSDT", ended, ended)["buy_usd"], rtol=1e-12)
+    else:
+        assert len(crossed.taker) == 0
     assert not source.errors
     await source.close()
 

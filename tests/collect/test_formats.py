@@ -158,6 +158,33 @@ def test_okx_business_errors_on_http_200() -> None:
         okx.parse_candles(b'{"code":"50011","msg":"Too Many Requests","data":[]}')
 
 
+# --- account long/short ratios (formats as each venue documents them) ---------------------------
+
+BINANCE_ACCOUNT_RATIO = b'[{"symbol":"BTCUSDT","longShortRatio":"0.1960","longAccount":"0.6622","shortAccount":"0.3378","timestamp":"1583139600000"},{"symbol":"BTCUSDT","longShortRatio":"1.9559","longAccount":"0.6617","shortAccount":"0.3382","timestamp":"1583139900000"}]'
+BYBIT_ACCOUNT_RATIO = b'{"retCode":0,"retMsg":"OK","result":{"list":[{"symbol":"BTCUSDT","buyRatio":"0.5777","sellRatio":"0.4223","timestamp":"1695772800000"}]},"retExtInfo":{},"time":1695785131028}'
+OKX_ACCOUNT_RATIO = b'{"code":"0","msg":"","data":[["1701417900000","1.25"],["1701417600000","3"]]}'
+
+
+def test_account_ratios_become_shares_of_accounts_long_and_short() -> None:
+    assert binance.parse_long_short(BINANCE_ACCOUNT_RATIO).tolist() == [(1583139600000, 0.6622, 0.3378), (1583139900000, 0.6617, 0.3382)]
+    assert bybit.parse_account_ratio(BYBIT_ACCOUNT_RATIO).tolist() == [(1695772800000, 0.5777, 0.4223)]
+    rows = okx.parse_long_short(OKX_ACCOUNT_RATIO)  # the ratio alone: long = r / (1 + r)
+    assert rows["ts_ms"].tolist() == [1701417600000, 1701417900000]
+    np.testing.assert_allclose(rows["long_account"], [0.75, 1.25 / 2.25])
+    np.testing.assert_allclose(rows["long_account"] + rows["short_account"], 1.0)
+
+
+def test_okx_taker_volume_is_usd_bought_and_sold_per_period() -> None:
+    body = b'{"code":"0","msg":"","data":[["1701417900000","200.5","300"],["1701417600000","10","20"]]}'
+    assert okx.parse_taker_volume(body).tolist() == [(1701417600000, 20.0, 10.0), (1701417900000, 300.0, 200.5)]
+    with pytest.raises(BadPayload):
+        okx.parse_taker_volume(body.replace(b'"200.5"', b'"-1"'))
+
+
+def test_bybit_ticker_gives_the_funding_interval() -> None:
+    assert bybit.parse_ticker(BYBIT_TICKERS.replace(b'"fundingIntervalHour":"8"', b'"fundingIntervalHour":"4"')).meta["funding_interval_h"] == 4
+
+
 # --- malformed input -----------------------------------------------------------------------
 
 
@@ -176,6 +203,9 @@ def test_okx_business_errors_on_http_200() -> None:
         (binance.parse_force_order, BINANCE_FORCE_ORDER.replace('"S":"SELL"', '"S":"HOLD"')),
         (bybit.parse_liquidations, BYBIT_LIQUIDATION.replace('"v":"20000"', '"v":"0"')),
         (bybit.parse_liquidations, '{"topic":"orderbook.1.BTCUSDT","data":[]}'),
+        (binance.parse_long_short, BINANCE_ACCOUNT_RATIO.replace(b'"0.6622"', b'"1.6622"')),
+        (bybit.parse_account_ratio, BYBIT_ACCOUNT_RATIO.replace(b'"0.5777"', b'"x"')),
+        (okx.parse_long_short, OKX_ACCOUNT_RATIO.replace(b'"1.25"', b'"-1"')),
     ],
 )
 def test_malformed_payloads_are_bad_payloads_never_partial_rows(parse, body) -> None:  # noqa: ANN001

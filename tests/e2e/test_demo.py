@@ -41,7 +41,7 @@ def _wait_for_frame(base: str, process: subprocess.Popen) -> httpx.Response:
         if process.poll() is not None:
             raise AssertionError(f"liqmap demo exited early with {process.returncode}")
         try:
-            response = httpx.get(f"{base}/v1/heatmaps/synthetic/BTCUSDT/latest", params={"model": "model1", "range": "24h"}, timeout=5)
+            response = httpx.get(f"{base}/v1/heatmaps/binance/BTCUSDT/latest", params={"model": "model1", "range": "24h"}, timeout=5)
             if response.status_code == 200:
                 return response
             last = f"{response.status_code} {response.text[:200]}"
@@ -79,12 +79,25 @@ def test_demo_serves_heatmaps_and_stops_cleanly(tmp_path: Path) -> None:
 
         cg = httpx.get(
             f"{base}/api/futures/liquidation/heatmap/model1",
-            params={"exchange": "synthetic", "symbol": "BTCUSDT", "range": "24h"},
+            params={"exchange": "Binance", "symbol": "BTCUSDT", "range": "24h"},
             timeout=10,
         ).json()
         assert cg["code"] == "0" and cg["msg"] == "success"
         assert set(cg["data"]) >= {"y_axis", "liquidation_leverage_data", "price_candlesticks"}
         assert len(cg["data"]["liquidation_leverage_data"]) > 0
+
+        # Three synthetic venues answering as Coinglass names them, summed into "all", and said to be simulated.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            aggregated = httpx.get(f"{base}/api/futures/liquidation/aggregated-heatmap/model1", params={"symbol": "BTC", "range": "24h"}, timeout=10)
+            if aggregated.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert aggregated.status_code == 200, aggregated.text
+        markets = httpx.get(f"{base}/v1/markets", timeout=10).json()["markets"]
+        assert {m["exchange"] for m in markets} == {"binance", "bybit", "okx", "all"}
+        assert markets and all(m["synthetic"] for m in markets)
+        assert len(aggregated.json()["data"]["liquidation_leverage_data"]) > 0
 
         assert _processes_mentioning(str(data_dir)), "the embedded store should be running"
     finally:

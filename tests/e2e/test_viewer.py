@@ -107,6 +107,7 @@ def test_viewer_draws_switches_hovers_and_updates_live(demo: str, page, artifact
     assert first["yellow"] > 0, "the largest cells should be drawn yellow"
     assert page.locator("#clusters tbody tr").count() > 0
     assert "model1 1.0.0" in page.locator("#frame-info").inner_text()
+    assert page.locator("#synthetic-note").is_visible(), "the demo's simulated data should be said to be synthetic"
     page.screenshot(path=str(artifacts_dir / "viewer-btc-24h.png"))
 
     page.select_option("#symbol", "ETHUSDT")
@@ -114,9 +115,9 @@ def test_viewer_draws_switches_hovers_and_updates_live(demo: str, page, artifact
     assert page.evaluate(CANVAS_SUMMARY)["hash"] != first["hash"], "another symbol should draw another picture"
     page.select_option("#range", "12h")
     frame_id = _wait_ready(page, symbol="ETHUSDT", range="12h")
-    assert "#exchange=synthetic&symbol=ETHUSDT&model=model1&range=12h" in page.url
+    assert "#exchange=binance&symbol=ETHUSDT&model=model1&range=12h" in page.url
 
-    frame = httpx.get(f"{demo}/v1/heatmaps/synthetic/ETHUSDT/frames/{frame_id}", timeout=10).json()
+    frame = httpx.get(f"{demo}/v1/heatmaps/binance/ETHUSDT/frames/{frame_id}", timeout=10).json()
     assert frame["range"] == "12h"
     box = page.locator("#heatmap").bounding_box()
     assert box is not None
@@ -147,7 +148,7 @@ def test_viewer_draws_switches_hovers_and_updates_live(demo: str, page, artifact
     )
     assert page.locator("#live").get_attribute("data-status") == "live"
     shown_id = page.evaluate("document.body.dataset.frameId")
-    shown = httpx.get(f"{demo}/v1/heatmaps/synthetic/ETHUSDT/frames/{shown_id}", timeout=10).json()
+    shown = httpx.get(f"{demo}/v1/heatmaps/binance/ETHUSDT/frames/{shown_id}", timeout=10).json()
     assert shown["data_until"] > frame["data_until"]
     page.screenshot(path=str(artifacts_dir / "viewer.png"))
 
@@ -160,6 +161,6 @@ def test_viewer_assets_are_served_from_the_package(demo: str, artifacts_dir: Pat
         response = httpx.get(f"{demo}{asset}", timeout=10)
         assert response.status_code == 200 and asset.rsplit("/", 1)[1] in page.text
         assert "https://" not in response.text
-    png = httpx.get(f"{demo}/v1/heatmaps/synthetic/BTCUSDT/latest.png", params={"range": "24h"}, timeout=30)
+    png = httpx.get(f"{demo}/v1/heatmaps/binance/BTCUSDT/latest.png", params={"range": "24h"}, timeout=30)
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     (artifacts_dir / "heatmap-btc-24h.png").write_bytes(png.content)

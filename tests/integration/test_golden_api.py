@@ -89,6 +89,18 @@ ROUTES: dict[str, tuple[str, dict[str, str]]] = {
     "cg_max_pain.json": (f"{CG}/max-pain", {}),
     "cg_max_pain_12h.json": (f"{CG}/max-pain", {"range": "12h"}),
     "cg_supported_exchange_pairs.json": ("/api/futures/supported-exchange-pairs", {}),
+    "cg_supported_coins.json": ("/api/futures/supported-coins", {}),
+    "cg_supported_exchanges.json": ("/api/futures/supported-exchanges", {}),
+    "cg_oi_history_1h.json": ("/api/futures/open-interest/history", {**PAIR, "interval": "1h"}),
+    "cg_oi_history_coin_15m.json": ("/api/futures/open-interest/history", {"exchange": "okx", "symbol": "BTCUSDT", "interval": "15m", "unit": "coin", "limit": "8"}),
+    "cg_oi_aggregated_4h.json": ("/api/futures/open-interest/aggregated-history", {"symbol": "BTC", "interval": "4h"}),
+    "cg_oi_exchange_list.json": ("/api/futures/open-interest/exchange-list", {"symbol": "BTC"}),
+    "cg_funding_history_default.json": ("/api/futures/funding-rate/history", PAIR),
+    "cg_funding_exchange_list.json": ("/api/futures/funding-rate/exchange-list", {}),
+    "cg_price_history_4h.json": ("/api/futures/price/history", {**PAIR, "interval": "4h"}),
+    "cg_account_ratio_1h.json": ("/api/futures/global-long-short-account-ratio/history", {**PAIR, "interval": "1h", "limit": "6"}),
+    "cg_taker_volume_h1.json": ("/api/futures/v2/taker-buy-sell-volume/history", {**PAIR, "interval": "h1", "limit": "6"}),
+    "v1_open_interest_btc.json": ("/v1/open-interest/BTC", {"interval": "4h", "limit": "3"}),
     # Errors: each validation in the order the routes run them.
     "err_v1_bad_range.json": (f"{V1}/latest", {"range": "2h"}),
     "err_v1_bad_model.json": (f"{V1}/levels", {"model": "model9", "range": "2h"}),
@@ -124,6 +136,11 @@ ROUTES: dict[str, tuple[str, dict[str, str]]] = {
     "err_cg_aggregated_map_unknown_coin.json": (f"{CG}/aggregated-map", {"symbol": "DOGE", "range": "1d"}),
     "err_cg_max_pain_range.json": (f"{CG}/max-pain", {"range": "1h"}),
     "err_cg_no_route.json": (f"{CG}/nothing-here", {}),
+    "err_cg_oi_history_unit.json": ("/api/futures/open-interest/history", {**PAIR, "unit": "eur"}),
+    "err_cg_oi_history_aggregate.json": ("/api/futures/open-interest/history", {"exchange": "all", "symbol": "BTC"}),
+    "err_cg_price_history_interval.json": ("/api/futures/price/history", {**PAIR, "interval": "2h"}),
+    "err_cg_oi_exchange_list_coin.json": ("/api/futures/open-interest/exchange-list", {"symbol": "DOGE"}),
+    "err_v1_open_interest_coin.json": ("/v1/open-interest/DOGE", {}),
 }
 # Asked after a market without frames is added: "being computed" answers.
 NOT_READY_ROUTES: dict[str, tuple[str, dict[str, str]]] = {

@@ -14,6 +14,7 @@ from service.collect.synthetic import (
     DEFAULT_PROFILES,
     EPOCH_MS,
     MINUTE_MS,
+    VENUE_FLAVOURS,
     MarketProfile,
     SyntheticMarket,
     _Simulator,
@@ -327,3 +328,53 @@ def test_ar1_matches_the_recursion(noise: list[float], decay: float, start: floa
         state = decay * state + value
         expected.append(state)
     np.testing.assert_allclose(ar1(np.array(noise), decay, start), expected, rtol=1e-9, atol=1e-9)
+
+
+# venues, funding and account ratios ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def venues() -> dict[str, Batch]:
+    """Two days of BTCUSDT as each demo venue sees it (one seed), and the whole market."""
+    out = {venue: SyntheticMarket(7, exchange=venue, venue=venue).rows("BTCUSDT", DAY0 - 2 * DAY_MS, DAY0) for venue in VENUE_FLAVOURS}
+    out["whole"] = synthetic_batch(DAY0 - 2 * DAY_MS, DAY0, "BTCUSDT")
+    return out
+
+
+def test_venues_trade_at_about_one_price_with_their_own_flows(venues: dict[str, Batch]) -> None:
+    whole = venues["whole"]
+    venues = {name: batch for name, batch in venues.items() if name != "whole"}
+    closes = np.array([batch.candles["close"] for batch in venues.values()])
+    assert np.all(np.abs(closes / whole.candles["close"] - 1) < 1e-3)  # a few basis points of basis
+    assert len({batch.candles["close"][-1] for batch in venues.values()}) == len(venues)  # but not one price
+    open_interest = np.array([batch.open_interest["open_interest_usd"] for batch in venues.values()])
+    share = open_interest.sum(axis=0) / whole.open_interest["open_interest_usd"]
+    assert 0.9 < share.min() and share.max() < 1.1  # the venues' shares make about the whole
+    sizes = {venue: float(batch.liquidations["usd"].sum()) for venue, batch in venues.items()}
+    assert sizes["binance"] > sizes["bybit"] > sizes["okx"] > 0
+    times = [set(batch.liquidations["ts_ms"].tolist()) for batch in venues.values()]
+    assert len(times[0] & times[1]) < 0.1 * len(times[0])  # their own events, not copies
+
+
+def test_funding_and_account_ratios_are_per_bar_and_per_period(venues: dict[str, Batch]) -> None:
+    for batch in venues.values():
+        assert np.array_equal(batch.funding["ts_ms"], batch.candles["ts_ms"] + MINUTE_MS)
+        assert np.all(np.abs(batch.funding["funding_rate"]) < 0.001)
+        assert np.ptp(batch.funding["funding_rate"]) > 0
+        ratio = batch.long_short
+        assert len(ratio) == 2 * 288 and np.all(ratio["ts_ms"] % (5 * MINUTE_MS) == 0)
+        assert np.allclose(ratio["long_account"] + ratio["short_account"], 1.0)
+        assert np.all((ratio["long_account"] > 0.05) & (ratio["long_account"] < 0.95))
+    # The crowd fades the move: the long share falls where the funding (the price's excursion) rises.
+    whole = venues["whole"]
+    at_period_end = np.isin(whole.funding["ts_ms"], whole.long_short["ts_ms"])
+    assert np.corrcoef(whole.funding["funding_rate"][at_period_end], whole.long_short["long_account"])[0, 1] < -0.9
+
+
+def test_chunking_keeps_funding_and_ratios() -> None:
+    market = SyntheticMarket(3, exchange="okx", venue="okx")
+    split = DAY0 - DAY_MS // 3 + 7 * MINUTE_MS
+    parts = [market.rows("ETHUSDT", DAY0 - DAY_MS, split), market.rows("ETHUSDT", split, DAY0)]
+    whole = market.rows("ETHUSDT", DAY0 - DAY_MS, DAY0)
+    assert np.array_equal(np.concatenate([p.funding for p in parts]), whole.funding)
+    assert np.array_equal(np.concatenate([p.long_short for p in parts]), whole.long_short)

@@ -8,6 +8,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 from service.wire.schemas import (
+    CoinglassAccountRatio,
+    CoinglassFundingCoin,
+    CoinglassOhlc,
+    CoinglassOpenInterestExchange,
+    CoinglassPriceOhlc,
+    CoinglassTakerVolume,
     CoinglassCoinHistory,
     CoinglassCoinTotals,
     CoinglassExchangeTotals,
@@ -101,3 +107,44 @@ SUPPORTED_PAIRS = _responses(dict[str, list[CoinglassPair]], "Pairs liqmap has d
         {"instrument_id": "BTCUSDT", "base_asset": "BTC", "quote_asset": "USDT", "settlement_currency": None, "max_leverage": None, "funding_interval": None, "price_tick_size": None}
     ]
 })
+
+# Market data beside the liquidations (docs/coinglass.md states each documented shape).
+
+SUPPORTED_COINS = _responses(list[str], "Coins with data here", ["BTC", "ETH", "SOL"])
+SUPPORTED_EXCHANGES = _responses(list[str], "Exchanges with data here, as Coinglass spells them", ["Binance", "Bybit", "OKX"])
+
+_OI_OHLC = [
+    {"time": 1745366400000, "open": "7612544532.1", "high": "7690412207.55", "low": "7598005541.2", "close": "7655320411.08"},
+    {"time": 1745452800000, "open": "7655320411.08", "high": "7702019330.4", "low": "7511003894.67", "close": "7530118720.31"},
+]
+OPEN_INTEREST_HISTORY = _responses(list[CoinglassOhlc], "Open interest of a pair per interval (OHLC, USD or coins, strings)", _OI_OHLC)
+OPEN_INTEREST_AGGREGATED = _responses(list[CoinglassOhlc], "Open interest of a coin summed over its exchanges per interval (OHLC, strings)", _OI_OHLC)
+OPEN_INTEREST_EXCHANGES = _responses(list[CoinglassOpenInterestExchange], "Open interest of a coin per exchange now, All first", [
+    {
+        "exchange": "All", "symbol": "BTC", "open_interest_usd": 57437891724.5572, "open_interest_quantity": 659557.3064,
+        "open_interest_by_stable_coin_margin": 57437891724.5572, "open_interest_quantity_by_coin_margin": 0,
+        "open_interest_quantity_by_stable_coin_margin": 659557.3064, "open_interest_change_percent_5m": 0.34,
+        "open_interest_change_percent_15m": 0.59, "open_interest_change_percent_30m": 1.42, "open_interest_change_percent_1h": 2.27,
+        "open_interest_change_percent_4h": 2.95, "open_interest_change_percent_24h": 0.9,
+    }
+])
+FUNDING_HISTORY = _responses(list[CoinglassOhlc], "Funding rate of a pair per interval (OHLC, percent, strings)", [
+    {"time": 1658880000000, "open": "0.004603", "high": "0.009388", "low": "-0.005063", "close": "0.009229"},
+    {"time": 1658966400000, "open": "0.009229", "high": "0.01", "low": "0.007794", "close": "0.01"},
+])
+FUNDING_EXCHANGES = _responses(list[CoinglassFundingCoin], "Current funding rate of every coin per exchange (percent)", [
+    {
+        "symbol": "BTC",
+        "stablecoin_margin_list": [{"exchange": "Binance", "funding_rate_interval": 8, "funding_rate": 0.007343, "next_funding_time": 1745222400000}],
+        "token_margin_list": [],
+    }
+])
+PRICE_HISTORY = _responses(list[CoinglassPriceOhlc], "Price of a pair per interval (OHLC and USD volume, strings)", [
+    {"time": 1745366400000, "open": "93404.9", "high": "93864.9", "low": "92730", "close": "92858.2", "volume_usd": "1166471854.3026"},
+])
+ACCOUNT_RATIO = _responses(list[CoinglassAccountRatio], "Share of accounts long and short per interval (percent) and their ratio", [
+    {"time": 1741604400000, "global_account_long_percent": 73.88, "global_account_short_percent": 26.12, "global_account_long_short_ratio": 2.83},
+])
+TAKER_VOLUME = _responses(list[CoinglassTakerVolume], "Taker buy and sell volume of a pair per interval (USD, strings)", [
+    {"time": 1741622400000, "taker_buy_volume_usd": "10551.033", "taker_sell_volume_usd": "11308"},
+])

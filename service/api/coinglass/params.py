@@ -23,10 +23,14 @@ from service.api.params import (
     check_exchange,
     check_model,
     check_offered,
+    check_choice,
+    check_int_range,
     check_range,
+    check_time_span,
     market_in,
     require,
 )
+from service.compute.history import HistoryQuery
 from service.compute.realized import INTERVALS_MS
 from service.markets import AGGREGATE_EXCHANGE
 from service.settings import Settings
@@ -34,6 +38,7 @@ from service.store.reader import StoreReader
 from service.wire.coinglass import MAP_RANGES
 
 HISTORY_LIMIT = 1000  # Coinglass's default and maximum
+UNITS = ("usd", "coin")
 
 
 def query_param(description: str, *, required: bool = False, name: str | None = None, **schema: Any) -> Any:
@@ -47,12 +52,36 @@ ExchangeParam = Annotated[str | None, query_param("Exchange as Coinglass names i
 PairParam = Annotated[str | None, query_param("Trading pair, e.g. BTCUSDT", required=True, pattern=NAMED)]
 CoinParam = Annotated[str | None, query_param("Coin, e.g. BTC", required=True, pattern=NAMED)]
 IntervalParam = Annotated[str | None, query_param(f"Bucket width: {', '.join(INTERVALS_MS)}", required=True, enum=list(INTERVALS_MS))]
+
+
+def interval_param(default: str) -> Any:
+    """``interval`` as Coinglass documents it for its market-data routes: required there, with a documented default (used when absent)."""
+    return query_param(
+        f"Bucket width: {', '.join(INTERVALS_MS)} (Coinglass's older spelling h1, m5, d1, w1 too; absent: {default}, the documented default)",
+        enum=[*INTERVALS_MS, *(name[-1] + name[:-1] for name in INTERVALS_MS)],
+    )
+
+
+UnitParam = Annotated[str | None, query_param("Unit of the values: usd (default) or coin", enum=list(UNITS))]
 LimitParam = Annotated[int | None, query_param(f"Buckets, 1..{HISTORY_LIMIT} (default {HISTORY_LIMIT})", minimum=1, maximum=HISTORY_LIMIT)]
 StartParam = Annotated[int | None, query_param("Start, epoch milliseconds", minimum=0, maximum=MAX_EPOCH_MS)]
 EndParam = Annotated[int | None, query_param("End, epoch milliseconds (default: now)", minimum=0, maximum=MAX_EPOCH_MS)]
 HeatmapRangeParam = Annotated[str | None, query_param("12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", required=True, name="range", **RANGE_ENUM)]
 MapRangeParam = Annotated[str | None, query_param("1d, 7d or 30d", required=True, name="range", enum=list(MAP_RANGES))]
 ModelPath = Annotated[str, PathParameter(description="model1, model2, model3 or model4", schema_extra=MODEL_ENUM)]
+
+
+def history_interval(value: str | None, default: str) -> int:
+    """Bucket width (ms) of an ``interval`` (``default`` when absent); Coinglass's older ``h1`` spelling is ``1h``. 400 naming the allowed ones."""
+    text = default if value is None or not value.strip() else value.strip()
+    if text[:1] in "mhdw" and text[1:].isdigit():
+        text = text[1:] + text[0]
+    return INTERVALS_MS[check_choice("interval", text, INTERVALS_MS)]
+
+
+def check_unit(value: str | None) -> str:
+    """``usd`` (the default) or ``coin``, any case; else 400."""
+    return "usd" if value is None or not value.strip() else check_choice("unit", value.strip().lower(), UNITS)
 
 
 def frame_range(settings: Settings, value: str | None, table: dict[str, str], default: str | None = None) -> str:
@@ -95,6 +124,12 @@ def provide_pair(markets: NamedDependency[Markets], exchange: ExchangeParam = No
     return Market(*market_in(markets, require("exchange", exchange, "Binance"), require("symbol", symbol, "BTCUSDT")))
 
 
+def provide_venue_pair(markets: NamedDependency[Markets], exchange: ExchangeParam = None, symbol: PairParam = None) -> Market:
+    """A pair on an exchange (not a coin's aggregate ``all``), else 404 naming what there is."""
+    exchange_id = check_exchange(markets, require("exchange", exchange, "Binance"))
+    return Market(*market_in(markets, exchange_id, require("symbol", symbol, "BTCUSDT")))
+
+
 def provide_coin_aggregate(markets: NamedDependency[Markets], symbol: CoinParam = None) -> Market:
     return aggregate_of(markets, require("symbol", symbol, "BTC").upper())
 
@@ -111,6 +146,26 @@ def provide_map_range(settings: NamedDependency[Settings], range_: MapRangeParam
 
 MARKETS = Provide(provide_markets)
 PAIR = Provide(provide_pair, sync_to_thread=False)
+VENUE_PAIR = Provide(provide_venue_pair, sync_to_thread=False)
 AGGREGATE = Provide(provide_coin_aggregate, sync_to_thread=False)
 EXCHANGE = Provide(provide_exchange, sync_to_thread=False)
 MAP_RANGE = Provide(provide_map_range, sync_to_thread=False)
+
+
+def history_query(default_interval: str) -> Provide:
+    """The dependency parsing ``interval`` (``default_interval`` when absent, as Coinglass documents it),
+    ``limit`` (default 1000), ``start_time`` and ``end_time`` of a market-data history route."""
+
+    def provide(interval: str | None = None, limit: int | None = None, start_time: int | None = None, end_time: int | None = None) -> HistoryQuery:
+        check_time_span(start_time, end_time)
+        return HistoryQuery(history_interval(interval, default_interval), check_int_range("limit", limit, 1, HISTORY_LIMIT, HISTORY_LIMIT), start_time, end_time)
+
+    # Resolved objects, not this module's postponed strings: the interval's default is this call's.
+    provide.__annotations__ = {
+        "interval": Annotated[str | None, interval_param(default_interval)],
+        "limit": LimitParam,
+        "start_time": StartParam,
+        "end_time": EndParam,
+        "return": HistoryQuery,
+    }
+    return Provide(provide, sync_to_thread=False)

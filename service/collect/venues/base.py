@@ -20,7 +20,7 @@ from typing import ClassVar, TypeVar
 import numpy as np
 
 from service.clock import Clock, Sleep, now_ms
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, empty
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, TAKER_DTYPE, empty
 from service.collect.venues import parse as canonical
 from service.collect.venues.budget import RequestBudget
 from service.collect.venues.errors import BadPayload, RateLimited, VenueError, VenueUnavailable
@@ -144,6 +144,12 @@ class ExchangeCollector(ABC):
     candle_page_bars: ClassVar[int]
     oi_history_step_ms: ClassVar[int] = 5 * MINUTE_MS
     oi_history_page_rows: ClassVar[int]
+    # The public account long/short ratio: its period and rows per request.
+    long_short_step_ms: ClassVar[int] = 5 * MINUTE_MS
+    long_short_page_rows: ClassVar[int]
+    # Venues whose bars do not split volume by taker side publish it per 5-minute period: rows
+    # per request of that (0: the bars split it, nothing to fetch).
+    taker_page_rows: ClassVar[int] = 0
     # Published limit as (burst weight, weight per second); budgets take a share of it.
     rate_limit: ClassVar[tuple[float, float]]
     forbidden_backoff_s: ClassVar[float] = 60.0
@@ -173,6 +179,8 @@ class ExchangeCollector(ABC):
         self.bad_payloads: Counter[str] = Counter()
         self._next_bar: dict[str, int] = {}
         self._tiers_due: dict[str, int] = {}
+        self._long_short_from: dict[str, int] = {}
+        self._taker_from: dict[str, int] = {}
         self._feed: WsFeed | None = None
         self._sink: LiquidationSink | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -199,6 +207,14 @@ class ExchangeCollector(ABC):
 
         ``candles`` are 1m bars around the window, for venues that report coins, not USD.
         """
+
+    @abstractmethod
+    async def fetch_long_short(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        """The venue's account long/short ratio for periods ending in ``[start_ms, end_ms)`` (one page, LONG_SHORT_DTYPE)."""
+
+    async def fetch_taker(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        """Taker volumes of the periods starting in ``[start_ms, end_ms)`` (one page, TAKER_DTYPE); venues with ``taker_page_rows``."""
+        raise NotImplementedError(f"{self.exchange} splits taker volume in its bars")
 
     @abstractmethod
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
@@ -269,6 +285,10 @@ class ExchangeCollector(ABC):
             raise
         batch = _concat(parts)
         batch.meta.update(await self._state(symbol, batch))
+        if len(batch.long_short):
+            self._long_short_from[symbol] = int(batch.long_short["ts_ms"][-1]) + 1
+        if len(batch.taker):
+            self._taker_from[symbol] = int(batch.taker["ts_ms"][-1]) + 1
         self._next_bar[symbol] = max(self._next_bar.get(symbol, 0), _closed_until(end_ms, self.step_ms))
         if len(batch.candles):
             self._next_bar[symbol] = max(self._next_bar[symbol], int(batch.candles["ts_ms"][-1]) + self.step_ms)
@@ -300,7 +320,9 @@ class ExchangeCollector(ABC):
                 continue
             candles = await self._candles_between(symbol, chunk_start, chunk_end, now, patient=patient)
             open_interest = await self._open_interest_between(symbol, chunk_start, chunk_end, candles, patient=patient)
-            yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest))
+            long_short = await self._long_short_between(symbol, chunk_start, chunk_end, patient=patient)
+            taker = await self._taker_between(symbol, chunk_start, min(chunk_end, now - now % self.long_short_step_ms), patient=patient)
+            yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest, long_short=long_short, taker=taker))
 
     async def poll(self, symbol: str, now_ms: int) -> Batch:
         """New closed bars since the last poll, open interest now, fresh tiers, buffered liquidations.
@@ -322,6 +344,20 @@ class ExchangeCollector(ABC):
                 except VenueError as exc:
                     self._count(exc)
         batch.meta.update(await self._state(symbol, batch))
+        # Account ratios of the periods ended since the last ones fetched (a period is 5 minutes).
+        ended = now_ms - now_ms % self.long_short_step_ms + 1
+        since = self._long_short_from.get(symbol, ended - self.long_short_step_ms)
+        if ended > since:
+            batch.long_short = await self._long_short_between(symbol, since, ended)
+            if len(batch.long_short):
+                self._long_short_from[symbol] = int(batch.long_short["ts_ms"][-1]) + 1
+        # Taker volumes of the periods that ended since (stamped at their start).
+        started = now_ms - now_ms % self.long_short_step_ms
+        since = self._taker_from.get(symbol, started - self.long_short_step_ms)
+        if self.taker_page_rows and started > since:
+            batch.taker = await self._taker_between(symbol, since, started)
+            if len(batch.taker):
+                self._taker_from[symbol] = int(batch.taker["ts_ms"][-1]) + 1
         batch.liquidations = self.liquidations.drain(symbol)
         return batch
 
@@ -380,6 +416,10 @@ class ExchangeCollector(ABC):
             snapshot = await self.fetch_snapshot(symbol)
             batch.open_interest = _join(batch.open_interest, snapshot.open_interest, OPEN_INTEREST_DTYPE)
             meta.update(snapshot.meta)
+            if "funding_rate" in snapshot.meta and len(snapshot.open_interest):
+                # The rate the venue shows now (it moves until the funding time), stamped with the snapshot.
+                observed = int(snapshot.open_interest["ts_ms"][-1])
+                batch.funding = _join(batch.funding, canonical.funding(observed, float(snapshot.meta["funding_rate"])), FUNDING_DTYPE)
         except VenueError as exc:
             self._count(exc)
         now = self.clock()
@@ -409,18 +449,38 @@ class ExchangeCollector(ABC):
 
     async def _open_interest_between(self, symbol: str, start_ms: int, end_ms: int, candles: np.ndarray, *, patient: bool = False) -> np.ndarray:
         """History pages over the window; a venue that has none (too old, refused) gives none."""
-        pages: list[np.ndarray] = []
         page_ms = self.oi_history_page_rows * self.oi_history_step_ms
+        fetch = lambda s, e: self.fetch_open_interest_history(symbol, s, e, candles)  # noqa: E731
+        return await self._history_pages(fetch, start_ms, end_ms, page_ms, OPEN_INTEREST_DTYPE, patient)
+
+    async def _long_short_between(self, symbol: str, start_ms: int, end_ms: int, *, patient: bool = False) -> np.ndarray:
+        """Account-ratio pages over the window; a venue that has none (too old, refused) gives none."""
+        page_ms = self.long_short_page_rows * self.long_short_step_ms
+        fetch = lambda s, e: self.fetch_long_short(symbol, s, e)  # noqa: E731
+        return await self._history_pages(fetch, start_ms, end_ms, page_ms, LONG_SHORT_DTYPE, patient)
+
+    async def _taker_between(self, symbol: str, start_ms: int, end_ms: int, *, patient: bool = False) -> np.ndarray:
+        """Taker-volume pages over the window, where the venue's bars do not split it (else none)."""
+        if not self.taker_page_rows:
+            return empty(TAKER_DTYPE)
+        page_ms = self.taker_page_rows * self.long_short_step_ms
+        fetch = lambda s, e: self.fetch_taker(symbol, s, e)  # noqa: E731
+        return await self._history_pages(fetch, start_ms, end_ms, page_ms, TAKER_DTYPE, patient)
+
+    async def _history_pages(
+        self, fetch: Callable[[int, int], Awaitable[np.ndarray]], start_ms: int, end_ms: int, page_ms: int, dtype: np.dtype, patient: bool
+    ) -> np.ndarray:
+        """``fetch(start, end)`` page by page over the window, rows kept inside their page; failed pages are counted and skipped."""
+        pages: list[np.ndarray] = []
         for page_start in range(start_ms, end_ms, page_ms):
             page_end = min(page_start + page_ms, end_ms)
-            fetch = lambda s=page_start, e=page_end: self.fetch_open_interest_history(symbol, s, e, candles)  # noqa: E731
             try:
-                page = await self._attempt(fetch, patient)
+                page = await self._attempt(lambda s=page_start, e=page_end: fetch(s, e), patient)
             except VenueError as exc:
                 self._count(exc)
                 continue
             pages.append(page[(page["ts_ms"] >= page_start) & (page["ts_ms"] < page_end)])
-        return _join_all(pages, OPEN_INTEREST_DTYPE)
+        return _join_all(pages, dtype)
 
     async def _attempt(self, call: Callable[[], Awaitable[T]], patient: bool, attempts: int = 4) -> T:
         """``call()``; if ``patient``, retried through back-offs (up to backfill_max_wait_s) and outages."""
@@ -476,4 +536,6 @@ def _concat(batches: list[Batch]) -> Batch:
         candles=_join_all([b.candles for b in batches], CANDLE_DTYPE),
         open_interest=_join_all([b.open_interest for b in batches], OPEN_INTEREST_DTYPE),
         liquidations=empty(LIQUIDATION_DTYPE),
+        long_short=_join_all([b.long_short for b in batches], LONG_SHORT_DTYPE),
+        taker=_join_all([b.taker for b in batches], TAKER_DTYPE),
     )

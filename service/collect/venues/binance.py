@@ -55,6 +55,13 @@ class OpenInterestHistRow(msgspec.Struct):
     timestamp: int
 
 
+class AccountRatioRow(msgspec.Struct):
+    longAccount: float
+    shortAccount: float
+    timestamp: int
+    longShortRatio: float | None = None
+
+
 class PremiumIndex(msgspec.Struct):
     symbol: str
     markPrice: float
@@ -114,6 +121,7 @@ _klines = msgspec.json.Decoder(list[Kline], strict=False)
 _open_interest = msgspec.json.Decoder(OpenInterest, strict=False)
 _oi_hist = msgspec.json.Decoder(list[OpenInterestHistRow], strict=False)
 _premium = msgspec.json.Decoder(PremiumIndex, strict=False)
+_account_ratio = msgspec.json.Decoder(list[AccountRatioRow], strict=False)
 _combined = msgspec.json.Decoder(Combined, strict=False)
 _force_order = msgspec.json.Decoder(ForceOrder, strict=False)
 _brackets = msgspec.json.Decoder(BracketsResponse, strict=False)
@@ -147,6 +155,12 @@ def parse_open_interest_history(body: bytes) -> np.ndarray:
     """Rows from ``openInterestHist``: ``sumOpenInterestValue`` (USDT) at ``timestamp`` (the period's end)."""
     page = parse.decode(_oi_hist, body, VENUE, "openInterestHist")
     return parse.open_interest(VENUE, "openInterestHist", [r.timestamp for r in page], [r.sumOpenInterestValue for r in page])
+
+
+def parse_long_short(body: bytes) -> np.ndarray:
+    """Rows from ``globalLongShortAccountRatio``: ``longAccount`` / ``shortAccount`` (shares, 0..1) at ``timestamp``."""
+    page = parse.decode(_account_ratio, body, VENUE, "globalLongShortAccountRatio")
+    return parse.long_short(VENUE, "globalLongShortAccountRatio", [r.timestamp for r in page], [r.longAccount for r in page], [r.shortAccount for r in page])
 
 
 def parse_snapshot(open_interest_body: bytes, premium_body: bytes) -> Snapshot:
@@ -201,6 +215,7 @@ class BinanceCollector(ExchangeCollector):
     exchange = VENUE
     candle_page_bars = 1500
     oi_history_page_rows = 500
+    long_short_page_rows = 500
     # 2400 weight per minute per IP.
     rate_limit = (400.0, 40.0)
     forbidden_backoff_s = 120.0  # the web application firewall
@@ -225,6 +240,11 @@ class BinanceCollector(ExchangeCollector):
         await self.history_budget.acquire("openInterestHist")
         params = {"symbol": symbol, "period": "5m", "startTime": start_ms, "endTime": end_ms - 1, "limit": self.oi_history_page_rows}
         return parse_open_interest_history(await self.http.get("/futures/data/openInterestHist", params))
+
+    async def fetch_long_short(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        await self.history_budget.acquire("globalLongShortAccountRatio")  # the same 1000 per 5 minutes
+        params = {"symbol": symbol, "period": "5m", "startTime": start_ms, "endTime": end_ms - 1, "limit": self.long_short_page_rows}
+        return parse_long_short(await self.http.get("/futures/data/globalLongShortAccountRatio", params))
 
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
         open_interest = await self.http.get("/fapi/v1/openInterest", {"symbol": symbol})

@@ -60,6 +60,16 @@ class OpenInterestResult(msgspec.Struct):
     items: list[OpenInterestRow] = msgspec.field(name="list")
 
 
+class AccountRatioRow(msgspec.Struct):
+    buyRatio: float
+    sellRatio: float
+    timestamp: int
+
+
+class AccountRatioResult(msgspec.Struct):
+    items: list[AccountRatioRow] = msgspec.field(name="list")
+
+
 class Ticker(msgspec.Struct):
     symbol: str
     markPrice: float
@@ -67,6 +77,7 @@ class Ticker(msgspec.Struct):
     fundingRate: float
     nextFundingTime: int
     openInterestValue: float
+    fundingIntervalHour: float | None = None
     singleOpenInterestValue: float | None = None
 
 
@@ -104,6 +115,7 @@ class StreamMessage(msgspec.Struct):
 _klines = msgspec.json.Decoder(Envelope[KlineResult], strict=False)
 _open_interest = msgspec.json.Decoder(Envelope[OpenInterestResult], strict=False)
 _tickers = msgspec.json.Decoder(Envelope[TickerResult], strict=False)
+_account_ratio = msgspec.json.Decoder(Envelope[AccountRatioResult], strict=False)
 _risk_limits = msgspec.json.Decoder(Envelope[RiskLimitResult], strict=False)
 _stream = msgspec.json.Decoder(StreamMessage, strict=False)
 
@@ -195,7 +207,15 @@ def parse_ticker(body: bytes) -> Snapshot:
         "next_funding_ms": ticker.nextFundingTime,
         "state_ms": envelope.time,
     }
+    if ticker.fundingIntervalHour is not None:
+        meta["funding_interval_h"] = ticker.fundingIntervalHour
     return Snapshot(oi, meta)
+
+
+def parse_account_ratio(body: bytes) -> np.ndarray:
+    """Rows from ``/v5/market/account-ratio`` (newest first): ``buyRatio`` / ``sellRatio``, the shares of accounts long / short."""
+    page = _result(_account_ratio, body, "account-ratio").items
+    return parse.long_short(VENUE, "account-ratio", [r.timestamp for r in page], [r.buyRatio for r in page], [r.sellRatio for r in page])
 
 
 def parse_risk_limits(body: bytes) -> list[tiers.Tier]:
@@ -231,6 +251,7 @@ class BybitCollector(ExchangeCollector):
     exchange = VENUE
     candle_page_bars = 1000
     oi_history_page_rows = 200
+    long_short_page_rows = 500
     # 600 requests per 5 s per IP; a breach is a 10-minute 403.
     rate_limit = (100.0, 120.0)
     forbidden_backoff_s = 600.0
@@ -259,6 +280,10 @@ class BybitCollector(ExchangeCollector):
         params = {"symbol": symbol, "intervalTime": "5min", "startTime": start_ms, "endTime": end_ms - 1, "limit": self.oi_history_page_rows}
         body = await self._get("/v5/market/open-interest", params)
         return self._checked("open-interest", parse_open_interest, body, candles)
+
+    async def fetch_long_short(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        params = {"symbol": symbol, "period": "5min", "startTime": start_ms, "endTime": end_ms - 1, "limit": self.long_short_page_rows}
+        return self._checked("account-ratio", parse_account_ratio, await self._get("/v5/market/account-ratio", params))
 
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
         return self._checked("tickers", parse_ticker, await self._get("/v5/market/tickers", {"symbol": symbol}))

@@ -61,6 +61,17 @@ class OpenInterestHistRow(msgspec.Struct, array_like=True):
     oi_usd: float
 
 
+class AccountRatioRow(msgspec.Struct, array_like=True):
+    ts: int
+    ratio: float
+
+
+class TakerVolumeRow(msgspec.Struct, array_like=True):
+    ts: int
+    sell: float
+    buy: float
+
+
 class OpenInterest(msgspec.Struct):
     instId: str
     oi: float
@@ -125,6 +136,8 @@ def _decoder(kind: type) -> msgspec.json.Decoder:
 
 _candles = _decoder(Candle)
 _oi_hist = _decoder(OpenInterestHistRow)
+_account_ratio = _decoder(AccountRatioRow)
+_taker_volume = _decoder(TakerVolumeRow)
 _open_interest = _decoder(OpenInterest)
 _mark = _decoder(MarkPrice)
 _funding = _decoder(FundingRate)
@@ -164,6 +177,21 @@ def parse_open_interest_history(body: bytes) -> np.ndarray:
     """Rows ``[ts, oi, oiCcy, oiUsd]`` → ``oiUsd`` at ``ts``."""
     page = _data(_oi_hist, body, "open-interest-history")
     return parse.open_interest(VENUE, "open-interest-history", [r.ts for r in page], [r.oi_usd for r in page])
+
+
+def parse_long_short(body: bytes) -> np.ndarray:
+    """Rows ``[ts, longShortAcctRatio]`` (newest first) → shares of accounts long and short (OKX publishes the ratio alone)."""
+    page = _data(_account_ratio, body, "long-short-account-ratio-contract")
+    if any(not r.ratio >= 0 for r in page):
+        raise BadPayload(VENUE, "long-short-account-ratio-contract", "the long/short ratio must be a number >= 0")
+    long_share, short_share = parse.shares_of_ratio([r.ratio for r in page])
+    return parse.long_short(VENUE, "long-short-account-ratio-contract", [r.ts for r in page], long_share, short_share)
+
+
+def parse_taker_volume(body: bytes) -> np.ndarray:
+    """Rows ``[ts, sellVol, buyVol]`` (``unit=2``: USD; newest first) → taker buy and sell USD per period."""
+    page = _data(_taker_volume, body, "taker-volume-contract")
+    return parse.taker(VENUE, "taker-volume-contract", [r.ts for r in page], [r.buy for r in page], [r.sell for r in page])
 
 
 def parse_snapshot(oi_body: bytes, mark_body: bytes, funding_body: bytes, contract_value: float) -> Snapshot:
@@ -240,6 +268,9 @@ class OkxCollector(ExchangeCollector):
     exchange = VENUE
     candle_page_bars = 100
     oi_history_page_rows = 100
+    long_short_page_rows = 100
+    # OKX candles do not split volume by taker side: its taker volume comes per 5 minutes.
+    taker_page_rows = 100
     # 20 requests per 2 s per endpoint and IP.
     rate_limit = (20.0, 10.0)
     # Pause after code 50011, seconds.
@@ -284,6 +315,18 @@ class OkxCollector(ExchangeCollector):
         params = {"instId": okx_instrument(symbol), "period": "5m", "begin": start_ms, "end": end_ms - 1, "limit": self.oi_history_page_rows}
         body = await self.http.get("/api/v5/rubik/stat/contracts/open-interest-history", params)
         return self._parsed("open-interest-history", parse_open_interest_history, body)
+
+    async def fetch_long_short(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        await self.history_budget.acquire("long-short-account-ratio-contract")
+        params = {"instId": okx_instrument(symbol), "period": "5m", "begin": start_ms, "end": end_ms - 1, "limit": self.long_short_page_rows}
+        body = await self.http.get("/api/v5/rubik/stat/contracts/long-short-account-ratio-contract", params)
+        return self._parsed("long-short-account-ratio-contract", parse_long_short, body)
+
+    async def fetch_taker(self, symbol: str, start_ms: int, end_ms: int) -> np.ndarray:
+        await self.history_budget.acquire("taker-volume-contract")
+        params = {"instId": okx_instrument(symbol), "period": "5m", "unit": 2, "begin": start_ms, "end": end_ms - 1, "limit": self.taker_page_rows}
+        body = await self.http.get("/api/v5/rubik/stat/taker-volume-contract", params)
+        return self._parsed("taker-volume-contract", parse_taker_volume, body)
 
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
         await self.prepare()

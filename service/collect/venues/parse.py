@@ -12,7 +12,7 @@ from typing import TypeVar
 import msgspec
 import numpy as np
 
-from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE
+from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, TAKER_DTYPE
 from service.collect.venues.errors import BadPayload
 
 T = TypeVar("T")
@@ -71,6 +71,48 @@ def open_interest(venue: str, endpoint: str, ts_ms: Sequence[int], usd: Sequence
     if np.any(rows["ts_ms"] <= 0):
         raise BadPayload(venue, endpoint, "open-interest times must be positive epoch ms")
     return sorted_unique(rows)
+
+
+def long_short(venue: str, endpoint: str, ts_ms: Sequence[int], long_account: Sequence[float], short_account: Sequence[float]) -> np.ndarray:
+    """Account-ratio rows (shares of accounts net long / net short, 0..1) sorted by period end."""
+    rows = np.empty(len(ts_ms), dtype=LONG_SHORT_DTYPE)
+    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
+    rows["long_account"] = np.asarray(long_account, dtype=np.float64)
+    rows["short_account"] = np.asarray(short_account, dtype=np.float64)
+    shares = np.concatenate((rows["long_account"], rows["short_account"]))
+    if len(rows) and (not np.all(np.isfinite(shares)) or np.any(shares < 0) or np.any(shares > 1)):
+        raise BadPayload(venue, endpoint, "account shares must lie in [0, 1]")
+    if np.any(rows["ts_ms"] <= 0):
+        raise BadPayload(venue, endpoint, "account-ratio times must be positive epoch ms")
+    return sorted_unique(rows)
+
+
+def taker(venue: str, endpoint: str, ts_ms: Sequence[int], buy_usd: Sequence[float], sell_usd: Sequence[float]) -> np.ndarray:
+    """Taker-volume rows (USD bought and sold by takers per period) sorted by period start."""
+    rows = np.empty(len(ts_ms), dtype=TAKER_DTYPE)
+    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
+    rows["buy_usd"] = np.asarray(buy_usd, dtype=np.float64)
+    rows["sell_usd"] = np.asarray(sell_usd, dtype=np.float64)
+    volumes = np.concatenate((rows["buy_usd"], rows["sell_usd"]))
+    if len(rows) and (not np.all(np.isfinite(volumes)) or np.any(volumes < 0)):
+        raise BadPayload(venue, endpoint, "taker volumes must be finite and not negative")
+    if np.any(rows["ts_ms"] <= 0):
+        raise BadPayload(venue, endpoint, "taker-volume times must be positive epoch ms")
+    return sorted_unique(rows)
+
+
+def shares_of_ratio(ratio: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Long and short shares of accounts from a long/short ratio alone (OKX publishes only that)."""
+    value = np.asarray(ratio, dtype=np.float64)
+    long_share = value / (1.0 + value)
+    return long_share, 1.0 - long_share
+
+
+def funding(ts_ms: int, rate: float) -> np.ndarray:
+    """One funding-rate observation (a fraction per interval) at ``ts_ms``."""
+    row = np.empty(1, dtype=FUNDING_DTYPE)
+    row["ts_ms"], row["funding_rate"] = ts_ms, rate
+    return row
 
 
 LiquidationTuple = tuple[int, int, float, float, float]  # ts_ms, side, price, quantity (base), usd
