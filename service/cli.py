@@ -111,6 +111,22 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def demo_overrides(markets: int | None, venues: str | None) -> dict[str, object]:
+    """Settings ``liqmap demo --markets N --venues LIST`` stands for (None: left to the environment).
+
+    ``--venues synthetic`` (or an empty list) runs one venue named ``synthetic`` and no
+    per-coin aggregates: N markets in all, the cheapest way to see the service at scale.
+    """
+    overrides: dict[str, object] = {"synthetic_markets": markets}
+    if venues is not None:
+        names = tuple(v.strip().lower() for v in venues.split(",") if v.strip())
+        if names in ((), ("synthetic",)):
+            overrides |= {"synthetic_venues": (), "aggregate": False}
+        else:
+            overrides["synthetic_venues"] = names
+    return overrides
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="liqmap", description="Liquidation heatmaps for crypto perpetual futures.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,7 +142,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd.add_argument("--port", type=int, default=None, help="port to listen on (default 8000; collect and worker: LIQMAP_METRICS_PORT)")
         cmd.add_argument("--data-dir", default=None, help="folder of the embedded store when REDIS_URL is unset")
         if name == "demo":
-            cmd.add_argument("--markets", type=int, default=None, help="synthetic markets to run (BTCUSDT, ETHUSDT, SOLUSDT first; default 3)")
+            cmd.add_argument("--markets", type=int, default=None, help="synthetic symbols on each venue (BTCUSDT, ETHUSDT, SOLUSDT first; default 3)")
+            cmd.add_argument(
+                "--venues",
+                default=None,
+                help="synthetic venues, comma-separated (default binance,bybit,okx, summed into all); 'synthetic': one venue of that name, no aggregates",
+            )
         if name == "serve":
             cmd.add_argument(
                 "--fake-exchange",
@@ -201,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         overrides = {"host": args.host, "data_dir": args.data_dir}
         overrides["metrics_port" if args.command in ("collect", "worker") else "port"] = args.port
     if args.command == "demo":
-        overrides["synthetic_markets"] = args.markets
+        overrides |= demo_overrides(args.markets, args.venues)
     if args.command == "backfill":
         overrides = {"data_dir": args.data_dir}
     if getattr(args, "fake_exchange", False) and args.data_dir is None:

@@ -41,3 +41,18 @@ def test_a_bad_setting_names_the_variable(tmp_path: Path) -> None:
     result = run("migrate", env={"LIQMAP_PORT": "eighty", "LIQMAP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert "LIQMAP_PORT" in result.stderr
+
+
+def test_demo_venues_choose_the_synthetic_venues() -> None:
+    from service.cli import demo_overrides
+    from service.settings import Settings
+
+    def settings(markets: int | None, venues: str | None) -> Settings:
+        return Settings.from_env(environ={}, **demo_overrides(markets, venues))
+
+    default = settings(None, None)
+    assert default.synthetic_venues == ("binance", "bybit", "okx") and default.aggregate
+    one = settings(200, "synthetic")
+    assert (one.synthetic_markets, one.synthetic_venues, one.aggregate) == (200, (), False)
+    two = settings(5, " Binance, OKX ")
+    assert (two.synthetic_markets, two.synthetic_venues, two.aggregate) == (5, ("binance", "okx"), True)
