@@ -9,6 +9,7 @@ contracts, so only ``st == 1`` is kept; side ``SELL`` means a long was liquidate
 from __future__ import annotations
 
 import asyncio
+import json
 
 import msgspec
 import numpy as np
@@ -22,6 +23,7 @@ from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.binance_brackets import default_tiers
 from service.collect.venues.errors import BadPayload, VenueError
 from service.collect.venues.parse import LiquidationTuple
+from service.collect.venues.streams import StreamLimits, chunked
 from service.settings import Settings
 
 VENUE = "binance"
@@ -110,7 +112,56 @@ class BracketsResponse(msgspec.Struct):
     data: BracketsData
 
 
+class ListedSymbol(msgspec.Struct):
+    symbol: str
+    contractType: str = ""
+    status: str = ""
+    quoteAsset: str = ""
+    marginAsset: str = ""
+
+
+class ExchangeInfo(msgspec.Struct):
+    symbols: list[ListedSymbol]
+
+
+class Ticker24h(msgspec.Struct):
+    symbol: str
+    quoteVolume: float
+
+
+class StreamKline(msgspec.Struct):
+    t: int
+    o: float
+    h: float
+    l: float  # noqa: E741 - the venue's field name
+    c: float
+    q: float
+    Q: float
+    x: bool
+
+
+class KlineEvent(msgspec.Struct):
+    e: str
+    s: str
+    k: StreamKline
+
+
+class StreamError(msgspec.Struct):
+    code: int
+    msg: str
+
+
+class KlineMessage(msgspec.Struct):
+    stream: str | None = None
+    data: KlineEvent | None = None
+    id: int | None = None
+    error: StreamError | None = None
+
+
 _klines = msgspec.json.Decoder(list[Kline], strict=False)
+_exchange_info = msgspec.json.Decoder(ExchangeInfo, strict=False)
+_tickers = msgspec.json.Decoder(list[Ticker24h], strict=False)
+_kline_message = msgspec.json.Decoder(KlineMessage, strict=False)
 _open_interest = msgspec.json.Decoder(OpenInterest, strict=False)
 _oi_hist = msgspec.json.Decoder(list[OpenInterestHistRow], strict=False)
 _premium = msgspec.json.Decoder(PremiumIndex, strict=False)
@@ -141,6 +192,35 @@ def parse_klines(body: bytes) -> np.ndarray:
         [k.quote_volume for k in page],
         [k.taker_buy_quote_volume for k in page],
     )
+
+
+def parse_listing(info_body: bytes, tickers_body: bytes) -> dict[str, float]:
+    """USDT-margined perpetuals trading now (``exchangeInfo``) → 24h quote volume (``ticker/24hr``)."""
+    info = parse.decode(_exchange_info, info_body, VENUE, "exchangeInfo")
+    volumes = {t.symbol: t.quoteVolume for t in parse.decode(_tickers, tickers_body, VENUE, "ticker/24hr")}
+    return {
+        s.symbol: volumes.get(s.symbol, 0.0)
+        for s in info.symbols
+        if s.contractType == "PERPETUAL" and s.status == "TRADING" and s.quoteAsset == "USDT" and s.marginAsset == "USDT"
+    }
+
+
+def parse_kline_message(text: str | bytes) -> list[tuple[str, np.ndarray]]:
+    """The closed bar (``x: true``) of one combined-stream kline message; bars in progress and acks give none."""
+    message = parse.decode(_kline_message, text, VENUE, "ws:kline")
+    if message.error is not None:
+        raise BadPayload(VENUE, "ws:kline", f"refused: {message.error.code} {message.error.msg}")
+    if message.data is None:
+        if message.id is not None:
+            return []  # {"result": null, "id": n}: a subscription done
+        raise BadPayload(VENUE, "ws:kline", "unexpected message")
+    event = message.data
+    if event.e != "kline":
+        raise BadPayload(VENUE, "ws:kline", f"unexpected event {event.e!r}")
+    k = event.k
+    if not k.x:
+        return []
+    return [(event.s, parse.candles(VENUE, "ws:kline", [k.t], [(k.o, k.h, k.l, k.c)], [k.q], [k.Q]))]
 
 
 def parse_open_interest_history(body: bytes) -> np.ndarray:
@@ -203,6 +283,9 @@ class BinanceCollector(ExchangeCollector):
     oi_history_page_rows = 500
     # 2400 weight per minute per IP.
     rate_limit = (400.0, 40.0)
+    snapshot_weight = 2.0  # openInterest 1 + premiumIndex 1
+    # 1024 streams per connection; 10 messages per second from the client (pongs included).
+    kline_limits = StreamLimits(topics_per_connection=1024, topics_per_message=200, message_interval_s=0.25)
     forbidden_backoff_s = 120.0  # the web application firewall
 
     def __init__(self, settings: Settings, symbols: list[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
@@ -211,6 +294,7 @@ class BinanceCollector(ExchangeCollector):
         self.history_budget = self.budget(50, 1000 / 300)
         self._brackets: dict[str, list[tiers.Tier]] = {}
         self._brackets_at_ms = 0
+        self._request_id = 0
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
@@ -248,6 +332,29 @@ class BinanceCollector(ExchangeCollector):
         if not found:
             found, source = default_tiers(symbol), shipped_binance_table(symbol).source
         return {tiers.META_FIELD: tiers.encode(found), tiers.META_SOURCE_FIELD: source}
+
+    async def fetch_listing(self) -> dict[str, float]:
+        info = await self.http.get("/fapi/v1/exchangeInfo", {}, weight=1)
+        tickers = await self.http.get("/fapi/v1/ticker/24hr", {}, weight=40)
+        return parse_listing(info, tickers)
+
+    def kline_url(self) -> str:
+        return self.settings.binance_kline_ws_url
+
+    def kline_topics(self, symbol: str) -> list[str]:
+        return [f"{symbol.lower()}@kline_1m"]
+
+    def kline_frames(self, topics: list[str], subscribe: bool) -> list[str]:
+        method = "SUBSCRIBE" if subscribe else "UNSUBSCRIBE"
+        size = self.kline_limits.topics_per_message
+        frames = []
+        for part in chunked(topics, size):
+            self._request_id += 1
+            frames.append(json.dumps({"method": method, "params": part, "id": self._request_id}))
+        return frames
+
+    def parse_kline_message(self, text: str) -> list[tuple[str, np.ndarray]]:
+        return parse_kline_message(text)
 
     def stream(self) -> tuple[str, list[str], str | None]:
         # Binance pings us; protocol-level pongs are automatic.

@@ -24,6 +24,7 @@ from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.errors import BadPayload, VenueRejected, VenueUnavailable
 from service.collect.venues.parse import LiquidationTuple
+from service.collect.venues.streams import StreamLimits, chunked
 from service.markets import from_okx_instrument, okx_family, okx_instrument
 from service.settings import Settings
 
@@ -92,6 +93,15 @@ class PositionTier(msgspec.Struct):
 class Instrument(msgspec.Struct):
     instId: str
     ctVal: float
+    settleCcy: str = ""
+    ctType: str = ""
+    state: str = ""
+
+
+class TickerVolume(msgspec.Struct):
+    instId: str
+    last: float
+    volCcy24h: float
 
 
 class Detail(msgspec.Struct):
@@ -109,11 +119,12 @@ class LiquidationItem(msgspec.Struct):
 
 class ChannelArg(msgspec.Struct):
     channel: str
+    instId: str = ""
 
 
-class StreamMessage(msgspec.Struct):
+class StreamMessage(msgspec.Struct, Generic[T]):
     arg: ChannelArg | None = None
-    data: list[LiquidationItem] | None = None
+    data: list[T] | None = None
     event: str | None = None
     code: str | None = None
     msg: str | None = None
@@ -130,7 +141,9 @@ _mark = _decoder(MarkPrice)
 _funding = _decoder(FundingRate)
 _tiers = _decoder(PositionTier)
 _instruments = _decoder(Instrument)
-_stream = msgspec.json.Decoder(StreamMessage, strict=False)
+_stream = msgspec.json.Decoder(StreamMessage[LiquidationItem], strict=False)
+_ticker_volumes = _decoder(TickerVolume)
+_candle_message = msgspec.json.Decoder(StreamMessage[Candle], strict=False)
 
 
 class RateCode(Exception):
@@ -201,17 +214,51 @@ def parse_instruments(body: bytes) -> dict[str, float]:
     return found
 
 
-def parse_liquidations(text: str | bytes, contract_values: dict[str, float]) -> list[tuple[str, LiquidationTuple]]:
-    """Events of one ``liquidation-orders`` push (size = contracts × ctVal); pongs and acks give none."""
+def parse_listing(instruments_body: bytes, tickers_body: bytes) -> dict[str, float]:
+    """Live USDT-margined linear swaps → 24h quote volume (``volCcy24h`` coins × ``last``)."""
+    live = {
+        symbol
+        for i in _data(_instruments, instruments_body, "instruments")
+        if i.state == "live" and i.settleCcy == "USDT" and i.ctType == "linear" and (symbol := from_okx_instrument(i.instId)) and symbol.endswith("USDT")
+    }
+    volumes = {from_okx_instrument(t.instId): t.volCcy24h * t.last for t in _data(_ticker_volumes, tickers_body, "tickers")}
+    return {symbol: volumes.get(symbol, 0.0) for symbol in live}
+
+
+def _push(decoder: msgspec.json.Decoder[StreamMessage[T]], text: str | bytes, channel: str) -> StreamMessage[T] | None:
+    """One push on ``channel``; None for pongs and acks, ``BadPayload`` for errors and anything else."""
     if text in ("pong", b"pong"):
-        return []
-    message = parse.decode(_stream, text, VENUE, "ws:liquidation-orders")
+        return None
+    message = parse.decode(decoder, text, VENUE, f"ws:{channel}")
     if message.event is not None:
         if message.event == "error":
-            raise BadPayload(VENUE, "ws:liquidation-orders", f"refused: {message.code} {message.msg}")
+            raise BadPayload(VENUE, f"ws:{channel}", f"refused: {message.code} {message.msg}")
+        return None
+    if message.arg is None or message.arg.channel != channel or message.data is None:
+        raise BadPayload(VENUE, f"ws:{channel}", "unexpected message")
+    return message
+
+
+def parse_candle_message(text: str | bytes) -> list[tuple[str, np.ndarray]]:
+    """Confirmed bars (confirm ``1``) of one ``candle1m`` push; pongs and acks give none."""
+    message = _push(_candle_message, text, "candle1m")
+    if message is None or message.arg is None or message.data is None:
         return []
-    if message.arg is None or message.arg.channel != "liquidation-orders" or message.data is None:
-        raise BadPayload(VENUE, "ws:liquidation-orders", "unexpected message")
+    symbol = from_okx_instrument(message.arg.instId)
+    if symbol is None:
+        raise BadPayload(VENUE, "ws:candle1m", f"not a swap: {message.arg.instId!r}")
+    return [
+        (symbol, parse.candles(VENUE, "ws:candle1m", [c.ts], [(c.open, c.high, c.low, c.close)], [c.volume_quote], None))
+        for c in message.data
+        if c.confirm == 1
+    ]
+
+
+def parse_liquidations(text: str | bytes, contract_values: dict[str, float]) -> list[tuple[str, LiquidationTuple]]:
+    """Events of one ``liquidation-orders`` push (size = contracts × ctVal); pongs and acks give none."""
+    message = _push(_stream, text, "liquidation-orders")
+    if message is None or message.data is None:
+        return []
     out: list[tuple[str, LiquidationTuple]] = []
     for item in message.data:
         symbol = from_okx_instrument(item.instId)
@@ -244,6 +291,11 @@ class OkxCollector(ExchangeCollector):
     rate_limit = (20.0, 10.0)
     # Pause after code 50011, seconds.
     rate_code_backoff_s = 2.0
+    snapshot_weight = 3.0  # open-interest, mark-price, funding-rate
+    # A subscribe message may be 64 KB (~1,300 candle channels); 480 (un)subscribe messages per
+    # hour per connection: liqmap keeps 300 channels on one connection, in one message.
+    kline_limits = StreamLimits(topics_per_connection=300, topics_per_message=300, message_interval_s=0.1)
+    kline_ping = "ping"
 
     def __init__(self, settings: Settings, symbols: list[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
         super().__init__(settings, symbols, clock=clock, sleep=sleep)
@@ -266,6 +318,29 @@ class OkxCollector(ExchangeCollector):
         if not self.contract_values:
             body = await self.http.get("/api/v5/public/instruments", {"instType": "SWAP"})
             self.contract_values = self._parsed("instruments", parse_instruments, body)
+
+    async def fetch_listing(self) -> dict[str, float]:
+        instruments = await self.http.get("/api/v5/public/instruments", {"instType": "SWAP"})
+        tickers = await self.http.get("/api/v5/market/tickers", {"instType": "SWAP"})
+        # The same answer carries the contract sizes of new listings.
+        self.contract_values = self._parsed("instruments", parse_instruments, instruments)
+        return self._parsed("tickers", parse_listing, instruments, tickers)
+
+    def kline_url(self) -> str:
+        return self.settings.okx_business_ws_url
+
+    def kline_topics(self, symbol: str) -> list[str]:
+        return [okx_instrument(symbol)]
+
+    def kline_frames(self, topics: list[str], subscribe: bool) -> list[str]:
+        op = "subscribe" if subscribe else "unsubscribe"
+        return [
+            json.dumps({"op": op, "args": [{"channel": "candle1m", "instId": inst} for inst in part]})
+            for part in chunked(topics, self.kline_limits.topics_per_message)
+        ]
+
+    def parse_kline_message(self, text: str) -> list[tuple[str, np.ndarray]]:
+        return parse_candle_message(text)
 
     def _contract_value(self, symbol: str) -> float:
         try:
