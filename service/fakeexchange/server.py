@@ -163,6 +163,7 @@ class FakeVenue:
         self.kline_violations: list[str] = []
         self.klines_sent = 0
         self.kline_tick_s = 0.01
+        self.klines_held = False
         self._klines_until: int | None = None
         self._kline_task: asyncio.Task[None] | None = None
 
@@ -218,12 +219,24 @@ class FakeVenue:
         """Kline subscriptions per open connection (what the venue sees)."""
         return sorted((len(c.klines) for c in self._connections if c.klines), reverse=True)
 
-    async def cut_klines(self) -> int:
-        """Close every kline connection (the venue cuts the streams); returns how many."""
+    async def cut_klines(self, *, hold: bool = False) -> int:
+        """Close every kline connection (the venue cuts the streams); returns how many.
+
+        ``hold``: refuse new kline connections until :meth:`resume_klines` (bars close meanwhile).
+        """
+        self.klines_held = hold
         cut = [c for c in self._connections if c.klines]
         for connection in cut:
             await connection.ws.close()
         return len(cut)
+
+    def resume_klines(self) -> None:
+        self.klines_held = False
+
+    def _kline_path(self, request: web.Request) -> bool:
+        if self.venue == "binance":
+            return "forceOrder" not in request.query_string
+        return self.venue == "bybit" or request.path.endswith("/business")
 
     @property
     def running(self) -> bool:
@@ -403,7 +416,9 @@ class FakeVenue:
         async with self._activity:
             self._activity.notify_all()
 
-    async def _stream_handler(self, request: web.Request) -> web.WebSocketResponse:
+    async def _stream_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.klines_held and self._kline_path(request):
+            return web.Response(status=503, text="kline streams are down")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         connection = _Connection(ws, request.path)
@@ -532,18 +547,28 @@ class FakeVenue:
             # A clock that jumped ahead: the last few bars, as a venue catching up would.
             for close in range(max(self._klines_until + MINUTE_MS, boundary - 4 * MINUTE_MS), boundary + 1, MINUTE_MS):
                 await self._send_klines(close, now)
-            self._klines_until = boundary
+            if boundary != self._klines_until:
+                self._klines_until = boundary
+                await self._notify()
+
+    @property
+    def klines_closed_ms(self) -> int | None:
+        """The last bar close the kline streams have been through (sent, or lost without subscribers)."""
+        return self._klines_until
 
     async def _send_klines(self, close_ms: int, now_ms: int) -> None:
-        for connection in [c for c in self._connections if c.klines]:
-            for symbol in sorted(connection.klines):
-                if symbol not in self.market.symbols_set():
-                    continue
-                candles = self.market.rows(symbol, close_ms - MINUTE_MS, close_ms + MINUTE_MS).candles
-                for bar in candles.tolist():
-                    closed = bar[0] + MINUTE_MS <= close_ms
+        connections = [c for c in self._connections if c.klines]
+        symbols = sorted({s for c in connections for s in c.klines} & self.market.symbols_set())
+        if not symbols:
+            return
+        # The bar that closed and the one that opened, of every symbol (generated off the loop).
+        bars = await asyncio.to_thread(lambda: {s: self.market.rows(s, close_ms - MINUTE_MS, close_ms + MINUTE_MS).candles.tolist() for s in symbols})
+        for connection in connections:
+            for symbol in sorted(connection.klines & bars.keys()):
+                for bar in bars[symbol]:
                     if connection.ws.closed:
                         break
+                    closed = bar[0] + MINUTE_MS <= close_ms
                     await connection.ws.send_str(self._kline_message(symbol, bar, closed, now_ms))
                     self.klines_sent += closed
 
