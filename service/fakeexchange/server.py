@@ -40,6 +40,7 @@ from service.markets import from_okx_instrument, okx_family, okx_instrument
 from service.fakeexchange import formats as fmt
 from service.fakeexchange.market import FUNDING_RATE, VenueMarket
 from service.collect.synthetic import MINUTE_MS, SyntheticMarket, demo_symbols
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -887,9 +888,18 @@ def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
         thread.join(timeout=10)
 
 
-async def serve_forever(scenario: str = "normal", seed: int = 7, symbols: list[str] | None = None) -> None:
+def listing_options(settings: Settings) -> dict[str, object]:
+    """What the fake exchange lists for these settings: LIQMAP_MARKETS's symbols, or (all, top:N)
+    ``fake_instruments`` of them."""
+    selection = settings.market_selection()
+    if selection.from_listing:
+        return {"instruments": settings.fake_instruments}
+    return {"symbols": list(selection.symbols)}
+
+
+async def serve_forever(scenario: str = "normal", seed: int = 7, symbols: list[str] | None = None, instruments: int | None = None) -> None:
     """Run a live fake exchange until cancelled; print the settings that point liqmap at it."""
-    exchange = FakeExchange(seed, symbols, live=True, scenario=scenario)
+    exchange = FakeExchange(seed, symbols, live=True, scenario=scenario, instruments=instruments)
     await exchange.start()
     try:
         print(f"fake exchange running (scenario {scenario}); point liqmap at it with:", flush=True)
