@@ -422,3 +422,13 @@ def okx_candle(inst_id: str, bar: tuple, contract_value: float, closed: bool) ->
     ts, o, h, lo, c, vol, _ = bar
     row = [str(ts), num(o), num(h), num(lo), num(c), num(vol / c / contract_value), num(vol / c), num(vol), "1" if closed else "0"]
     return {"arg": {"channel": "candle1m", "instId": inst_id}, "data": [row]}
+
+
+def binance_mark_prices(marks: dict[str, float], funding: float, next_funding_ms: int, now_ms: int) -> dict[str, object]:
+    return {
+        "stream": "!markPrice@arr@1s",
+        "data": [
+            {"e": "markPriceUpdate", "E": now_ms, "s": s, "p": num(m), "i": num(m), "P": num(m), "r": num(funding), "T": next_funding_ms}
+            for s, m in marks.items()
+        ],
+    }

@@ -97,6 +97,7 @@ class _Connection:
     # Symbols whose 1m klines this connection is subscribed to, and when it sent its last messages.
     klines: set[str] = field(default_factory=set)
     sent_at: deque[float] = field(default_factory=deque)
+    marks: bool = False  # Binance !markPrice@arr@1s
 
 
 # Each venue's limits on kline subscriptions, as the fake enforces them: topics per connection,
@@ -425,7 +426,9 @@ class FakeVenue:
         connection = _Connection(ws, request.path)
         self._connections.add(connection)
         if self.venue == "binance" and "streams=" in request.query_string and "forceOrder" not in request.query_string:
-            await self._kline_subscribe(connection, request.query["streams"].split("/"), len(request.query_string))
+            streams = request.query["streams"].split("/")
+            connection.marks = any(stream.startswith("!markPrice@arr") for stream in streams)
+            await self._kline_subscribe(connection, streams, len(request.query_string))
         if self.scenario.ws_drop_every and self._drop_after is None:
             self._drop_after = self.scenario.ws_drop_every
         try:
@@ -537,10 +540,21 @@ class FakeVenue:
         await self._notify()
 
     async def _emit_klines(self) -> None:
-        """At every bar close on the clock: each subscribed symbol's closed bar, then its new bar in progress."""
+        """At every bar close on the clock: each subscribed symbol's closed bar, then its new bar in progress;
+        Binance's mark prices of every listed symbol once a second (and at every bar close)."""
+        marks_sent = -1.0
         while True:
             await asyncio.sleep(self.kline_tick_s)
             now = self.clock()
+            watching = [c for c in self._connections if c.marks]
+            if watching and (time.monotonic() - marks_sent >= 1.0 or now - now % MINUTE_MS != self._klines_until):
+                marks_sent = time.monotonic()
+                listed = list(self.listed)
+                marks = await asyncio.to_thread(lambda: {s: self.market.mark_price(s, now) for s in listed})
+                text = fmt.dumps(fmt.binance_mark_prices(marks, FUNDING_RATE, self.market.next_funding_ms(now), now)).decode()
+                for connection in watching:
+                    if not connection.ws.closed:
+                        await connection.ws.send_str(text)
             boundary = now - now % MINUTE_MS
             if self._klines_until is None or boundary < self._klines_until:
                 self._klines_until = boundary

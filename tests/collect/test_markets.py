@@ -171,3 +171,25 @@ async def test_closed_bars_are_stored_without_gap_or_duplicate_and_a_cut_is_fill
         assert_candles_exact(stored[stored["ts_ms"] >= first], truth(listed, venue, symbol, first, end), venue)
     assert fake.kline_violations == [] and not source.bad_payloads
     await source.close()
+
+
+async def test_binance_takes_mark_prices_from_its_stream_and_polls_open_interest_alone(listed: FakeExchange, clock: Clock) -> None:
+    fake = listed["binance"]
+    source = market_collector(listed, clock, "binance", "top:5")
+    await source.refresh_markets()
+    slow = source.snapshot_interval_s()
+    await source.start()
+    await asyncio.wait_for(fake.wait_until(lambda: any(c.marks for c in fake._connections)), 20)
+    clock.advance(MINUTE)
+    await asyncio.wait_for(source.wait_marks(lambda: len(source.marks) == 300 and source.marks["BTCUSDT"]["state_ms"] == clock.now), 20)
+    batch = await source.backfill("BTCUSDT", clock.now - 5 * MINUTE, clock.now)
+    assert fake.requests["/fapi/v1/premiumIndex"] == 0 and fake.requests["/fapi/v1/openInterest"] == 1
+    assert batch.meta["mark_price"] == fake.market.mark_price("BTCUSDT", clock.now)
+    oi = batch.open_interest[-1]
+    assert oi["open_interest_usd"] == pytest.approx(fake.market.open_interest_at("BTCUSDT", np.array([clock.now - clock.now % MINUTE]))["open_interest_usd"][0])
+    # Half the weight per market while the marks stream: many markets are polled twice as often.
+    assert source.state_weight() == 1 and slow == source.snapshot_interval_s()
+    source._followed = 2400  # 2,400 weight a pass: two minutes at half of 40 weight/s
+    streaming = source.snapshot_interval_s()
+    await source.close()
+    assert source.state_weight() == 2 and source.snapshot_interval_s() == 2 * streaming

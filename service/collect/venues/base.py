@@ -543,7 +543,11 @@ class ExchangeCollector(ABC):
         markets than that pays for each round, they are polled every few rounds.
         """
         markets = self._followed if self._followed is not None else len(self._symbols)
-        return poll_interval_s(markets, self.snapshot_weight, self.http.budget.per_s, self.settings.collect_interval_s)
+        return poll_interval_s(markets, self.state_weight(), self.http.budget.per_s, self.settings.collect_interval_s)
+
+    def state_weight(self) -> float:
+        """Request weight of one fetch_snapshot now."""
+        return self.snapshot_weight
 
     async def _state(self, symbol: str, batch: Batch, *, always: bool = False) -> dict[str, str | int | float]:
         """Open interest now (appended to the batch) and mark/funding when due, and tiers when due."""
