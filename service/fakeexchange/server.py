@@ -736,6 +736,16 @@ class FakeVenue:
                     now,
                 )
             )
+        if path in ("/api/v5/public/open-interest", "/api/v5/public/mark-price") and "instId" not in q:
+            rows: list[object] = []
+            for listed in self.listed:
+                at, oi, mark = self._now_state(listed)
+                inst_id = okx_instrument(listed)
+                if path.endswith("open-interest"):
+                    rows.append(fmt.okx_open_interest(inst_id, oi, mark, self.market.contract_value(listed), at))
+                else:
+                    rows.append(fmt.okx_mark_price(inst_id, mark, at))
+            return fmt.okx_envelope(rows)
         inst = q.get("instId") or ""
         symbol = self._symbol(from_okx_instrument(inst) or _family_symbol(q.get("instFamily")))
         contract_value = self.market.contract_value(symbol)

@@ -193,3 +193,25 @@ async def test_binance_takes_mark_prices_from_its_stream_and_polls_open_interest
     streaming = source.snapshot_interval_s()
     await source.close()
     assert source.state_weight() == 2 and source.snapshot_interval_s() == 2 * streaming
+
+
+async def test_okx_polls_the_state_of_every_market_with_two_calls_a_round(clock: Clock) -> None:
+    listed = FakeExchange(seed=5, instruments=60, clock=clock)
+    await listed.start()
+    fake = listed["okx"]
+    source = market_collector(listed, clock, "okx", "top:40")
+    await source.refresh_markets()
+    calls = ("/api/v5/public/open-interest", "/api/v5/public/mark-price", "/api/v5/public/funding-rate")
+    for expected_funding in (40, 0):  # funding rates hourly, per market
+        now = clock.advance(MINUTE)
+        before = [fake.requests[path] for path in calls]
+        snapshots = {symbol: await source.fetch_snapshot(symbol) for symbol in source.symbols()}
+        assert [fake.requests[path] - b for path, b in zip(calls, before, strict=True)] == [1, 1, expected_funding]
+        for symbol in ("BTCUSDT", source.symbols()[-1]):
+            truth_oi = fake.market.open_interest_at(symbol, np.array([now - now % MINUTE]))["open_interest_usd"][0]
+            assert snapshots[symbol].open_interest["open_interest_usd"][0] == pytest.approx(truth_oi, rel=1e-9)
+            assert snapshots[symbol].meta["mark_price"] == fake.market.mark_price(symbol, now)
+    source._followed = 250  # OKX's whole list: every market every round
+    assert source.snapshot_interval_s() == source.settings.collect_interval_s
+    await source.close()
+    await listed.stop()

@@ -183,7 +183,23 @@ def parse_snapshot(oi_body: bytes, mark_body: bytes, funding_body: bytes, contra
     """Open interest = contracts × ctVal × mark price, stamped at its ``ts``; mark and funding."""
     current = _one(_data(_open_interest, oi_body, "open-interest"), "open-interest")
     mark = _one(_data(_mark, mark_body, "mark-price"), "mark-price")
-    funding = _one(_data(_funding, funding_body, "funding-rate"), "funding-rate")
+    return snapshot_of(current, mark, parse_funding(funding_body), contract_value)
+
+
+def parse_funding(body: bytes) -> FundingRate:
+    return _one(_data(_funding, body, "funding-rate"), "funding-rate")
+
+
+def parse_swap_state(oi_body: bytes, mark_body: bytes) -> tuple[dict[str, OpenInterest], dict[str, MarkPrice]]:
+    """Open interest and mark price of every swap, by instrument, from the calls without ``instId``."""
+    return (
+        {row.instId: row for row in _data(_open_interest, oi_body, "open-interest")},
+        {row.instId: row for row in _data(_mark, mark_body, "mark-price")},
+    )
+
+
+def snapshot_of(current: OpenInterest, mark: MarkPrice, funding: FundingRate, contract_value: float) -> Snapshot:
+    """Open interest = contracts × ctVal × mark price, stamped at its ``ts``; mark and funding."""
     mark_price = parse.number(VENUE, "mark-price", lambda: mark.markPx, "markPx")
     oi = parse.open_interest(VENUE, "open-interest", [current.ts], [current.oi * contract_value * mark_price])
     meta: dict[str, str | int | float] = {
@@ -291,7 +307,11 @@ class OkxCollector(ExchangeCollector):
     rate_limit = (20.0, 10.0)
     # Pause after code 50011, seconds.
     rate_code_backoff_s = 2.0
-    snapshot_weight = 3.0  # open-interest, mark-price, funding-rate
+    # Two calls for every swap's open interest and mark price per round, shared by the markets,
+    # and each market's funding rate hourly: about 1/60 of a call per market and poll.
+    snapshot_weight = 0.05
+    # A market's state comes from the answers for every swap while they are younger than this.
+    swap_state_ms = 20_000
     # A subscribe message may be 64 KB (~1,300 candle channels); 480 (un)subscribe messages per
     # hour per connection: liqmap keeps 300 channels on one connection, in one message.
     kline_limits = StreamLimits(topics_per_connection=300, topics_per_message=300, message_interval_s=0.1)
@@ -303,6 +323,9 @@ class OkxCollector(ExchangeCollector):
         self.history_budget = self.budget(5, 2.5)
         self.contract_values: dict[str, float] = {}
         self._mark: dict[str, float] = {}
+        self._swaps: tuple[int, dict[str, OpenInterest], dict[str, MarkPrice]] | None = None
+        self._swap_lock = asyncio.Lock()
+        self._funding: dict[str, tuple[int, FundingRate]] = {}
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
@@ -361,14 +384,29 @@ class OkxCollector(ExchangeCollector):
         return self._parsed("open-interest-history", parse_open_interest_history, body)
 
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
+        """From the open interest and mark price of every swap (two calls, shared by the markets
+        polled within ``swap_state_ms``) and the market's funding rate (its own call, hourly)."""
         await self.prepare()
         inst = okx_instrument(symbol)
-        oi_body = await self.http.get("/api/v5/public/open-interest", {"instType": "SWAP", "instId": inst})
-        mark_body = await self.http.get("/api/v5/public/mark-price", {"instType": "SWAP", "instId": inst})
-        funding_body = await self.http.get("/api/v5/public/funding-rate", {"instId": inst})
-        snapshot = self._parsed("open-interest", parse_snapshot, oi_body, mark_body, funding_body, self._contract_value(symbol))
+        open_interest, marks = await self._swap_state()
+        if inst not in open_interest or inst not in marks:
+            raise VenueRejected(VENUE, "open-interest", f"no open interest or mark price for {inst}")
+        funding = self._funding.get(inst)
+        if funding is None or self.clock() - funding[0] >= self.tiers_refresh_ms:
+            body = await self.http.get("/api/v5/public/funding-rate", {"instId": inst})
+            funding = (self.clock(), self._parsed("funding-rate", parse_funding, body))
+            self._funding[inst] = funding
+        snapshot = self._parsed("open-interest", snapshot_of, open_interest[inst], marks[inst], funding[1], self._contract_value(symbol))
         self._mark[symbol] = float(snapshot.meta["mark_price"])
         return snapshot
+
+    async def _swap_state(self) -> tuple[dict[str, OpenInterest], dict[str, MarkPrice]]:
+        async with self._swap_lock:
+            if self._swaps is None or self.clock() - self._swaps[0] >= self.swap_state_ms:
+                oi_body = await self.http.get("/api/v5/public/open-interest", {"instType": "SWAP"})
+                mark_body = await self.http.get("/api/v5/public/mark-price", {"instType": "SWAP"})
+                self._swaps = (self.clock(), *self._parsed("open-interest", parse_swap_state, oi_body, mark_body))
+            return self._swaps[1], self._swaps[2]
 
     async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
         mark = self._mark.get(symbol)
