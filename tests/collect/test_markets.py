@@ -215,3 +215,26 @@ async def test_okx_polls_the_state_of_every_market_with_two_calls_a_round(clock:
     assert source.snapshot_interval_s() == source.settings.collect_interval_s
     await source.close()
     await listed.stop()
+
+
+async def test_a_bad_kline_message_is_counted_and_skipped_never_buffered(listed: FakeExchange, clock: Clock, venue: str) -> None:
+    from service.fakeexchange import formats as fmt
+
+    source = market_collector(listed, clock, venue, "BTCUSDT")
+    source.follow(["BTCUSDT"])
+    bar = tuple(listed[venue].market.rows("BTCUSDT", clock.now - 2 * MINUTE, clock.now).candles.tolist()[0])
+    broken = (bar[0], bar[1], min(bar[1:5]) / 2, *bar[3:])  # high under the open
+    message = {"binance": fmt.binance_kline, "bybit": fmt.bybit_kline}.get(venue)
+
+    def text(values: tuple, closed: bool) -> str:
+        if message is not None:
+            return fmt.dumps(message("BTCUSDT", values, closed, clock.now)).decode()
+        return fmt.dumps(fmt.okx_candle("BTC-USDT-SWAP", values, 0.01, closed)).decode()
+
+    assert source.handle_kline_message(text(broken, True)) == 0
+    assert source.handle_kline_message("{truncated") == 0
+    assert source.handle_kline_message(text(bar, False)) == 0  # in progress: not a bar yet
+    assert sum(source.bad_payloads.values()) == 2 and len(source.streamed("BTCUSDT")) == 0
+    assert source.handle_kline_message(text(bar, True)) == 1
+    assert_candles_exact(source.streamed("BTCUSDT"), truth(listed, venue, "BTCUSDT", bar[0], bar[0] + MINUTE), venue)
+    await source.close()

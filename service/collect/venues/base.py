@@ -191,7 +191,7 @@ class ExchangeCollector(ABC):
         self._flush_task: asyncio.Task[None] | None = None
         self._flushed = asyncio.Condition()
         self.klines: SymbolStreams | None = None
-        self._bars: dict[str, list[np.ndarray]] = {}
+        self._bars: dict[str, list[canonical.CandleTuple]] = {}
         self._bar_arrived = asyncio.Event()
         self.streamed_bars = 0
         self._followed: int | None = None
@@ -255,8 +255,8 @@ class ExchangeCollector(ABC):
         """Frames that subscribe (or unsubscribe) ``topics``, each within ``kline_limits.topics_per_message``."""
 
     @abstractmethod
-    def parse_kline_message(self, text: str) -> list[tuple[str, np.ndarray]]:
-        """Closed bars of one kline message as ``(canonical symbol, one candle row)``; acks give none."""
+    def parse_kline_message(self, text: str) -> list[tuple[str, canonical.CandleTuple]]:
+        """Closed bars of one kline message as ``(canonical symbol, bar)``; acks give none."""
 
     # --- the market list -----------------------------------------------------------------
 
@@ -321,7 +321,7 @@ class ExchangeCollector(ABC):
                 self.ws_policy(),
             )
         self.klines.set_symbols(symbols)
-        for symbol in [s for s in self._bars if s not in self.klines.symbols]:
+        for symbol in [s for s in self._bars if not self.klines.follows(s)]:
             del self._bars[symbol]
 
     def handle_kline_message(self, text: str) -> int:
@@ -331,10 +331,9 @@ class ExchangeCollector(ABC):
         except BadPayload as exc:
             self._count(exc)
             return 0
-        followed = self.klines.symbols if self.klines is not None else set()
         added = 0
         for symbol, row in bars:
-            if symbol in followed:
+            if self.klines is not None and self.klines.follows(symbol):
                 self._bars.setdefault(symbol, []).append(row)
                 added += 1
         if added:
@@ -350,7 +349,7 @@ class ExchangeCollector(ABC):
 
     def streamed(self, symbol: str) -> np.ndarray:
         """Closed bars of ``symbol`` that arrived on its stream and were not taken yet (kept)."""
-        return _join_all(self._bars.get(symbol, []), CANDLE_DTYPE)
+        return canonical.candle_rows(self._bars.get(symbol, []))
 
     # --- MarketSource ------------------------------------------------------------------
 
@@ -485,7 +484,7 @@ class ExchangeCollector(ABC):
 
     def _keep(self, symbol: str, rows: np.ndarray) -> None:
         if len(rows):
-            self._bars.setdefault(symbol, []).insert(0, rows)
+            self._bars[symbol] = [tuple(row) for row in rows.tolist()] + self._bars.get(symbol, [])  # type: ignore[misc]
 
     # --- liquidation stream --------------------------------------------------------------
 

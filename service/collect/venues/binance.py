@@ -225,7 +225,7 @@ def parse_listing(info_body: bytes, tickers_body: bytes) -> dict[str, float]:
     }
 
 
-def parse_kline_message(text: str | bytes) -> list[tuple[str, np.ndarray]]:
+def parse_kline_message(text: str | bytes) -> list[tuple[str, parse.CandleTuple]]:
     """The closed bar (``x: true``) of one combined-stream kline message; bars in progress and acks give none."""
     message = parse.decode(_kline_message, text, VENUE, "ws:kline")
     if message.error is not None:
@@ -240,7 +240,7 @@ def parse_kline_message(text: str | bytes) -> list[tuple[str, np.ndarray]]:
     k = event.k
     if not k.x:
         return []
-    return [(event.s, parse.candles(VENUE, "ws:kline", [k.t], [(k.o, k.h, k.l, k.c)], [k.q], [k.Q]))]
+    return [(event.s, parse.candle(VENUE, "ws:kline", k.t, k.o, k.h, k.l, k.c, k.q, k.Q))]
 
 
 def parse_open_interest_history(body: bytes) -> np.ndarray:
@@ -429,7 +429,7 @@ class BinanceCollector(ExchangeCollector):
             frames.append(json.dumps({"method": method, "params": part, "id": self._request_id}))
         return frames
 
-    def parse_kline_message(self, text: str) -> list[tuple[str, np.ndarray]]:
+    def parse_kline_message(self, text: str) -> list[tuple[str, parse.CandleTuple]]:
         return parse_kline_message(text)
 
     def stream(self) -> tuple[str, list[str], str | None]:

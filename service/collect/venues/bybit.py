@@ -261,13 +261,13 @@ def parse_ticker_volumes(body: bytes) -> dict[str, float]:
     return {t.symbol: t.turnover24h for t in _result(_ticker_volumes, body, "tickers").items}
 
 
-def parse_kline_message(text: str | bytes) -> list[tuple[str, np.ndarray]]:
+def parse_kline_message(text: str | bytes) -> list[tuple[str, parse.CandleTuple]]:
     """Confirmed bars (``confirm: true``) of one ``kline.1.{symbol}`` push; pongs and acks give none."""
     pushed = _push(_kline_message, text, "kline.1.")
     if pushed is None:
         return []
     symbol, bars = pushed
-    return [(symbol, parse.candles(VENUE, "ws:kline", [b.start], [(b.open, b.high, b.low, b.close)], [b.turnover], None)) for b in bars if b.confirm]
+    return [(symbol, parse.candle(VENUE, "ws:kline", b.start, b.open, b.high, b.low, b.close, b.turnover, None)) for b in bars if b.confirm]
 
 
 def _push(decoder: msgspec.json.Decoder[StreamMessage[T]], text: str | bytes, prefix: str) -> tuple[str, list[T]] | None:
@@ -335,7 +335,7 @@ class BybitCollector(ExchangeCollector):
     def kline_frames(self, topics: list[str], subscribe: bool) -> list[str]:
         return _frames(topics, "subscribe" if subscribe else "unsubscribe", self.kline_limits.topics_per_message)
 
-    def parse_kline_message(self, text: str) -> list[tuple[str, np.ndarray]]:
+    def parse_kline_message(self, text: str) -> list[tuple[str, parse.CandleTuple]]:
         return parse_kline_message(text)
 
     def markets_changed(self, added: list[str], removed: list[str]) -> None:

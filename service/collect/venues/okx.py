@@ -255,7 +255,7 @@ def _push(decoder: msgspec.json.Decoder[StreamMessage[T]], text: str | bytes, ch
     return message
 
 
-def parse_candle_message(text: str | bytes) -> list[tuple[str, np.ndarray]]:
+def parse_candle_message(text: str | bytes) -> list[tuple[str, parse.CandleTuple]]:
     """Confirmed bars (confirm ``1``) of one ``candle1m`` push; pongs and acks give none."""
     message = _push(_candle_message, text, "candle1m")
     if message is None or message.arg is None or message.data is None:
@@ -264,7 +264,7 @@ def parse_candle_message(text: str | bytes) -> list[tuple[str, np.ndarray]]:
     if symbol is None:
         raise BadPayload(VENUE, "ws:candle1m", f"not a swap: {message.arg.instId!r}")
     return [
-        (symbol, parse.candles(VENUE, "ws:candle1m", [c.ts], [(c.open, c.high, c.low, c.close)], [c.volume_quote], None))
+        (symbol, parse.candle(VENUE, "ws:candle1m", c.ts, c.open, c.high, c.low, c.close, c.volume_quote, None))
         for c in message.data
         if c.confirm == 1
     ]
@@ -362,7 +362,7 @@ class OkxCollector(ExchangeCollector):
             for part in chunked(topics, self.kline_limits.topics_per_message)
         ]
 
-    def parse_kline_message(self, text: str) -> list[tuple[str, np.ndarray]]:
+    def parse_kline_message(self, text: str) -> list[tuple[str, parse.CandleTuple]]:
         return parse_candle_message(text)
 
     def _contract_value(self, symbol: str) -> float:

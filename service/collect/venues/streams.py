@@ -97,6 +97,9 @@ class SymbolStreams:
     def symbols(self) -> set[str]:
         return set(self._where)
 
+    def follows(self, symbol: str) -> bool:
+        return symbol in self._where
+
     def connected(self, symbol: str) -> bool:
         """Whether the symbol's connection is up (its bars are arriving, or will after subscribing)."""
         connection = self._where.get(symbol)
