@@ -238,3 +238,28 @@ async def test_a_bad_kline_message_is_counted_and_skipped_never_buffered(listed:
     assert source.handle_kline_message(text(bar, True)) == 1
     assert_candles_exact(source.streamed("BTCUSDT"), truth(listed, venue, "BTCUSDT", bar[0], bar[0] + MINUTE), venue)
     await source.close()
+
+
+async def test_a_collection_picks_up_listed_and_delisted_markets_without_a_restart(clock: Clock, venue: str, redis: Redis) -> None:
+    listed = FakeExchange(seed=5, instruments=12, clock=clock)
+    await listed.start()
+    fake = listed[venue]
+    newcomer, leaving = fake.listed[-1], fake.listed[-2]
+    fake.delist(newcomer)
+    store = Store(redis)
+    source = market_collector(listed, clock, venue, "all", backfill_days=0.02, markets_refresh_s=600.0)
+    collection = Collection.queued(store, source.settings, [source], clock=clock)
+    await collection.collect_once()
+    await asyncio.wait_for(fake.wait_until(lambda: sum(fake.kline_connections()) == 11), 20)
+    assert await store.last_candle_ts(venue, newcomer) is None and await store.last_candle_ts(venue, leaving) is not None
+
+    fake.relist(newcomer)
+    fake.delist(leaving)
+    clock.advance(11 * MINUTE)
+    changed = await collection.collect_once()
+    assert (venue, newcomer) in changed and (venue, leaving) not in changed
+    assert await store.last_candle_ts(venue, newcomer) == clock.now - clock.now % MINUTE - MINUTE  # backfilled on sight
+    await asyncio.wait_for(fake.wait_until(lambda: any(newcomer in c.klines for c in fake._connections)), 20)
+    assert not any(leaving in c.klines for c in fake._connections) and sum(fake.kline_connections()) == 11
+    await source.close()
+    await listed.stop()
