@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from service.collect.round import Collection
@@ -94,6 +95,7 @@ async def test_klines_of_300_markets_arrive_over_a_few_connections_within_the_ve
     await source.refresh_markets()
     symbols = source.symbols()
     assert len(symbols) == 300
+    counted = REGISTRY.get_sample_value("liqmap_streamed_bars_total", {"exchange": venue}) or 0.0
     source.follow(symbols)
     await asyncio.wait_for(fake.wait_until(lambda: sum(fake.kline_connections()) == 300), 20)
     per_connection = source.kline_limits.topics_per_connection
@@ -109,6 +111,8 @@ async def test_klines_of_300_markets_arrive_over_a_few_connections_within_the_ve
         assert_candles_exact(source.streamed(symbol), truth(listed, venue, symbol, closing, closing + MINUTE), venue)
     # Bars in progress (sent too) were not taken, and nothing was asked over REST for candles.
     assert source.streamed_bars == 300 and fake.requests[KLINE_PATHS[venue]] == 0
+    assert REGISTRY.get_sample_value("liqmap_streamed_bars_total", {"exchange": venue}) == counted + 300
+    assert REGISTRY.get_sample_value("liqmap_kline_connections", {"exchange": venue}) == len(expected)
     assert not source.bad_payloads
     await source.close()
 

@@ -28,6 +28,7 @@ from service.collect.venues.http import HttpPolicy, VenueHttp
 from service.collect.venues.parse import LiquidationTuple
 from service.collect.venues.streams import SymbolStreams, StreamLimits
 from service.collect.venues.ws import WsFeed, WsPolicy, cancel
+from service.metrics import KLINE_CONNECTIONS, MARKETS_FOLLOWED, STATE_POLL_SECONDS, STREAMED_BARS
 from service.settings import Settings
 from service.collect.source import Batch
 
@@ -306,6 +307,8 @@ class ExchangeCollector(ABC):
     def follow(self, symbols: Sequence[str]) -> None:
         """Stream the klines of ``symbols`` (the markets this process collects); others stop."""
         self._followed = len(symbols)
+        MARKETS_FOLLOWED.labels(self.exchange).set(len(symbols))
+        STATE_POLL_SECONDS.labels(self.exchange).set(self.snapshot_interval_s())
         if not self.settings.kline_streams:
             return
         if self.klines is None:
@@ -321,6 +324,7 @@ class ExchangeCollector(ABC):
                 self.ws_policy(),
             )
         self.klines.set_symbols(symbols)
+        KLINE_CONNECTIONS.labels(self.exchange).set(len(self.klines.connections))
         for symbol in [s for s in self._bars if not self.klines.follows(s)]:
             del self._bars[symbol]
 
@@ -338,6 +342,7 @@ class ExchangeCollector(ABC):
                 added += 1
         if added:
             self.streamed_bars += added
+            STREAMED_BARS.labels(self.exchange).inc(added)
             self._bar_arrived.set()
         return added
 
