@@ -277,6 +277,8 @@ class ExchangeCollector(ABC):
             self._count(exc)
             self._markets_due = now + MINUTE_MS
             return False
+        # Names become store keys and URL paths: letters and digits only (any script).
+        listing = {symbol: volume for symbol, volume in listing.items() if symbol.isalnum()}
         if not listing:
             log.warning("%s listed no USDT perpetual; keeping the %d markets followed", self.exchange, len(self._symbols))
             self._markets_due = now + MINUTE_MS
