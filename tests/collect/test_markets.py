@@ -131,9 +131,9 @@ async def test_followed_markets_change_on_the_live_connections(listed: FakeExcha
     await source.close()
 
 
-async def test_closed_bars_are_stored_without_gap_or_duplicate_and_a_cut_is_filled_over_rest(
-    listed: FakeExchange, clock: Clock, venue: str, redis: Redis
-) -> None:
+async def test_closed_bars_are_stored_without_gap_or_duplicate_and_a_cut_is_filled_over_rest(clock: Clock, venue: str, redis: Redis) -> None:
+    listed = FakeExchange(seed=5, instruments=40, clock=clock)
+    await listed.start()
     fake = listed[venue]
     store = Store(redis)
     source = market_collector(listed, clock, venue, "top:12", backfill_days=0.02)
@@ -175,6 +175,7 @@ async def test_closed_bars_are_stored_without_gap_or_duplicate_and_a_cut_is_fill
         assert_candles_exact(stored[stored["ts_ms"] >= first], truth(listed, venue, symbol, first, end), venue)
     assert fake.kline_violations == [] and not source.bad_payloads
     await source.close()
+    await listed.stop()
 
 
 async def test_binance_takes_mark_prices_from_its_stream_and_polls_open_interest_alone(listed: FakeExchange, clock: Clock) -> None:
