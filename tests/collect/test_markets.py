@@ -268,3 +268,19 @@ async def test_a_collection_picks_up_listed_and_delisted_markets_without_a_resta
     assert not any(leaving in c.klines for c in fake._connections) and sum(fake.kline_connections()) == 11
     await source.close()
     await listed.stop()
+
+
+async def test_bybit_liquidation_topics_of_every_market_are_packed_and_follow_the_list(listed: FakeExchange, clock: Clock) -> None:
+    fake = listed["bybit"]
+    source = market_collector(listed, clock, "bybit", "all")
+    await source.start()  # the stream opens before the list is known, as the collect role does
+    await source.refresh_markets()
+    topics = lambda: sorted(len(c.topics) for c in fake._connections if c.topics)  # noqa: E731
+    await asyncio.wait_for(fake.wait_until(lambda: topics() == [100, 200]), 20)
+    gone = fake.listed[0]
+    fake.delist(gone)
+    await source.refresh_markets(clock.advance(61 * MINUTE))
+    await asyncio.wait_for(fake.wait_until(lambda: sum(topics()) == 299), 20)
+    assert not any(f"allLiquidation.{gone}" in c.topics for c in fake._connections)
+    assert fake.kline_violations == [] and len(topics()) == 2
+    await source.close()

@@ -369,12 +369,16 @@ class ExchangeCollector(ABC):
             await self.prepare()
         except VenueError as exc:
             self._count(exc)
-        url, subscribe, app_ping = self.stream()
-        self._feed = WsFeed(self.exchange, url, subscribe, app_ping, self.handle_stream_message, self.http.session, self.ws_policy())
-        self._feed.start()
+        self.open_liquidation_stream()
         self._sink = sink
         if sink is not None:
             self._flush_task = asyncio.create_task(self._flush_loop(), name=f"liquidations:{self.exchange}")
+
+    def open_liquidation_stream(self) -> None:
+        """One connection with the subscription of :meth:`stream` (venues streaming per symbol override it)."""
+        url, subscribe, app_ping = self.stream()
+        self._feed = WsFeed(self.exchange, url, subscribe, app_ping, self.handle_stream_message, self.http.session, self.ws_policy())
+        self._feed.start()
 
     async def close(self) -> None:
         if self._feed is not None:

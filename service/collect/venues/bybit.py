@@ -21,7 +21,8 @@ from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.errors import BadPayload, VenueRejected
 from service.collect.venues.parse import LiquidationTuple
-from service.collect.venues.streams import StreamLimits, chunked
+from service.collect.venues.streams import StreamLimits, SymbolStreams, chunked
+from service.collect.venues.ws import WsFeed
 from service.settings import Settings
 
 VENUE = "bybit"
@@ -311,6 +312,7 @@ class BybitCollector(ExchangeCollector):
     kline_ping = json.dumps({"op": "ping"})
     # Instruments per page of instruments-info (its largest).
     instruments_page = 1000
+    _liquidation_streams: SymbolStreams | None = None
 
     async def fetch_listing(self) -> dict[str, float]:
         symbols: set[str] = set()
@@ -338,14 +340,36 @@ class BybitCollector(ExchangeCollector):
     def parse_kline_message(self, text: str) -> list[tuple[str, parse.CandleTuple]]:
         return parse_kline_message(text)
 
+    def open_liquidation_stream(self) -> None:
+        """``allLiquidation.{symbol}`` of every market, packed on connections like the klines."""
+        self._liquidation_streams = SymbolStreams(
+            VENUE,
+            self.settings.bybit_ws_url,
+            self.kline_limits,
+            lambda symbol: [f"allLiquidation.{symbol}"],
+            self.kline_frames,
+            self.kline_ping,
+            self.handle_stream_message,
+            self.http.session,
+            self.ws_policy(),
+        )
+        self._liquidation_streams.set_symbols(self._symbols)
+
     def markets_changed(self, added: list[str], removed: list[str]) -> None:
-        """The liquidation stream follows the market list: topics of new markets subscribed, of gone ones dropped."""
-        if self._feed is None:
-            return
-        url, frames, _ = self.stream()
-        topic = "allLiquidation.{}".format
-        changes = _frames([topic(s) for s in removed], "unsubscribe", 10) + _frames([topic(s) for s in added], "subscribe", 10)
-        self._feed.update(frames, changes)
+        """The liquidation streams follow the market list: new markets subscribed, gone ones dropped."""
+        if self._liquidation_streams is not None:
+            self._liquidation_streams.set_symbols(self._symbols)
+
+    @property
+    def feed(self) -> WsFeed | None:
+        """The first liquidation connection."""
+        streams = self._liquidation_streams
+        return streams.connections[0].feed if streams is not None and streams.connections else None
+
+    async def close(self) -> None:
+        if self._liquidation_streams is not None:
+            await self._liquidation_streams.stop()
+        await super().close()
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
