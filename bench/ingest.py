@@ -145,13 +145,19 @@ async def request_costs(rounds: int = 60) -> list[RequestCost]:
     from service.fakeexchange import FakeExchange
 
     clock = {"now": START_MS + 30_000}
+
+    async def advance(seconds: float) -> None:
+        clock["now"] += round(seconds * 1000)
+        await asyncio.sleep(0)
+
     fake = FakeExchange(clock=lambda: clock["now"])
     await fake.start()
     settings = Settings(**fake.settings_overrides())  # type: ignore[arg-type]
     costs = []
     try:
         for venue in ("binance", "bybit", "okx"):
-            collector = build_collector(venue, settings)
+            # On the fake's clock: what is due (open interest, tiers) is due by it, budgets refill by it.
+            collector = build_collector(venue, settings, clock=lambda: clock["now"], sleep=advance)
             for symbol in settings.markets:
                 await collector.backfill(symbol, clock["now"] - 60 * 60_000, clock["now"])
             tier_calls = sum(count for path, count in fake[venue].requests.items() if "bracket" in path or "risk-limit" in path or "position-tiers" in path)
