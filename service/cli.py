@@ -25,7 +25,7 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     from service.store.writer import Store
 
     if args.all:
-        markets = [(venue, symbol) for venue in settings.sources if venue in COLLECTORS for symbol in settings.markets]
+        markets: list[tuple[str, str]] | None = None  # every venue's markets, read in run()
     elif args.exchange and args.symbol:
         if args.exchange not in COLLECTORS:
             print(f"liqmap: unknown exchange {args.exchange!r}; available: {', '.join(COLLECTORS)}", file=sys.stderr)
@@ -38,9 +38,10 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> int:
         failed = 0
         start, end = window(args.days, now_ms())
+        chosen = markets if markets is not None else await _configured_markets(settings)
         async with open_redis(settings) as redis:
             store = Store(redis)
-            for venue, symbol in markets:
+            for venue, symbol in chosen:
                 collector = COLLECTORS[venue](settings, [symbol])
                 try:
                     result = await backfill_market(store, collector, symbol, start, end)
@@ -54,6 +55,21 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
 
     with fake_exchange_if(settings, args.fake_exchange) as settings:
         return asyncio.run(run())
+
+
+async def _configured_markets(settings: Settings) -> list[tuple[str, str]]:
+    """Every (venue, symbol) LIQMAP_SOURCES × LIQMAP_MARKETS names (all, top:N: read from each venue)."""
+    from service.collect.venues.registry import COLLECTORS
+
+    out: list[tuple[str, str]] = []
+    for venue in [v for v in settings.sources if v in COLLECTORS]:
+        collector = COLLECTORS[venue](settings)
+        try:
+            await collector.refresh_markets()
+            out += [(venue, symbol) for symbol in collector.symbols()]
+        finally:
+            await collector.close()
+    return out
 
 
 def _configure_logging(level: str) -> None:
@@ -241,12 +257,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "backfill":
         raise SystemExit(_backfill(settings, args))
     elif args.command == "fake-exchange":
-        from service.fakeexchange.server import SCENARIOS, serve_forever
+        from service.fakeexchange.server import SCENARIOS, listing_options, serve_forever
 
         if args.scenario not in SCENARIOS:
             parser.exit(2, f"liqmap: unknown scenario {args.scenario!r}; available: {', '.join(SCENARIOS)}\n")
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_forever(args.scenario, args.seed, list(settings.markets)))
+            asyncio.run(serve_forever(args.scenario, args.seed, **listing_options(settings)))  # type: ignore[arg-type]
     elif args.command == "api":
         run_api(settings)
     elif args.command == "collect":

@@ -29,3 +29,7 @@ SHARDS_HELD = Gauge("liqmap_collect_shards_held", "Shards of markets this collec
 LEASES_TAKEN = Counter("liqmap_collect_leases_taken_total", "Shard leases this collect replica took (at start, or over from another)")
 JOB_QUEUE_LAG = Gauge("liqmap_job_queue_lag", "Recompute jobs waiting or in progress (as a worker last saw the queue)")
 JOBS_PARKED_NOW = Gauge("liqmap_jobs_parked_now", "Recompute jobs parked with their error (as a worker last saw them)")
+MARKETS_FOLLOWED = Gauge("liqmap_collect_markets_followed", "Markets of a venue this collect replica collects (and streams)", ["exchange"])
+KLINE_CONNECTIONS = Gauge("liqmap_kline_connections", "WebSocket connections carrying a venue's kline streams", ["exchange"])
+STREAMED_BARS = Counter("liqmap_streamed_bars_total", "Closed 1m bars taken off a venue's kline streams", ["exchange"])
+STATE_POLL_SECONDS = Gauge("liqmap_open_interest_poll_seconds", "How often each market's open interest is polled, derived from the markets and the request budget", ["exchange"])

@@ -61,9 +61,9 @@ def fake_exchange_if(settings: Settings, enabled: bool) -> Iterator[Settings]:
     if not enabled:
         yield settings
         return
-    from service.fakeexchange.server import fake_exchange_in_thread
+    from service.fakeexchange.server import fake_exchange_in_thread, listing_options
 
-    with fake_exchange_in_thread(symbols=list(settings.markets)) as urls:
+    with fake_exchange_in_thread(**listing_options(settings)) as urls:
         log.info("fake exchange on loopback: %s", ", ".join(f"{k}={v}" for k, v in sorted(urls.items()) if k.endswith("rest_url")))
         yield msgspec.structs.replace(settings, **urls)
 

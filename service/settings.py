@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 import msgspec
+
+from service.markets import MarketSelection, parse_markets
 
 ENV_PREFIX = "LIQMAP_"
 
@@ -43,18 +45,31 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # The synthetic source runs as these venues (each its own share of one simulated market,
     # answering as Binance, Bybit, OKX and summed into "all"); empty: one venue named "synthetic".
     synthetic_venues: tuple[str, ...] = ("binance", "bybit", "okx")
-    # Canonical symbols collected on every venue (OKX's BTC-USDT-SWAP is BTCUSDT).
+    # Markets collected on every venue: canonical symbols (OKX's BTC-USDT-SWAP is BTCUSDT),
+    # `all` (every USDT-margined perpetual the venue trades) or `top:N` (the N with the largest
+    # 24h quote volume); all and top:N are refreshed from the venue's instrument list.
     markets: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    # How often the market list of all / top:N is read again from each venue, seconds.
+    markets_refresh_s: float = 3600.0
+    # Candles over the venues' WebSocket kline streams (REST for backfill, gaps and open
+    # interest); false: every poll fetches candles over REST.
+    kline_streams: bool = True
+    # Instruments each venue of the fake exchange lists when markets is all or top:N.
+    fake_instruments: int = 200
     # Per coin, also the sum over venues as exchange "all" (e.g. all/BTC).
     aggregate: bool = True
     # Venue endpoints (the fake exchange replaces them with loopback URLs).
     binance_rest_url: str = "https://fapi.binance.com"
     binance_ws_url: str = "wss://fstream.binance.com/market/stream?streams=!forceOrder@arr"
     binance_web_url: str = "https://www.binance.com"
+    # Combined market streams (klines: subscribed with SUBSCRIBE messages).
+    binance_kline_ws_url: str = "wss://fstream.binance.com/market/stream"
     bybit_rest_url: str = "https://api.bybit.com"
     bybit_ws_url: str = "wss://stream.bybit.com/v5/public/linear"
     okx_rest_url: str = "https://www.okx.com"
     okx_ws_url: str = "wss://ws.okx.com:8443/ws/v5/public"
+    # OKX streams candles on its business endpoint.
+    okx_business_ws_url: str = "wss://ws.okx.com:8443/ws/v5/business"
     # Share of each venue's published request limit this process may use.
     request_budget_share: float = 0.5
     # Bound on one HTTP call, seconds.
@@ -117,6 +132,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     metrics_port: int | None = None
     log_level: str = "info"
 
+    def __post_init__(self) -> None:
+        self.market_selection()
+
+    def market_selection(self) -> MarketSelection:
+        """``markets`` parsed (``ValueError`` naming LIQMAP_MARKETS and its allowed forms)."""
+        return _markets(self.markets)
+
     def history_keep(self, range_name: str) -> int:
         return self.frame_history_by_range.get(range_name, self.frame_history)
 
@@ -171,13 +193,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         if raw.get("redis_url") == "":
             raw["redis_url"] = None
         raw.update({key: value for key, value in overrides.items() if value is not None})
+        if "markets" in raw:
+            _markets(raw["markets"])  # type: ignore[arg-type]
         try:
             return msgspec.convert(raw, cls, strict=False, dec_hook=_decode_path)
         except msgspec.ValidationError as exc:
+            if "LIQMAP_MARKETS" in str(exc):
+                raise ValueError(str(exc).split(" - at ")[0]) from exc
             match = re.search(r"\$\.(\w+)", str(exc))
             field = match.group(1) if match else "?"
             env_name = "REDIS_URL" if field == "redis_url" else ENV_PREFIX + field.upper()
             raise ValueError(f"invalid setting {env_name}: {exc}") from exc
+
+
+def _markets(values: Sequence[str]) -> MarketSelection:
+    try:
+        return parse_markets(values)
+    except ValueError as exc:
+        raise ValueError(f"invalid setting LIQMAP_MARKETS: {exc}") from None
 
 
 def _decode_path(type_: type, value: object) -> object:

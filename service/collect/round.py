@@ -106,9 +106,27 @@ class Collection:
         """Sources that are exchanges (summed into the ``all`` markets); the synthetic market is not."""
         return {source.exchange: source for source in self.sources if source.exchange != "synthetic"}
 
+    async def follow_markets(self, source: MarketSource, now: int) -> list[str]:
+        """The source's markets now (its list read again when due: LIQMAP_MARKETS all / top:N);
+        those this process collects have their kline streams followed."""
+        refresh = getattr(source, "refresh_markets", None)
+        if refresh is not None:
+            try:
+                await refresh(now)
+            except Exception:
+                log.exception("reading the market list of %s failed; keeping the markets followed", source.exchange)
+        symbols = source.symbols()
+        follow = getattr(source, "follow", None)
+        if follow is not None:
+            follow([s for s in symbols if self.leases is None or self.leases.owns(source.exchange, s)])
+        listed = set(symbols)
+        for market in [m for m in self._bootstrapped if m[0] == source.exchange and m[1] not in listed]:
+            self._bootstrapped.discard(market)  # delisted: should it come back, backfilled from its last bar
+        return symbols
+
     async def _collect_source(self, source: MarketSource, now: int) -> list[tuple[str, str]]:
         changed: list[tuple[str, str]] = []
-        for symbol in source.symbols():
+        for symbol in await self.follow_markets(source, now):
             market = (source.exchange, symbol)
             if self.leases is not None and not self.leases.owns(*market):
                 # Another replica collects it; should it come back here, it is backfilled from its last bar.

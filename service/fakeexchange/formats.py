@@ -275,13 +275,6 @@ def okx_position_tiers(family: str, tiers: list[Tier], contract_value: float, ma
     ]
 
 
-def okx_instruments(contract_values: dict[str, float]) -> list[dict[str, object]]:
-    return [
-        {"instType": "SWAP", "instId": inst_id, "ctVal": num(value), "ctValCcy": inst_id.split("-")[0], "settleCcy": "USDT", "state": "live"}
-        for inst_id, value in contract_values.items()
-    ]
-
-
 def okx_liquidations(inst_id: str, events: list[tuple], contract_value: float) -> dict[str, object]:
     family = inst_id.removesuffix("-SWAP")
     details = [
@@ -299,4 +292,172 @@ def okx_liquidations(inst_id: str, events: list[tuple], contract_value: float) -
     return {
         "arg": {"channel": "liquidation-orders", "instType": "SWAP"},
         "data": [{"details": details, "instFamily": family, "instId": inst_id, "instType": "SWAP", "uly": family}],
+    }
+
+
+# --- market lists and kline streams ----------------------------------------------------------
+#
+# Each venue's list also carries instruments a collector of USDT perpetuals must leave out:
+# a dated future, a USDC-margined perpetual and (through ``trading``) ones that do not trade.
+
+
+def binance_exchange_info(symbols: list[str], trading: set[str], now_ms: int) -> dict[str, object]:
+    def entry(symbol: str, contract: str, quote: str, status: str) -> dict[str, object]:
+        base = symbol.split("_")[0].removesuffix(quote)
+        return {
+            "symbol": symbol,
+            "pair": base + quote,
+            "contractType": contract,
+            "deliveryDate": 4133404800000 if contract == "PERPETUAL" else 1798790400000,
+            "onboardDate": 1569398400000,
+            "status": status,
+            "baseAsset": base,
+            "quoteAsset": quote,
+            "marginAsset": quote,
+            "pricePrecision": 2,
+            "quantityPrecision": 3,
+            "underlyingType": "COIN",
+            "settlePlan": 0,
+            "filters": [],
+            "orderTypes": ["LIMIT", "MARKET"],
+            "timeInForce": ["GTC", "IOC"],
+        }
+
+    listed = [entry(s, "PERPETUAL", "USDT", "TRADING" if s in trading else "SETTLING") for s in symbols]
+    listed += [entry("BTCUSDT_261225", "CURRENT_QUARTER", "USDT", "TRADING"), entry("BTCUSDC", "PERPETUAL", "USDC", "TRADING")]
+    return {
+        "timezone": "UTC",
+        "serverTime": now_ms,
+        "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}],
+        "exchangeFilters": [],
+        "assets": [],
+        "symbols": listed,
+    }
+
+
+def binance_tickers_24h(volumes: dict[str, float], prices: dict[str, float], now_ms: int) -> list[dict[str, object]]:
+    return [
+        {
+            "symbol": symbol,
+            "priceChange": "0",
+            "priceChangePercent": "0",
+            "weightedAvgPrice": num(prices[symbol]),
+            "lastPrice": num(prices[symbol]),
+            "lastQty": "1",
+            "openPrice": num(prices[symbol]),
+            "highPrice": num(prices[symbol]),
+            "lowPrice": num(prices[symbol]),
+            "volume": num(volume / prices[symbol]),
+            "quoteVolume": num(volume),
+            "openTime": now_ms - 86_400_000,
+            "closeTime": now_ms,
+            "firstId": 1,
+            "lastId": 2,
+            "count": 2,
+        }
+        for symbol, volume in volumes.items()
+    ]
+
+
+def binance_kline(symbol: str, bar: tuple, closed: bool, now_ms: int) -> dict[str, object]:
+    ts, o, h, lo, c, vol, taker = bar
+    return {
+        "stream": f"{symbol.lower()}@kline_1m",
+        "data": {
+            "e": "kline",
+            "E": now_ms,
+            "s": symbol,
+            "k": {
+                "t": ts, "T": ts + MINUTE_MS - 1, "s": symbol, "i": "1m", "f": 100, "L": 200,
+                "o": num(o), "c": num(c), "h": num(h), "l": num(lo), "v": num(vol / c), "n": 100, "x": closed,
+                "q": num(vol), "V": num(taker / c), "Q": num(taker), "B": "0",
+            },
+        },
+    }
+
+
+def bybit_instruments(symbols: list[str], trading: set[str], cursor: str) -> dict[str, object]:
+    def entry(symbol: str, contract: str, quote: str, status: str) -> dict[str, object]:
+        return {
+            "symbol": symbol, "contractType": contract, "status": status, "baseCoin": symbol.split("-")[0].removesuffix(quote).removesuffix("PERP"),
+            "quoteCoin": quote, "settleCoin": quote, "launchTime": "1585526400000", "deliveryTime": "0", "priceScale": "2",
+            "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+        }
+
+    rows = [
+        entry(s, "LinearFutures" if "-" in s else "LinearPerpetual", "USDC" if s.endswith("PERP") else "USDT", "Trading" if s in trading else "PreLaunch")
+        for s in symbols
+    ]
+    return {"category": "linear", "list": rows, "nextPageCursor": cursor}
+
+
+def bybit_extra_instruments() -> list[str]:
+    """Symbols on Bybit's linear list that are not USDT perpetuals (a USDC perpetual, a dated future)."""
+    return ["BTCPERP", "BTC-26DEC26"]
+
+
+def bybit_ticker_volumes(volumes: dict[str, float], prices: dict[str, float]) -> dict[str, object]:
+    return {
+        "category": "linear",
+        "list": [
+            {"symbol": s, "lastPrice": num(prices[s]), "markPrice": num(prices[s]), "turnover24h": num(v), "volume24h": num(v / prices[s])}
+            for s, v in volumes.items()
+        ],
+    }
+
+
+def bybit_kline(symbol: str, bar: tuple, closed: bool, now_ms: int) -> dict[str, object]:
+    ts, o, h, lo, c, vol, _ = bar
+    return {
+        "topic": f"kline.1.{symbol}",
+        "data": [
+            {
+                "start": ts, "end": ts + MINUTE_MS - 1, "interval": "1", "open": num(o), "close": num(c), "high": num(h), "low": num(lo),
+                "volume": num(vol / c), "turnover": num(vol), "confirm": closed, "timestamp": now_ms,
+            }
+        ],
+        "ts": now_ms,
+        "type": "snapshot",
+    }
+
+
+def okx_swap_instruments(contract_values: dict[str, float], trading: set[str]) -> list[dict[str, object]]:
+    def entry(inst_id: str, value: float, settle: str, kind: str, state: str) -> dict[str, object]:
+        family = inst_id.removesuffix("-SWAP")
+        return {
+            "instType": "SWAP", "instId": inst_id, "uly": family, "instFamily": family, "settleCcy": settle, "ctVal": num(value),
+            "ctMult": "1", "ctValCcy": inst_id.split("-")[0] if kind == "linear" else "USD", "ctType": kind, "state": state,
+            "listTime": "1597026383085", "expTime": "", "lever": "100", "tickSz": "0.1", "lotSz": "1", "minSz": "1",
+        }
+
+    rows = [entry(i, v, "USDT", "linear", "live" if i in trading else "suspend") for i, v in contract_values.items()]
+    rows += [entry("BTC-USD-SWAP", 100.0, "BTC", "inverse", "live"), entry("BTC-USDC-SWAP", 0.0001, "USDC", "linear", "live")]
+    return rows
+
+
+def okx_tickers(volumes: dict[str, float], prices: dict[str, float], contract_values: dict[str, float], now_ms: int) -> list[dict[str, object]]:
+    return [
+        {
+            "instType": "SWAP", "instId": inst, "last": num(prices[inst]), "lastSz": "1", "askPx": num(prices[inst]), "askSz": "1",
+            "bidPx": num(prices[inst]), "bidSz": "1", "open24h": num(prices[inst]), "high24h": num(prices[inst]), "low24h": num(prices[inst]),
+            "volCcy24h": num(v / prices[inst]), "vol24h": num(v / prices[inst] / contract_values[inst]), "ts": str(now_ms),
+            "sodUtc0": num(prices[inst]), "sodUtc8": num(prices[inst]),
+        }
+        for inst, v in volumes.items()
+    ]
+
+
+def okx_candle(inst_id: str, bar: tuple, contract_value: float, closed: bool) -> dict[str, object]:
+    ts, o, h, lo, c, vol, _ = bar
+    row = [str(ts), num(o), num(h), num(lo), num(c), num(vol / c / contract_value), num(vol / c), num(vol), "1" if closed else "0"]
+    return {"arg": {"channel": "candle1m", "instId": inst_id}, "data": [row]}
+
+
+def binance_mark_prices(marks: dict[str, float], funding: float, next_funding_ms: int, now_ms: int) -> dict[str, object]:
+    return {
+        "stream": "!markPrice@arr@1s",
+        "data": [
+            {"e": "markPriceUpdate", "E": now_ms, "s": s, "p": num(m), "i": num(m), "P": num(m), "r": num(funding), "T": next_funding_ms}
+            for s, m in marks.items()
+        ],
     }

@@ -39,7 +39,8 @@ from service.store.tiers import Tier
 from service.markets import from_okx_instrument, okx_family, okx_instrument
 from service.fakeexchange import formats as fmt
 from service.fakeexchange.market import FUNDING_RATE, VenueMarket
-from service.collect.synthetic import MINUTE_MS, SyntheticMarket
+from service.collect.synthetic import MINUTE_MS, SyntheticMarket, demo_symbols
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,21 @@ SCENARIOS: dict[str, Scenario] = {
 @dataclass(eq=False, slots=True)
 class _Connection:
     ws: web.WebSocketResponse
+    path: str = ""
     topics: set[str] = field(default_factory=set)
+    # Symbols whose 1m klines this connection is subscribed to, and when it sent its last messages.
+    klines: set[str] = field(default_factory=set)
+    sent_at: deque[float] = field(default_factory=deque)
+    marks: bool = False  # Binance !markPrice@arr@1s
+
+
+# Each venue's limits on kline subscriptions, as the fake enforces them: topics per connection,
+# topics per subscribe message, bytes per message, messages per second from the client.
+KLINE_LIMITS = {
+    "binance": {"per_connection": 1024, "per_message": None, "bytes": None, "per_second": 10},
+    "bybit": {"per_connection": None, "per_message": 10, "bytes": 21_000, "per_second": None},
+    "okx": {"per_connection": None, "per_message": None, "bytes": 64 * 1024, "per_second": None},
+}
 
 
 class FakeVenue:
@@ -139,6 +154,20 @@ class FakeVenue:
         self._activity = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._emitter: asyncio.Task[None] | None = None
+        # Listed instruments (a subset of the market's symbols; delist/relist change it), and
+        # those listed but not trading.
+        self.listed: list[str] = market.symbols()
+        self.halted: set[str] = set()
+        # Largest page of Bybit's instruments-info (the venue's is 1000; tests lower it).
+        self.instruments_page = 1000
+        # Kline streams: subscribe messages taken, limits broken (should stay empty), bars sent.
+        self.kline_subscribes = 0
+        self.kline_violations: list[str] = []
+        self.klines_sent = 0
+        self.kline_tick_s = 0.01
+        self.klines_held = False
+        self._klines_until: int | None = None
+        self._kline_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -155,12 +184,61 @@ class FakeVenue:
             "okx": f"{base}/ws/v5/public",
         }[self.venue]
 
+    @property
+    def kline_ws_url(self) -> str:
+        base = f"ws://127.0.0.1:{self.port}"
+        return {"binance": f"{base}/market/stream", "bybit": f"{base}/v5/public/linear", "okx": f"{base}/ws/v5/business"}[self.venue]
+
     def settings_overrides(self) -> dict[str, str]:
         """The Settings fields that point a collector at this venue."""
         out = {f"{self.venue}_rest_url": self.rest_url, f"{self.venue}_ws_url": self.ws_url}
         if self.venue == "binance":
             out["binance_web_url"] = self.rest_url
+            out["binance_kline_ws_url"] = self.kline_ws_url
+        if self.venue == "okx":
+            out["okx_business_ws_url"] = self.kline_ws_url
         return out
+
+    # --- listings ----------------------------------------------------------------------
+
+    def delist(self, symbol: str) -> None:
+        self.listed = [s for s in self.listed if s != symbol]
+
+    def relist(self, symbol: str) -> None:
+        if symbol not in self.market.symbols():
+            raise ValueError(f"{symbol} is not in the fake market")
+        if symbol not in self.listed:
+            self.listed.append(symbol)
+
+    def trading(self) -> list[str]:
+        """Listed and trading: what ``LIQMAP_MARKETS=all`` must pick."""
+        return [s for s in self.listed if s not in self.halted]
+
+    def quote_volume(self, symbol: str) -> float:
+        return self.market.quote_volume_24h(symbol)
+
+    def kline_connections(self) -> list[int]:
+        """Kline subscriptions per open connection (what the venue sees)."""
+        return sorted((len(c.klines) for c in self._connections if c.klines), reverse=True)
+
+    async def cut_klines(self, *, hold: bool = False) -> int:
+        """Close every kline connection (the venue cuts the streams); returns how many.
+
+        ``hold``: refuse new kline connections until :meth:`resume_klines` (bars close meanwhile).
+        """
+        self.klines_held = hold
+        cut = [c for c in self._connections if c.klines]
+        for connection in cut:
+            await connection.ws.close()
+        return len(cut)
+
+    def resume_klines(self) -> None:
+        self.klines_held = False
+
+    def _kline_path(self, request: web.Request) -> bool:
+        if self.venue == "binance":
+            return "forceOrder" not in request.query_string
+        return self.venue == "bybit" or request.path.endswith("/business")
 
     @property
     def running(self) -> bool:
@@ -180,12 +258,17 @@ class FakeVenue:
         self._runner = runner
         if self.live and self._emitter is None:
             self._emitter = asyncio.create_task(self._emit_live(), name=f"fake:{self.venue}:emit")
+        if self._kline_task is None:
+            self._kline_task = asyncio.create_task(self._emit_klines(), name=f"fake:{self.venue}:klines")
 
     async def stop(self) -> None:
         """Go down: streams cut, connections refused until :meth:`start`."""
         if self._emitter is not None:
             self._emitter.cancel()
             self._emitter = None
+        if self._kline_task is not None:
+            self._kline_task.cancel()
+            self._kline_task = None
         for connection in list(self._connections):
             await connection.ws.close()
         self._connections.clear()
@@ -282,18 +365,18 @@ class FakeVenue:
 
     def _stream_message(self, symbol: str, rows: list[tuple], coin_margined: bool) -> tuple[str, str]:
         if self.venue == "binance":
-            return "*", fmt.dumps(fmt.binance_force_order(symbol, rows[0], usdm=not coin_margined)).decode()
+            return "!forceOrder@arr", fmt.dumps(fmt.binance_force_order(symbol, rows[0], usdm=not coin_margined)).decode()
         if self.venue == "bybit":
             return f"allLiquidation.{symbol}", fmt.dumps(fmt.bybit_liquidations(symbol, rows, self.clock())).decode()
         inst = okx_instrument(symbol)
-        return "*", fmt.dumps(fmt.okx_liquidations(inst, rows, self.market.contract_value(symbol))).decode()
+        return "liquidation-orders", fmt.dumps(fmt.okx_liquidations(inst, rows, self.market.contract_value(symbol))).decode()
 
     async def send_raw(self, text: str, topic: str = "*") -> None:
         """Send any text on the stream (malformed messages, say)."""
         await self._deliver(topic, text)
 
     async def _deliver(self, topic: str, text: str) -> None:
-        # Topic "*" goes to every subscriber; a connection subscribed to "*" takes every topic.
+        # Topic "*" goes to every subscriber of liquidations (kline streams have no topics here).
         targets = [c for c in self._connections if c.topics and (topic == "*" or topic in c.topics or "*" in c.topics)]
         if not targets:
             self._outbox.append((topic, text))
@@ -335,16 +418,22 @@ class FakeVenue:
         async with self._activity:
             self._activity.notify_all()
 
-    async def _stream_handler(self, request: web.Request) -> web.WebSocketResponse:
+    async def _stream_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.klines_held and self._kline_path(request):
+            return web.Response(status=503, text="kline streams are down")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        connection = _Connection(ws)
+        connection = _Connection(ws, request.path)
         self._connections.add(connection)
+        if self.venue == "binance" and "streams=" in request.query_string and "forceOrder" not in request.query_string:
+            streams = request.query["streams"].split("/")
+            connection.marks = any(stream.startswith("!markPrice@arr") for stream in streams)
+            await self._kline_subscribe(connection, streams, len(request.query_string))
         if self.scenario.ws_drop_every and self._drop_after is None:
             self._drop_after = self.scenario.ws_drop_every
         try:
             if self.venue == "binance" and "forceOrder" in request.query_string + request.path:
-                await self._subscribe(connection, {"*"})
+                await self._subscribe(connection, {"!forceOrder@arr"})
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     await self._on_client_text(connection, message.data)
@@ -353,6 +442,8 @@ class FakeVenue:
         return ws
 
     async def _on_client_text(self, connection: _Connection, text: str) -> None:
+        if not await self._within_message_rate(connection):
+            return
         if self.venue == "okx":
             if text == "ping":
                 self.pings += 1
@@ -360,22 +451,148 @@ class FakeVenue:
                 await connection.ws.send_str("pong")
                 return
             request = json.loads(text)
-            if request.get("op") == "subscribe":
-                args = request.get("args", [])
+            op = request.get("op")
+            args = request.get("args", [])
+            candles = [arg.get("instId", "") for arg in args if arg.get("channel") == "candle1m"]
+            if candles:
+                if not connection.path.endswith("/business"):
+                    await connection.ws.send_str(json.dumps({"event": "error", "code": "60018", "msg": "Wrong URL or channel:candle1m doesn't exist.", "connId": "fake"}))
+                    self.kline_violations.append("okx: candle1m on the public endpoint")
+                    return
+                symbols = [from_okx_instrument(inst) or inst for inst in candles]
+                if op == "subscribe":
+                    for arg in args:
+                        await connection.ws.send_str(json.dumps({"event": "subscribe", "arg": arg, "connId": "fake"}))
+                    await self._kline_subscribe(connection, symbols, len(text), canonical=True)
+                elif op == "unsubscribe":
+                    connection.klines -= set(symbols)
+                    await self._notify()
+                return
+            if op == "subscribe":
                 await connection.ws.send_str(json.dumps({"event": "subscribe", "arg": args[0] if args else {}, "connId": "fake"}))
                 if any(arg.get("channel") == "liquidation-orders" for arg in args):
-                    await self._subscribe(connection, {"*"})
+                    await self._subscribe(connection, {"liquidation-orders"})
             return
         if self.venue == "bybit":
             request = json.loads(text)
             op = request.get("op")
+            args = request.get("args", [])
             if op == "ping":
                 self.pings += 1
                 await self._notify()
                 await connection.ws.send_str(json.dumps({"success": True, "ret_msg": "pong", "conn_id": "fake", "op": "ping"}))
-            elif op == "subscribe":
-                await connection.ws.send_str(json.dumps({"success": True, "ret_msg": "", "conn_id": "fake", "req_id": "", "op": "subscribe"}))
-                await self._subscribe(connection, set(request.get("args", [])))
+            elif op in ("subscribe", "unsubscribe"):
+                if len(args) > 10:
+                    self.kline_violations.append(f"bybit: {len(args)} args in one {op}")
+                    await connection.ws.send_str(json.dumps({"success": False, "ret_msg": f"args size >10", "conn_id": "fake", "op": op}))
+                    return
+                await connection.ws.send_str(json.dumps({"success": True, "ret_msg": "", "conn_id": "fake", "req_id": "", "op": op}))
+                klines = [a.removeprefix("kline.1.") for a in args if a.startswith("kline.1.")]
+                others = {a for a in args if not a.startswith("kline.1.")}
+                if op == "unsubscribe":
+                    connection.klines -= set(klines)
+                    connection.topics -= others
+                    await self._notify()
+                    return
+                if klines:
+                    await self._kline_subscribe(connection, klines, len(text), canonical=True)
+                if others:
+                    await self._subscribe(connection, others)
+            return
+        request = json.loads(text)  # Binance: {"method": "SUBSCRIBE", "params": [...], "id": n}
+        method, params = request.get("method"), request.get("params", [])
+        if method == "SUBSCRIBE":
+            await self._kline_subscribe(connection, params, len(text))
+            await connection.ws.send_str(json.dumps({"result": None, "id": request.get("id")}))
+        elif method == "UNSUBSCRIBE":
+            connection.klines -= {p.split("@")[0].upper() for p in params}
+            await connection.ws.send_str(json.dumps({"result": None, "id": request.get("id")}))
+            await self._notify()
+
+    async def _within_message_rate(self, connection: _Connection) -> bool:
+        """Binance closes a connection that sends more than 10 messages in a second."""
+        limit = KLINE_LIMITS[self.venue]["per_second"]
+        if limit is None:
+            return True
+        now = time.monotonic()
+        connection.sent_at.append(now)
+        while connection.sent_at and now - connection.sent_at[0] > 1.0:
+            connection.sent_at.popleft()
+        if len(connection.sent_at) > limit:
+            self.kline_violations.append(f"{self.venue}: {len(connection.sent_at)} messages in a second")
+            await connection.ws.close()
+            return False
+        return True
+
+    async def _kline_subscribe(self, connection: _Connection, topics: list[str], size: int, *, canonical: bool = False) -> None:
+        """Subscribe a connection to klines (Binance topics ``btcusdt@kline_1m``), within the venue's limits."""
+        limits = KLINE_LIMITS[self.venue]
+        symbols = set(topics) if canonical else {t.split("@")[0].upper() for t in topics if t.endswith("@kline_1m")}
+        if limits["bytes"] is not None and size > limits["bytes"]:
+            self.kline_violations.append(f"{self.venue}: a subscribe message of {size} bytes")
+            return
+        if limits["per_connection"] is not None and len(connection.klines | symbols) > limits["per_connection"]:
+            self.kline_violations.append(f"{self.venue}: {len(connection.klines | symbols)} streams on one connection")
+            await connection.ws.send_str(json.dumps({"error": {"code": 2, "msg": "Invalid request: too many streams"}, "id": None}))
+            return
+        connection.klines |= symbols
+        self.kline_subscribes += 1
+        await self._notify()
+
+    async def _emit_klines(self) -> None:
+        """At every bar close on the clock: each subscribed symbol's closed bar, then its new bar in progress;
+        Binance's mark prices of every listed symbol once a second (and at every bar close)."""
+        marks_sent = -1.0
+        while True:
+            await asyncio.sleep(self.kline_tick_s)
+            now = self.clock()
+            watching = [c for c in self._connections if c.marks]
+            if watching and (time.monotonic() - marks_sent >= 1.0 or now - now % MINUTE_MS != self._klines_until):
+                marks_sent = time.monotonic()
+                listed = list(self.listed)
+                marks = await asyncio.to_thread(lambda: {s: self.market.mark_price(s, now) for s in listed})
+                text = fmt.dumps(fmt.binance_mark_prices(marks, FUNDING_RATE, self.market.next_funding_ms(now), now)).decode()
+                for connection in watching:
+                    if not connection.ws.closed:
+                        await connection.ws.send_str(text)
+            boundary = now - now % MINUTE_MS
+            if self._klines_until is None or boundary < self._klines_until:
+                self._klines_until = boundary
+                continue
+            # A clock that jumped ahead: the last few bars, as a venue catching up would.
+            for close in range(max(self._klines_until + MINUTE_MS, boundary - 4 * MINUTE_MS), boundary + 1, MINUTE_MS):
+                await self._send_klines(close, now)
+            if boundary != self._klines_until:
+                self._klines_until = boundary
+                await self._notify()
+
+    @property
+    def klines_closed_ms(self) -> int | None:
+        """The last bar close the kline streams have been through (sent, or lost without subscribers)."""
+        return self._klines_until
+
+    async def _send_klines(self, close_ms: int, now_ms: int) -> None:
+        connections = [c for c in self._connections if c.klines]
+        symbols = sorted({s for c in connections for s in c.klines} & self.market.symbols_set())
+        if not symbols:
+            return
+        # The bar that closed and the one that opened, of every symbol (generated off the loop).
+        bars = await asyncio.to_thread(lambda: {s: self.market.rows(s, close_ms - MINUTE_MS, close_ms + MINUTE_MS).candles.tolist() for s in symbols})
+        for connection in connections:
+            for symbol in sorted(connection.klines & bars.keys()):
+                for bar in bars[symbol]:
+                    if connection.ws.closed:
+                        break
+                    closed = bar[0] + MINUTE_MS <= close_ms
+                    await connection.ws.send_str(self._kline_message(symbol, bar, closed, now_ms))
+                    self.klines_sent += closed
+
+    def _kline_message(self, symbol: str, bar: tuple, closed: bool, now_ms: int) -> str:
+        if self.venue == "binance":
+            return fmt.dumps(fmt.binance_kline(symbol, bar, closed, now_ms)).decode()
+        if self.venue == "bybit":
+            return fmt.dumps(fmt.bybit_kline(symbol, bar, closed, now_ms)).decode()
+        return fmt.dumps(fmt.okx_candle(okx_instrument(symbol), bar, self.market.contract_value(symbol), closed)).decode()
 
     async def _emit_live(self) -> None:
         """Stream the market's liquidations as the clock passes them (``live`` mode)."""
@@ -414,7 +631,7 @@ class FakeVenue:
         return web.Response(body=fmt.dumps(fmt.okx_envelope([], "51001", "Instrument ID does not exist")), content_type="application/json")
 
     def _symbol(self, symbol: str | None) -> str:
-        if symbol is None or symbol not in self.market.symbols():
+        if symbol is None or symbol not in self.market.symbols_set():
             raise _UnknownSymbol(symbol or "")
         return symbol
 
@@ -443,8 +660,15 @@ class FakeVenue:
         last_close = np.array([now - now % MINUTE_MS])
         return now, float(self.market.open_interest_at(symbol, last_close)["open_interest_usd"][0]), self.market.mark_price(symbol, now)
 
+    def _prices(self, symbols: list[str]) -> dict[str, float]:
+        return {s: self.market.market.profile(s).base_price for s in symbols}
+
     def _binance_rest(self, path: str, q: dict[str, str]) -> object:
         now = self.clock()
+        if path == "/fapi/v1/exchangeInfo":
+            return fmt.binance_exchange_info(self.listed, set(self.trading()), now)
+        if path == "/fapi/v1/ticker/24hr" and "symbol" not in q:
+            return fmt.binance_tickers_24h({s: self.quote_volume(s) for s in self.listed}, self._prices(self.listed), now)
         if path == "/fapi/v1/klines":
             symbol = self._symbol(q.get("symbol"))
             limit = min(int(q.get("limit", 500)), 1500)
@@ -476,6 +700,14 @@ class FakeVenue:
         now = self.clock()
         if q.get("category") != "linear":
             raise ValueError("category must be linear")
+        if path == "/v5/market/instruments-info":
+            everything = [*self.listed, *fmt.bybit_extra_instruments()]
+            size = min(int(q.get("limit", 500)), 1000, self.instruments_page)
+            start = int(q.get("cursor") or 0)
+            following = str(start + size) if start + size < len(everything) else ""
+            return fmt.bybit_envelope(fmt.bybit_instruments(everything[start : start + size], set(self.trading()), following), now)
+        if path == "/v5/market/tickers" and "symbol" not in q:
+            return fmt.bybit_envelope(fmt.bybit_ticker_volumes({s: self.quote_volume(s) for s in self.listed}, self._prices(self.listed)), now)
         symbol = self._symbol(q.get("symbol"))
         if path == "/v5/market/kline":
             limit = min(int(q.get("limit", 200)), 1000)
@@ -503,7 +735,28 @@ class FakeVenue:
     def _okx_rest(self, path: str, q: dict[str, str]) -> object:
         now = self.clock()
         if path == "/api/v5/public/instruments":
-            return fmt.okx_envelope(fmt.okx_instruments({okx_instrument(s): self.market.contract_value(s) for s in self.market.symbols()}))
+            values = {okx_instrument(s): self.market.contract_value(s) for s in self.listed}
+            return fmt.okx_envelope(fmt.okx_swap_instruments(values, {okx_instrument(s) for s in self.trading()}))
+        if path == "/api/v5/market/tickers":
+            insts = {okx_instrument(s): s for s in self.listed}
+            return fmt.okx_envelope(
+                fmt.okx_tickers(
+                    {i: self.quote_volume(s) for i, s in insts.items()},
+                    {i: self.market.market.profile(s).base_price for i, s in insts.items()},
+                    {i: self.market.contract_value(s) for i, s in insts.items()},
+                    now,
+                )
+            )
+        if path in ("/api/v5/public/open-interest", "/api/v5/public/mark-price") and "instId" not in q:
+            rows: list[object] = []
+            for listed in self.listed:
+                at, oi, mark = self._now_state(listed)
+                inst_id = okx_instrument(listed)
+                if path.endswith("open-interest"):
+                    rows.append(fmt.okx_open_interest(inst_id, oi, mark, self.market.contract_value(listed), at))
+                else:
+                    rows.append(fmt.okx_mark_price(inst_id, mark, at))
+            return fmt.okx_envelope(rows)
         inst = q.get("instId") or ""
         symbol = self._symbol(from_okx_instrument(inst) or _family_symbol(q.get("instFamily")))
         contract_value = self.market.contract_value(symbol)
@@ -596,6 +849,8 @@ class FakeExchange:
         The synthetic market's seed.
     symbols : list of str, optional
         Canonical symbols listed on every venue (default BTCUSDT, ETHUSDT, SOLUSDT).
+    instruments : int, optional
+        Instead of ``symbols``: this many (BTCUSDT, ETHUSDT, SOLUSDT, then made-up coins).
     clock, live, scenario :
         As for :class:`FakeVenue`.
     """
@@ -608,8 +863,12 @@ class FakeExchange:
         clock: Callable[[], int] | None = None,
         live: bool = False,
         scenario: str = "normal",
+        instruments: int | None = None,
     ) -> None:
-        market = SyntheticMarket(seed, None if symbols is None else {s: _base_price(s) for s in symbols}, cache_days=12)
+        specs = None if symbols is None else {s: _base_price(s) for s in symbols}
+        if instruments is not None:
+            specs = demo_symbols(instruments, seed)
+        market = SyntheticMarket(seed, specs, cache_days=12)
         self.venues = {
             venue: FakeVenue(venue, VenueMarket(venue, market), clock=clock, live=live, scenario=scenario, seed=seed + i)
             for i, venue in enumerate(VENUES)
@@ -675,9 +934,18 @@ def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
         thread.join(timeout=10)
 
 
-async def serve_forever(scenario: str = "normal", seed: int = 7, symbols: list[str] | None = None) -> None:
+def listing_options(settings: Settings) -> dict[str, object]:
+    """What the fake exchange lists for these settings: LIQMAP_MARKETS's symbols, or (all, top:N)
+    ``fake_instruments`` of them."""
+    selection = settings.market_selection()
+    if selection.from_listing:
+        return {"instruments": settings.fake_instruments}
+    return {"symbols": list(selection.symbols)}
+
+
+async def serve_forever(scenario: str = "normal", seed: int = 7, symbols: list[str] | None = None, instruments: int | None = None) -> None:
     """Run a live fake exchange until cancelled; print the settings that point liqmap at it."""
-    exchange = FakeExchange(seed, symbols, live=True, scenario=scenario)
+    exchange = FakeExchange(seed, symbols, live=True, scenario=scenario, instruments=instruments)
     await exchange.start()
     try:
         print(f"fake exchange running (scenario {scenario}); point liqmap at it with:", flush=True)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from service.collect.venues.base import ExchangeCollector
@@ -78,3 +79,19 @@ def venue_collector(venue: str, settings: Settings, clock: Clock) -> ExchangeCol
 @pytest.fixture(params=VENUES)
 def venue(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def truth(fake: FakeExchange, venue: str, symbol: str, start: int, end: int) -> np.ndarray:
+    """Closed bars opening in [start, end) as the venue has them."""
+    candles = fake[venue].market.rows(symbol, start, end).candles
+    return candles[(candles["ts_ms"] >= start) & (candles["ts_ms"] + MINUTE <= end)]
+
+
+def assert_candles_exact(stored: np.ndarray, expected: np.ndarray, venue: str) -> None:
+    assert stored["ts_ms"].tolist() == expected["ts_ms"].tolist()
+    for name in ("open", "high", "low", "close", "volume_usd"):
+        np.testing.assert_array_equal(stored[name], expected[name], err_msg=name)
+    if venue == "binance":
+        np.testing.assert_array_equal(stored["taker_buy_usd"], expected["taker_buy_usd"])
+    else:
+        assert np.isnan(stored["taker_buy_usd"]).all()

@@ -18,7 +18,7 @@ from service.store.tiers import META_FIELD, META_SOURCE_FIELD, decode
 from service.collect.venues.base import ExchangeCollector
 from service.fakeexchange import FakeExchange, Fault
 from service.store.writer import Store
-from tests.collect.conftest import MINUTE, NOW_MS, Clock, collector_settings, venue_collector
+from tests.collect.conftest import MINUTE, NOW_MS, Clock, assert_candles_exact, collector_settings, truth, venue_collector
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +32,6 @@ SNAPSHOT = {"binance": "/fapi/v1/openInterest", "bybit": "/v5/market/tickers", "
 
 def collector(fake: FakeExchange, clock: Clock, venue: str, **extra: object) -> ExchangeCollector:
     return venue_collector(venue, collector_settings(fake, **extra), clock)
-
-
-def truth(fake: FakeExchange, venue: str, symbol: str, start: int, end: int) -> np.ndarray:
-    """Closed bars opening in [start, end) as the venue has them."""
-    candles = fake[venue].market.rows(symbol, start, end).candles
-    return candles[(candles["ts_ms"] >= start) & (candles["ts_ms"] + MINUTE <= end)]
-
-
-def assert_candles_exact(stored: np.ndarray, expected: np.ndarray, venue: str) -> None:
-    assert stored["ts_ms"].tolist() == expected["ts_ms"].tolist()
-    for name in ("open", "high", "low", "close", "volume_usd"):
-        np.testing.assert_array_equal(stored[name], expected[name], err_msg=name)
-    if venue == "binance":
-        np.testing.assert_array_equal(stored["taker_buy_usd"], expected["taker_buy_usd"])
-    else:
-        assert np.isnan(stored["taker_buy_usd"]).all()
 
 
 async def test_backfill_stores_exactly_the_venues_history_and_a_second_run_changes_nothing(

@@ -91,3 +91,21 @@ def test_backfill_command_fills_the_store_with_a_progress_bar(tmp_path: Path) ->
     assert "okx ETHUSDT: 72 bars" in result.stdout
     refused = subprocess.run([LIQMAP, "backfill", "--exchange", "kraken", "--symbol", "BTCUSDT"], capture_output=True, text=True, env=_env(), timeout=60)
     assert refused.returncode == 2 and "unknown exchange 'kraken'" in refused.stderr
+
+
+def test_backfill_all_with_top_n_reads_each_venues_list_and_a_bad_value_is_refused(tmp_path: Path) -> None:
+    env = _env(LIQMAP_MARKETS="top:3", LIQMAP_SOURCES="binance,okx", LIQMAP_FAKE_INSTRUMENTS="40")
+    result = subprocess.run(
+        [LIQMAP, "backfill", "--fake-exchange", "--all", "--days", "0.01", "--data-dir", str(tmp_path / "store")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    done = sorted(line.split(":")[0] for line in result.stdout.splitlines() if "bars" in line)
+    # BTC, ETH and SOL trade the most on the fake venues.
+    assert done == sorted(f"{venue} {symbol}" for venue in ("binance", "okx") for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    refused = subprocess.run([LIQMAP, "collect"], capture_output=True, text=True, env=_env(LIQMAP_MARKETS="top:ten"), timeout=60)
+    assert refused.returncode == 2 and "LIQMAP_MARKETS" in refused.stderr and "top:N" in refused.stderr

@@ -22,11 +22,13 @@ import numpy as np
 from service.clock import Clock, Sleep, now_ms
 from service.store.rows import CANDLE_DTYPE, FUNDING_DTYPE, LIQUIDATION_DTYPE, LONG_SHORT_DTYPE, OPEN_INTEREST_DTYPE, TAKER_DTYPE, empty
 from service.collect.venues import parse as canonical
-from service.collect.venues.budget import RequestBudget
+from service.collect.venues.budget import RequestBudget, poll_interval_s
 from service.collect.venues.errors import BadPayload, RateLimited, VenueError, VenueUnavailable
 from service.collect.venues.http import HttpPolicy, VenueHttp
 from service.collect.venues.parse import LiquidationTuple
+from service.collect.venues.streams import SymbolStreams, StreamLimits
 from service.collect.venues.ws import WsFeed, WsPolicy, cancel
+from service.metrics import KLINE_CONNECTIONS, MARKETS_FOLLOWED, STATE_POLL_SECONDS, STREAMED_BARS
 from service.settings import Settings
 from service.collect.source import Batch
 
@@ -152,6 +154,8 @@ class ExchangeCollector(ABC):
     taker_page_rows: ClassVar[int] = 0
     # Published limit as (burst weight, weight per second); budgets take a share of it.
     rate_limit: ClassVar[tuple[float, float]]
+    # Request weight of one fetch_snapshot (open interest, mark price, funding).
+    snapshot_weight: ClassVar[float] = 1.0
     forbidden_backoff_s: ClassVar[float] = 60.0
     backfill_chunk_ms: ClassVar[int] = DAY_MS
     tiers_refresh_ms: ClassVar[int] = HOUR_MS
@@ -159,12 +163,22 @@ class ExchangeCollector(ABC):
     gap_fill_after_ms: ClassVar[int] = 10 * MINUTE_MS
     # Candle pages one poll may fetch when catching up (the rest waits for the next poll).
     max_catch_up_pages: ClassVar[int] = 10
+    # Kline streams: the venue's caps per connection and message, and how late a closed bar
+    # may arrive on its stream before a poll fetches it over REST instead.
+    kline_limits: ClassVar[StreamLimits]
+    kline_ping: ClassVar[str | None] = None
+    stream_grace_ms: ClassVar[int] = 20_000
 
     def __init__(self, settings: Settings, symbols: Sequence[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
         self.settings = settings
         self.clock = clock
         self.sleep = sleep
-        self._symbols = list(symbols if symbols is not None else settings.markets)
+        self.selection = settings.market_selection()
+        # A fixed list (given, or LIQMAP_MARKETS symbols), or the venue's list read by refresh_markets().
+        self._listed = symbols is None and self.selection.from_listing
+        self._symbols = list(symbols if symbols is not None else ([] if self._listed else self.selection.symbols))
+        self._markets_due = 0
+        self.listing: dict[str, float] = {}
         burst, per_s = self.rate_limit
         self.http = VenueHttp(
             self.exchange,
@@ -185,6 +199,12 @@ class ExchangeCollector(ABC):
         self._sink: LiquidationSink | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._flushed = asyncio.Condition()
+        self.klines: SymbolStreams | None = None
+        self._bars: dict[str, list[canonical.CandleTuple]] = {}
+        self._bar_arrived = asyncio.Event()
+        self.streamed_bars = 0
+        self._followed: int | None = None
+        self._snapshot_due: dict[str, int] = {}
 
     def budget(self, burst: float, per_s: float) -> RequestBudget:
         """This process's share (``request_budget_share``) of a published limit, on the collector's clock."""
@@ -235,6 +255,125 @@ class ExchangeCollector(ABC):
     async def prepare(self) -> None:
         """Load what parsing needs before the first call (OKX: contract sizes)."""
 
+    @abstractmethod
+    async def fetch_listing(self) -> dict[str, float]:
+        """Every USDT-margined perpetual the venue trades now: canonical symbol → 24h quote volume, USD."""
+
+    @abstractmethod
+    def kline_url(self) -> str:
+        """Where the venue streams 1m klines."""
+
+    @abstractmethod
+    def kline_topics(self, symbol: str) -> list[str]:
+        """The stream topics of one symbol's 1m klines."""
+
+    @abstractmethod
+    def kline_frames(self, topics: list[str], subscribe: bool) -> list[str]:
+        """Frames that subscribe (or unsubscribe) ``topics``, each within ``kline_limits.topics_per_message``."""
+
+    @abstractmethod
+    def parse_kline_message(self, text: str) -> list[tuple[str, canonical.CandleTuple]]:
+        """Closed bars of one kline message as ``(canonical symbol, bar)``; acks give none."""
+
+    # --- the market list -----------------------------------------------------------------
+
+    async def refresh_markets(self, now: int | None = None) -> bool:
+        """With LIQMAP_MARKETS ``all`` or ``top:N``, read the venue's list again when due; returns whether it changed.
+
+        A failed or empty answer keeps the markets as they were (tried again in a minute).
+        """
+        if not self._listed:
+            return False
+        now = self.clock() if now is None else now
+        if now < self._markets_due:
+            return False
+        try:
+            listing = await self.fetch_listing()
+        except VenueError as exc:
+            self._count(exc)
+            self._markets_due = now + MINUTE_MS
+            return False
+        # Names become store keys and URL paths: letters and digits only (any script).
+        listing = {symbol: volume for symbol, volume in listing.items() if symbol.isalnum()}
+        if not listing:
+            log.warning("%s listed no USDT perpetual; keeping the %d markets followed", self.exchange, len(self._symbols))
+            self._markets_due = now + MINUTE_MS
+            return False
+        self.listing = listing
+        self._markets_due = now + int(self.settings.markets_refresh_s * 1000)
+        picked = self.selection.pick(listing)
+        added, removed = sorted(set(picked) - set(self._symbols)), sorted(set(self._symbols) - set(picked))
+        self._symbols = picked
+        if added or removed:
+            log.info("%s markets: %d followed, %d added (%s), %d removed (%s)", self.exchange, len(picked), len(added), ",".join(added[:10]), len(removed), ",".join(removed[:10]))
+            self.markets_changed(added, removed)
+        return bool(added or removed)
+
+    def markets_changed(self, added: list[str], removed: list[str]) -> None:
+        """Hook for venues whose liquidation stream is subscribed per symbol (Bybit)."""
+
+    # --- candles over the kline streams --------------------------------------------------
+
+    def ws_policy(self) -> WsPolicy:
+        return WsPolicy(
+            ping_interval_s=self.settings.ws_ping_interval_s,
+            idle_timeout_s=self.settings.ws_idle_timeout_s,
+            backoff_base_s=self.settings.ws_backoff_base_s,
+            backoff_max_s=self.settings.ws_backoff_max_s,
+        )
+
+    def follow(self, symbols: Sequence[str]) -> None:
+        """Stream the klines of ``symbols`` (the markets this process collects); others stop."""
+        self._followed = len(symbols)
+        MARKETS_FOLLOWED.labels(self.exchange).set(len(symbols))
+        STATE_POLL_SECONDS.labels(self.exchange).set(self.snapshot_interval_s())
+        if not self.settings.kline_streams:
+            return
+        if self.klines is None:
+            self.klines = SymbolStreams(
+                self.exchange,
+                self.kline_url(),
+                self.kline_limits,
+                self.kline_topics,
+                self.kline_frames,
+                self.kline_ping,
+                self.handle_kline_message,
+                self.http.session,
+                self.ws_policy(),
+            )
+        self.klines.set_symbols(symbols)
+        KLINE_CONNECTIONS.labels(self.exchange).set(len(self.klines.connections))
+        for symbol in [s for s in self._bars if not self.klines.follows(s)]:
+            del self._bars[symbol]
+
+    def handle_kline_message(self, text: str) -> int:
+        """Buffer the closed bars of one kline message for the next poll; returns how many. Never raises."""
+        try:
+            bars = self.parse_kline_message(text)
+        except BadPayload as exc:
+            self._count(exc)
+            return 0
+        added = 0
+        for symbol, row in bars:
+            if self.klines is not None and self.klines.follows(symbol):
+                self._bars.setdefault(symbol, []).append(row)
+                added += 1
+        if added:
+            self.streamed_bars += added
+            STREAMED_BARS.labels(self.exchange).inc(added)
+            self._bar_arrived.set()
+        return added
+
+    async def wait_streamed(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, checked after every streamed closed bar (tests, tools)."""
+        while not predicate():
+            self._bar_arrived.clear()
+            await self._bar_arrived.wait()
+
+    def streamed(self, symbol: str) -> np.ndarray:
+        """Closed bars of ``symbol`` that arrived on its stream and were not taken yet (kept)."""
+        return canonical.candle_rows(self._bars.get(symbol, []))
+
     # --- MarketSource ------------------------------------------------------------------
 
     def symbols(self) -> list[str]:
@@ -246,22 +385,22 @@ class ExchangeCollector(ABC):
             await self.prepare()
         except VenueError as exc:
             self._count(exc)
-        url, subscribe, app_ping = self.stream()
-        policy = WsPolicy(
-            ping_interval_s=self.settings.ws_ping_interval_s,
-            idle_timeout_s=self.settings.ws_idle_timeout_s,
-            backoff_base_s=self.settings.ws_backoff_base_s,
-            backoff_max_s=self.settings.ws_backoff_max_s,
-        )
-        self._feed = WsFeed(self.exchange, url, subscribe, app_ping, self.handle_stream_message, self.http.session, policy)
-        self._feed.start()
+        self.open_liquidation_stream()
         self._sink = sink
         if sink is not None:
             self._flush_task = asyncio.create_task(self._flush_loop(), name=f"liquidations:{self.exchange}")
 
+    def open_liquidation_stream(self) -> None:
+        """One connection with the subscription of :meth:`stream` (venues streaming per symbol override it)."""
+        url, subscribe, app_ping = self.stream()
+        self._feed = WsFeed(self.exchange, url, subscribe, app_ping, self.handle_stream_message, self.http.session, self.ws_policy())
+        self._feed.start()
+
     async def close(self) -> None:
         if self._feed is not None:
             await self._feed.stop()
+        if self.klines is not None:
+            await self.klines.stop()
         if self._flush_task is not None:
             await cancel(self._flush_task)
             self._flush_task = None
@@ -284,7 +423,7 @@ class ExchangeCollector(ABC):
             self._count(exc)
             raise
         batch = _concat(parts)
-        batch.meta.update(await self._state(symbol, batch))
+        batch.meta.update(await self._state(symbol, batch, always=True))
         if len(batch.long_short):
             self._long_short_from[symbol] = int(batch.long_short["ts_ms"][-1]) + 1
         if len(batch.taker):
@@ -332,10 +471,7 @@ class ExchangeCollector(ABC):
         """
         batch = Batch()
         first = self._next_bar.setdefault(symbol, _closed_until(now_ms, self.step_ms) - self.step_ms)
-        try:
-            batch.candles = await self._candles_between(symbol, first, now_ms, now_ms, max_pages=self.max_catch_up_pages)
-        except VenueError as exc:
-            self._count(exc)
+        batch.candles = await self._new_candles(symbol, first, now_ms)
         if len(batch.candles):
             self._next_bar[symbol] = int(batch.candles["ts_ms"][-1]) + self.step_ms
             if now_ms - first > self.gap_fill_after_ms:
@@ -360,6 +496,42 @@ class ExchangeCollector(ABC):
                 self._taker_from[symbol] = int(batch.taker["ts_ms"][-1]) + 1
         batch.liquidations = self.liquidations.drain(symbol)
         return batch
+
+    async def _new_candles(self, symbol: str, first: int, now_ms: int) -> np.ndarray:
+        """Closed bars from ``first`` on: streamed ones, with REST for what the stream missed.
+
+        While the symbol's stream is up, REST fetches only a gap: bars before the first one
+        streamed (a reconnect, a late subscription) or, with nothing streamed, bars closed more
+        than ``stream_grace_ms`` ago. Without a stream every bar comes over REST. Streamed bars
+        after a gap are kept back until the gap is filled, so no gap is ever stored behind.
+        """
+        streamed = self.streamed(symbol)
+        streamed = streamed[streamed["ts_ms"] >= first]
+        self._bars.pop(symbol, None)
+        live = self.klines is not None and self.klines.connected(symbol)
+        if not live:
+            gap_end = now_ms
+        elif len(streamed):
+            gap_end = int(streamed["ts_ms"][0])
+        else:
+            gap_end = _closed_until(now_ms - self.stream_grace_ms, self.step_ms)
+        fetched = empty(CANDLE_DTYPE)
+        if first < gap_end:
+            page_ms = self.candle_page_bars * self.step_ms
+            try:
+                fetched = await self._candles_between(symbol, first, gap_end, now_ms, max_pages=self.max_catch_up_pages)
+            except VenueError as exc:
+                self._count(exc)
+                self._keep(symbol, streamed)
+                return empty(CANDLE_DTYPE)
+            if gap_end - first > self.max_catch_up_pages * page_ms:
+                self._keep(symbol, streamed)  # the rest of the gap comes first, at the next poll
+                return fetched
+        return _join(fetched, streamed, CANDLE_DTYPE)
+
+    def _keep(self, symbol: str, rows: np.ndarray) -> None:
+        if len(rows):
+            self._bars[symbol] = [tuple(row) for row in rows.tolist()] + self._bars.get(symbol, [])  # type: ignore[misc]
 
     # --- liquidation stream --------------------------------------------------------------
 
@@ -409,19 +581,37 @@ class ExchangeCollector(ABC):
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _state(self, symbol: str, batch: Batch) -> dict[str, str | int | float]:
-        """Current open interest (appended to the batch), mark/funding and, when due, tiers."""
+    def snapshot_interval_s(self) -> float:
+        """Seconds between two polls of a market's open interest, from the markets collected and the budget.
+
+        Polling every market's state may spend :data:`~service.collect.venues.budget.STATE_SHARE`
+        of this process's request budget (the rest is for backfill, gaps and tiers); with more
+        markets than that pays for each round, they are polled every few rounds.
+        """
+        markets = self._followed if self._followed is not None else len(self._symbols)
+        return poll_interval_s(markets, self.state_weight(), self.http.budget.per_s, self.settings.collect_interval_s)
+
+    def state_weight(self) -> float:
+        """Request weight of one fetch_snapshot now."""
+        return self.snapshot_weight
+
+    async def _state(self, symbol: str, batch: Batch, *, always: bool = False) -> dict[str, str | int | float]:
+        """Open interest now (appended to the batch) and mark/funding when due, and tiers when due."""
         meta: dict[str, str | int | float] = {}
-        try:
-            snapshot = await self.fetch_snapshot(symbol)
-            batch.open_interest = _join(batch.open_interest, snapshot.open_interest, OPEN_INTEREST_DTYPE)
-            meta.update(snapshot.meta)
-            if "funding_rate" in snapshot.meta and len(snapshot.open_interest):
-                # The rate the venue shows now (it moves until the funding time), stamped with the snapshot.
-                observed = int(snapshot.open_interest["ts_ms"][-1])
-                batch.funding = _join(batch.funding, canonical.funding(observed, float(snapshot.meta["funding_rate"])), FUNDING_DTYPE)
-        except VenueError as exc:
-            self._count(exc)
+        now = self.clock()
+        if always or now >= self._snapshot_due.get(symbol, 0):
+            try:
+                snapshot = await self.fetch_snapshot(symbol)
+                batch.open_interest = _join(batch.open_interest, snapshot.open_interest, OPEN_INTEREST_DTYPE)
+                meta.update(snapshot.meta)
+                if "funding_rate" in snapshot.meta and len(snapshot.open_interest):
+                    # The rate the venue shows now (it moves until the funding time), stamped with the snapshot.
+                    observed = int(snapshot.open_interest["ts_ms"][-1])
+                    batch.funding = _join(batch.funding, canonical.funding(observed, float(snapshot.meta["funding_rate"])), FUNDING_DTYPE)
+                # Half a round early, so that the poll of the round it falls in takes it.
+                self._snapshot_due[symbol] = now + int((self.snapshot_interval_s() - self.settings.collect_interval_s / 2) * 1000)
+            except VenueError as exc:
+                self._count(exc)
         now = self.clock()
         if now >= self._tiers_due.get(symbol, 0):
             try:

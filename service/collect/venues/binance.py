@@ -9,6 +9,8 @@ contracts, so only ``st == 1`` is kept; side ``SELL`` means a long was liquidate
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -18,13 +20,16 @@ from service.clock import Clock, Sleep, now_ms
 from service.store.rows import SIDE_LONG, SIDE_SHORT
 from service.collect.venues import parse
 from service.store import tiers
-from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
+from service.collect.venues.base import MINUTE_MS, ExchangeCollector, LiquidationSink, Snapshot
+from service.collect.venues.ws import WsFeed
 from service.collect.venues.binance_brackets import default_tiers
 from service.collect.venues.errors import BadPayload, VenueError
 from service.collect.venues.parse import LiquidationTuple
+from service.collect.venues.streams import StreamLimits, chunked
 from service.settings import Settings
 
 VENUE = "binance"
+MARK_STREAM = "!markPrice@arr@1s"
 
 
 class Kline(msgspec.Struct, array_like=True):
@@ -117,7 +122,73 @@ class BracketsResponse(msgspec.Struct):
     data: BracketsData
 
 
+class ListedSymbol(msgspec.Struct):
+    symbol: str
+    contractType: str = ""
+    status: str = ""
+    quoteAsset: str = ""
+    marginAsset: str = ""
+
+
+class ExchangeInfo(msgspec.Struct):
+    symbols: list[ListedSymbol]
+
+
+class Ticker24h(msgspec.Struct):
+    symbol: str
+    quoteVolume: float
+
+
+class StreamKline(msgspec.Struct):
+    t: int
+    o: float
+    h: float
+    l: float  # noqa: E741 - the venue's field name
+    c: float
+    q: float
+    Q: float
+    x: bool
+
+
+class KlineEvent(msgspec.Struct):
+    e: str
+    s: str
+    k: StreamKline
+
+
+class StreamError(msgspec.Struct):
+    code: int
+    msg: str
+
+
+class KlineMessage(msgspec.Struct):
+    stream: str | None = None
+    data: KlineEvent | None = None
+    id: int | None = None
+    error: StreamError | None = None
+
+
+class MarkPriceUpdate(msgspec.Struct):
+    e: str
+    E: int
+    s: str
+    p: float
+    i: float
+    r: float
+    T: int
+
+
+class MarkPrices(msgspec.Struct):
+    stream: str | None = None
+    data: list[MarkPriceUpdate] | None = None
+    id: int | None = None
+
+
+_mark_prices = msgspec.json.Decoder(MarkPrices, strict=False)
 _klines = msgspec.json.Decoder(list[Kline], strict=False)
+_exchange_info = msgspec.json.Decoder(ExchangeInfo, strict=False)
+_tickers = msgspec.json.Decoder(list[Ticker24h], strict=False)
+_kline_message = msgspec.json.Decoder(KlineMessage, strict=False)
 _open_interest = msgspec.json.Decoder(OpenInterest, strict=False)
 _oi_hist = msgspec.json.Decoder(list[OpenInterestHistRow], strict=False)
 _premium = msgspec.json.Decoder(PremiumIndex, strict=False)
@@ -151,6 +222,35 @@ def parse_klines(body: bytes) -> np.ndarray:
     )
 
 
+def parse_listing(info_body: bytes, tickers_body: bytes) -> dict[str, float]:
+    """USDT-margined perpetuals trading now (``exchangeInfo``) → 24h quote volume (``ticker/24hr``)."""
+    info = parse.decode(_exchange_info, info_body, VENUE, "exchangeInfo")
+    volumes = {t.symbol: t.quoteVolume for t in parse.decode(_tickers, tickers_body, VENUE, "ticker/24hr")}
+    return {
+        s.symbol: volumes.get(s.symbol, 0.0)
+        for s in info.symbols
+        if s.contractType == "PERPETUAL" and s.status == "TRADING" and s.quoteAsset == "USDT" and s.marginAsset == "USDT"
+    }
+
+
+def parse_kline_message(text: str | bytes) -> list[tuple[str, parse.CandleTuple]]:
+    """The closed bar (``x: true``) of one combined-stream kline message; bars in progress and acks give none."""
+    message = parse.decode(_kline_message, text, VENUE, "ws:kline")
+    if message.error is not None:
+        raise BadPayload(VENUE, "ws:kline", f"refused: {message.error.code} {message.error.msg}")
+    if message.data is None:
+        if message.id is not None:
+            return []  # {"result": null, "id": n}: a subscription done
+        raise BadPayload(VENUE, "ws:kline", "unexpected message")
+    event = message.data
+    if event.e != "kline":
+        raise BadPayload(VENUE, "ws:kline", f"unexpected event {event.e!r}")
+    k = event.k
+    if not k.x:
+        return []
+    return [(event.s, parse.candle(VENUE, "ws:kline", k.t, k.o, k.h, k.l, k.c, k.q, k.Q))]
+
+
 def parse_open_interest_history(body: bytes) -> np.ndarray:
     """Rows from ``openInterestHist``: ``sumOpenInterestValue`` (USDT) at ``timestamp`` (the period's end)."""
     page = parse.decode(_oi_hist, body, VENUE, "openInterestHist")
@@ -165,18 +265,34 @@ def parse_long_short(body: bytes) -> np.ndarray:
 
 def parse_snapshot(open_interest_body: bytes, premium_body: bytes) -> Snapshot:
     """Open interest (coins × mark price) and mark/funding from ``openInterest`` + ``premiumIndex``."""
-    current = parse.decode(_open_interest, open_interest_body, VENUE, "openInterest")
     premium = parse.decode(_premium, premium_body, VENUE, "premiumIndex")
     mark = parse.number(VENUE, "premiumIndex", lambda: premium.markPrice, "markPrice")
-    oi = parse.open_interest(VENUE, "openInterest", [current.time], [current.openInterest * mark])
-    meta: dict[str, str | int | float] = {
-        "mark_price": mark,
-        "index_price": premium.indexPrice,
-        "funding_rate": premium.lastFundingRate,
-        "next_funding_ms": premium.nextFundingTime,
-        "state_ms": premium.time,
-    }
-    return Snapshot(oi, meta)
+    return snapshot_at_mark(open_interest_body, _mark_meta(mark, premium.indexPrice, premium.lastFundingRate, premium.nextFundingTime, premium.time))
+
+
+def snapshot_at_mark(open_interest_body: bytes, meta: dict[str, str | int | float]) -> Snapshot:
+    """Open interest (coins × the mark price in ``meta``) from ``openInterest``, with ``meta``."""
+    current = parse.decode(_open_interest, open_interest_body, VENUE, "openInterest")
+    oi = parse.open_interest(VENUE, "openInterest", [current.time], [current.openInterest * float(meta["mark_price"])])
+    return Snapshot(oi, dict(meta))
+
+
+def _mark_meta(mark: float, index: float, funding: float, next_funding_ms: int, at_ms: int) -> dict[str, str | int | float]:
+    return {"mark_price": mark, "index_price": index, "funding_rate": funding, "next_funding_ms": next_funding_ms, "state_ms": at_ms}
+
+
+def parse_mark_prices(text: str | bytes) -> dict[str, dict[str, str | int | float]]:
+    """Mark, index, funding per symbol from one ``!markPrice@arr`` push (combined-stream wrapped)."""
+    message = parse.decode(_mark_prices, text, VENUE, "ws:markPrice")
+    if message.data is None:
+        if message.id is not None:
+            return {}
+        raise BadPayload(VENUE, "ws:markPrice", "unexpected message")
+    out: dict[str, dict[str, str | int | float]] = {}
+    for u in message.data:
+        mark = parse.number(VENUE, "ws:markPrice", lambda u=u: u.p, "p")
+        out[u.s] = _mark_meta(mark, u.i, u.r, u.T, u.E)
+    return out
 
 
 def parse_force_order(text: str | bytes) -> list[tuple[str, LiquidationTuple]]:
@@ -218,6 +334,10 @@ class BinanceCollector(ExchangeCollector):
     long_short_page_rows = 500
     # 2400 weight per minute per IP.
     rate_limit = (400.0, 40.0)
+    snapshot_weight = 2.0  # openInterest 1 + premiumIndex 1 (0 while mark prices stream)
+    mark_fresh_ms = 10_000
+    # 1024 streams per connection; 10 messages per second from the client (pongs included).
+    kline_limits = StreamLimits(topics_per_connection=1024, topics_per_message=200, message_interval_s=0.25)
     forbidden_backoff_s = 120.0  # the web application firewall
 
     def __init__(self, settings: Settings, symbols: list[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
@@ -226,6 +346,11 @@ class BinanceCollector(ExchangeCollector):
         self.history_budget = self.budget(50, 1000 / 300)
         self._brackets: dict[str, list[tiers.Tier]] = {}
         self._brackets_at_ms = 0
+        self._request_id = 0
+        # Mark, index and funding per symbol as streamed; used while fresher than mark_fresh_ms.
+        self.marks: dict[str, dict[str, str | int | float]] = {}
+        self._mark_feed: WsFeed | None = None
+        self._marks_arrived = asyncio.Event()
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
@@ -248,8 +373,43 @@ class BinanceCollector(ExchangeCollector):
 
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
         open_interest = await self.http.get("/fapi/v1/openInterest", {"symbol": symbol})
+        streamed = self.marks.get(symbol)
+        if streamed is not None and self.clock() - int(streamed["state_ms"]) <= self.mark_fresh_ms:
+            return snapshot_at_mark(open_interest, streamed)
         premium = await self.http.get("/fapi/v1/premiumIndex", {"symbol": symbol})
         return parse_snapshot(open_interest, premium)
+
+    def state_weight(self) -> float:
+        """openInterest, plus premiumIndex unless mark prices stream in."""
+        streaming = self._mark_feed is not None and self._mark_feed.connected.is_set()
+        return self.snapshot_weight - 1 if streaming else self.snapshot_weight
+
+    async def start(self, sink: LiquidationSink | None = None) -> None:
+        """The liquidation stream, and with kline streams on, every symbol's mark price (``!markPrice@arr@1s``)."""
+        await super().start(sink)
+        if self.settings.kline_streams:
+            url = f"{self.settings.binance_kline_ws_url}?streams={MARK_STREAM}"
+            self._mark_feed = WsFeed(VENUE, url, [], None, self.handle_mark_message, self.http.session, self.ws_policy())
+            self._mark_feed.start()
+
+    async def close(self) -> None:
+        if self._mark_feed is not None:
+            await self._mark_feed.stop()
+        await super().close()
+
+    def handle_mark_message(self, text: str) -> None:
+        try:
+            self.marks.update(parse_mark_prices(text))
+        except BadPayload as exc:
+            self._count(exc)
+            return
+        self._marks_arrived.set()
+
+    async def wait_marks(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds, checked after every mark-price push (tests, tools)."""
+        while not predicate():
+            self._marks_arrived.clear()
+            await self._marks_arrived.wait()
 
     async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
         """Brackets from the keyless web endpoint (one call for all symbols), else the shipped table."""
@@ -268,6 +428,29 @@ class BinanceCollector(ExchangeCollector):
         if not found:
             found, source = default_tiers(symbol), shipped_binance_table(symbol).source
         return {tiers.META_FIELD: tiers.encode(found), tiers.META_SOURCE_FIELD: source}
+
+    async def fetch_listing(self) -> dict[str, float]:
+        info = await self.http.get("/fapi/v1/exchangeInfo", {}, weight=1)
+        tickers = await self.http.get("/fapi/v1/ticker/24hr", {}, weight=40)
+        return parse_listing(info, tickers)
+
+    def kline_url(self) -> str:
+        return self.settings.binance_kline_ws_url
+
+    def kline_topics(self, symbol: str) -> list[str]:
+        return [f"{symbol.lower()}@kline_1m"]
+
+    def kline_frames(self, topics: list[str], subscribe: bool) -> list[str]:
+        method = "SUBSCRIBE" if subscribe else "UNSUBSCRIBE"
+        size = self.kline_limits.topics_per_message
+        frames = []
+        for part in chunked(topics, size):
+            self._request_id += 1
+            frames.append(json.dumps({"method": method, "params": part, "id": self._request_id}))
+        return frames
+
+    def parse_kline_message(self, text: str) -> list[tuple[str, parse.CandleTuple]]:
+        return parse_kline_message(text)
 
     def stream(self) -> tuple[str, list[str], str | None]:
         # Binance pings us; protocol-level pongs are automatic.

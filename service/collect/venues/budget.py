@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 
 from service.clock import Clock, Sleep, now_ms
@@ -52,3 +53,21 @@ class RequestBudget:
             self._tokens -= weight
             self.requests[endpoint] += 1
             self.weight_spent += weight
+
+
+# Share of a process's request budget that polling every market's state (open interest) may
+# spend; the rest stays for backfill, gap fills, tiers and market lists.
+STATE_SHARE = 0.5
+
+
+def poll_interval_s(markets: int, weight_per_market: float, per_s: float, round_s: float, share: float = STATE_SHARE) -> float:
+    """Seconds between two polls of each of ``markets`` markets within ``share`` of a budget.
+
+    One poll of a market costs ``weight_per_market``; the budget refills ``per_s`` weight per
+    second. The answer is a whole number of collect rounds (``round_s``), at least one:
+    e.g. 600 Binance markets at weight 2 within half of 20 weight/s need 120 s, every second round.
+    """
+    if markets <= 0 or weight_per_market <= 0:
+        return round_s
+    needed_s = markets * weight_per_market / (per_s * share)
+    return round_s * max(1, math.ceil(needed_s / round_s - 1e-9))

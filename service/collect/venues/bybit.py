@@ -21,6 +21,8 @@ from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.errors import BadPayload, VenueRejected
 from service.collect.venues.parse import LiquidationTuple
+from service.collect.venues.streams import StreamLimits, SymbolStreams, chunked
+from service.collect.venues.ws import WsFeed
 from service.settings import Settings
 
 VENUE = "bybit"
@@ -104,20 +106,55 @@ class Liquidation(msgspec.Struct):
     p: float
 
 
-class StreamMessage(msgspec.Struct):
+class StreamMessage(msgspec.Struct, Generic[T]):
     topic: str | None = None
-    data: list[Liquidation] | None = None
+    data: list[T] | None = None
     op: str | None = None
     success: bool | None = None
     ret_msg: str | None = None
 
 
+class Instrument(msgspec.Struct):
+    symbol: str
+    contractType: str = ""
+    status: str = ""
+    quoteCoin: str = ""
+    settleCoin: str = ""
+
+
+class InstrumentsResult(msgspec.Struct):
+    items: list[Instrument] = msgspec.field(name="list")
+    nextPageCursor: str = ""
+
+
+class TickerVolume(msgspec.Struct):
+    symbol: str
+    turnover24h: float = 0.0
+
+
+class TickerVolumeResult(msgspec.Struct):
+    items: list[TickerVolume] = msgspec.field(name="list")
+
+
+class StreamBar(msgspec.Struct):
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    turnover: float
+    confirm: bool
+
+
 _klines = msgspec.json.Decoder(Envelope[KlineResult], strict=False)
+_instruments = msgspec.json.Decoder(Envelope[InstrumentsResult], strict=False)
+_ticker_volumes = msgspec.json.Decoder(Envelope[TickerVolumeResult], strict=False)
+_kline_message = msgspec.json.Decoder(StreamMessage[StreamBar], strict=False)
 _open_interest = msgspec.json.Decoder(Envelope[OpenInterestResult], strict=False)
 _tickers = msgspec.json.Decoder(Envelope[TickerResult], strict=False)
 _account_ratio = msgspec.json.Decoder(Envelope[AccountRatioResult], strict=False)
 _risk_limits = msgspec.json.Decoder(Envelope[RiskLimitResult], strict=False)
-_stream = msgspec.json.Decoder(StreamMessage, strict=False)
+_stream = msgspec.json.Decoder(StreamMessage[Liquidation], strict=False)
 
 
 class Status(msgspec.Struct):
@@ -229,17 +266,51 @@ def parse_risk_limits(body: bytes) -> list[tiers.Tier]:
     return tiers.from_bands(bands, [None if r.mmDeduction in (None, "") else float(r.mmDeduction) for r in ordered])
 
 
-def parse_liquidations(text: str | bytes) -> list[tuple[str, LiquidationTuple]]:
-    """Events of one ``allLiquidation`` push; pongs and subscription acks give none."""
-    message = parse.decode(_stream, text, VENUE, "ws:allLiquidation")
+def parse_instruments(body: bytes) -> tuple[set[str], str]:
+    """USDT-settled linear perpetuals trading now on one page of ``instruments-info``, and the next cursor."""
+    result = _result(_instruments, body, "instruments-info")
+    symbols = {
+        i.symbol
+        for i in result.items
+        if i.contractType == "LinearPerpetual" and i.status == "Trading" and i.quoteCoin == "USDT" and i.settleCoin == "USDT"
+    }
+    return symbols, result.nextPageCursor
+
+
+def parse_ticker_volumes(body: bytes) -> dict[str, float]:
+    """24h turnover (USDT) per symbol from ``/v5/market/tickers?category=linear``."""
+    return {t.symbol: t.turnover24h for t in _result(_ticker_volumes, body, "tickers").items}
+
+
+def parse_kline_message(text: str | bytes) -> list[tuple[str, parse.CandleTuple]]:
+    """Confirmed bars (``confirm: true``) of one ``kline.1.{symbol}`` push; pongs and acks give none."""
+    pushed = _push(_kline_message, text, "kline.1.")
+    if pushed is None:
+        return []
+    symbol, bars = pushed
+    return [(symbol, parse.candle(VENUE, "ws:kline", b.start, b.open, b.high, b.low, b.close, b.turnover, None)) for b in bars if b.confirm]
+
+
+def _push(decoder: msgspec.json.Decoder[StreamMessage[T]], text: str | bytes, prefix: str) -> tuple[str, list[T]] | None:
+    """The symbol and data of one push on a ``{prefix}{symbol}`` topic; None for pongs and acks."""
+    endpoint = "ws:" + prefix.split(".")[0]
+    message = parse.decode(decoder, text, VENUE, endpoint)
     if message.op is not None:
         if message.success is False:
             raise BadPayload(VENUE, f"ws:{message.op}", f"refused: {message.ret_msg}")
+        return None
+    if message.topic is None or not message.topic.startswith(prefix) or message.data is None:
+        raise BadPayload(VENUE, endpoint, f"unexpected message on topic {message.topic!r}")
+    return message.topic.removeprefix(prefix), message.data
+
+
+def parse_liquidations(text: str | bytes) -> list[tuple[str, LiquidationTuple]]:
+    """Events of one ``allLiquidation`` push; pongs and subscription acks give none."""
+    pushed = _push(_stream, text, "allLiquidation.")
+    if pushed is None:
         return []
-    if message.topic is None or not message.topic.startswith("allLiquidation.") or message.data is None:
-        raise BadPayload(VENUE, "ws:allLiquidation", f"unexpected message on topic {message.topic!r}")
     out: list[tuple[str, LiquidationTuple]] = []
-    for item in message.data:
+    for item in pushed[1]:
         if item.S not in ("Buy", "Sell"):
             raise BadPayload(VENUE, "ws:allLiquidation", f"unknown side {item.S!r}")
         side = SIDE_LONG if item.S == "Buy" else SIDE_SHORT
@@ -257,6 +328,69 @@ class BybitCollector(ExchangeCollector):
     forbidden_backoff_s = 600.0
     # Pause after a retCode rate limit (10006), seconds.
     rate_code_backoff_s = 10.0
+    # 10 args per subscribe message; liqmap keeps 200 topics on one connection.
+    kline_limits = StreamLimits(topics_per_connection=200, topics_per_message=10, message_interval_s=0.05)
+    kline_ping = json.dumps({"op": "ping"})
+    # Instruments per page of instruments-info (its largest).
+    instruments_page = 1000
+    _liquidation_streams: SymbolStreams | None = None
+
+    async def fetch_listing(self) -> dict[str, float]:
+        symbols: set[str] = set()
+        cursor = ""
+        for _ in range(50):
+            params: dict[str, str | int] = {"limit": self.instruments_page}
+            if cursor:
+                params["cursor"] = cursor
+            page, cursor = self._checked("instruments-info", parse_instruments, await self._get("/v5/market/instruments-info", params))
+            symbols |= page
+            if not cursor:
+                break
+        volumes = self._checked("tickers", parse_ticker_volumes, await self._get("/v5/market/tickers", {}))
+        return {symbol: volumes.get(symbol, 0.0) for symbol in symbols}
+
+    def kline_url(self) -> str:
+        return self.settings.bybit_ws_url
+
+    def kline_topics(self, symbol: str) -> list[str]:
+        return [f"kline.1.{symbol}"]
+
+    def kline_frames(self, topics: list[str], subscribe: bool) -> list[str]:
+        return _frames(topics, "subscribe" if subscribe else "unsubscribe", self.kline_limits.topics_per_message)
+
+    def parse_kline_message(self, text: str) -> list[tuple[str, parse.CandleTuple]]:
+        return parse_kline_message(text)
+
+    def open_liquidation_stream(self) -> None:
+        """``allLiquidation.{symbol}`` of every market, packed on connections like the klines."""
+        self._liquidation_streams = SymbolStreams(
+            VENUE,
+            self.settings.bybit_ws_url,
+            self.kline_limits,
+            lambda symbol: [f"allLiquidation.{symbol}"],
+            self.kline_frames,
+            self.kline_ping,
+            self.handle_stream_message,
+            self.http.session,
+            self.ws_policy(),
+        )
+        self._liquidation_streams.set_symbols(self._symbols)
+
+    def markets_changed(self, added: list[str], removed: list[str]) -> None:
+        """The liquidation streams follow the market list: new markets subscribed, gone ones dropped."""
+        if self._liquidation_streams is not None:
+            self._liquidation_streams.set_symbols(self._symbols)
+
+    @property
+    def feed(self) -> WsFeed | None:
+        """The first liquidation connection."""
+        streams = self._liquidation_streams
+        return streams.connections[0].feed if streams is not None and streams.connections else None
+
+    async def close(self) -> None:
+        if self._liquidation_streams is not None:
+            await self._liquidation_streams.stop()
+        await super().close()
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
@@ -293,10 +427,13 @@ class BybitCollector(ExchangeCollector):
         return {tiers.META_FIELD: tiers.encode(found), tiers.META_SOURCE_FIELD: "bybit risk-limit"}
 
     def stream(self) -> tuple[str, list[str], str | None]:
-        topics = [f"allLiquidation.{symbol}" for symbol in self._symbols]
         # At most 10 topics per subscribe request.
-        frames = [json.dumps({"op": "subscribe", "args": topics[i : i + 10]}) for i in range(0, len(topics), 10)]
+        frames = _frames([f"allLiquidation.{symbol}" for symbol in self._symbols], "subscribe", 10)
         return self.settings.bybit_ws_url, frames, json.dumps({"op": "ping"})
 
     def parse_stream_message(self, text: str) -> list[tuple[str, LiquidationTuple]]:
         return parse_liquidations(text)
+
+
+def _frames(topics: list[str], op: str, size: int) -> list[str]:
+    return [json.dumps({"op": op, "args": part}) for part in chunked(topics, size)]

@@ -24,6 +24,7 @@ from service.store import tiers
 from service.collect.venues.base import MINUTE_MS, ExchangeCollector, Snapshot
 from service.collect.venues.errors import BadPayload, VenueRejected, VenueUnavailable
 from service.collect.venues.parse import LiquidationTuple
+from service.collect.venues.streams import StreamLimits, chunked
 from service.markets import from_okx_instrument, okx_family, okx_instrument
 from service.settings import Settings
 
@@ -103,6 +104,15 @@ class PositionTier(msgspec.Struct):
 class Instrument(msgspec.Struct):
     instId: str
     ctVal: float
+    settleCcy: str = ""
+    ctType: str = ""
+    state: str = ""
+
+
+class TickerVolume(msgspec.Struct):
+    instId: str
+    last: float
+    volCcy24h: float
 
 
 class Detail(msgspec.Struct):
@@ -120,11 +130,12 @@ class LiquidationItem(msgspec.Struct):
 
 class ChannelArg(msgspec.Struct):
     channel: str
+    instId: str = ""
 
 
-class StreamMessage(msgspec.Struct):
+class StreamMessage(msgspec.Struct, Generic[T]):
     arg: ChannelArg | None = None
-    data: list[LiquidationItem] | None = None
+    data: list[T] | None = None
     event: str | None = None
     code: str | None = None
     msg: str | None = None
@@ -143,7 +154,9 @@ _mark = _decoder(MarkPrice)
 _funding = _decoder(FundingRate)
 _tiers = _decoder(PositionTier)
 _instruments = _decoder(Instrument)
-_stream = msgspec.json.Decoder(StreamMessage, strict=False)
+_stream = msgspec.json.Decoder(StreamMessage[LiquidationItem], strict=False)
+_ticker_volumes = _decoder(TickerVolume)
+_candle_message = msgspec.json.Decoder(StreamMessage[Candle], strict=False)
 
 
 class RateCode(Exception):
@@ -198,7 +211,23 @@ def parse_snapshot(oi_body: bytes, mark_body: bytes, funding_body: bytes, contra
     """Open interest = contracts × ctVal × mark price, stamped at its ``ts``; mark and funding."""
     current = _one(_data(_open_interest, oi_body, "open-interest"), "open-interest")
     mark = _one(_data(_mark, mark_body, "mark-price"), "mark-price")
-    funding = _one(_data(_funding, funding_body, "funding-rate"), "funding-rate")
+    return snapshot_of(current, mark, parse_funding(funding_body), contract_value)
+
+
+def parse_funding(body: bytes) -> FundingRate:
+    return _one(_data(_funding, body, "funding-rate"), "funding-rate")
+
+
+def parse_swap_state(oi_body: bytes, mark_body: bytes) -> tuple[dict[str, OpenInterest], dict[str, MarkPrice]]:
+    """Open interest and mark price of every swap, by instrument, from the calls without ``instId``."""
+    return (
+        {row.instId: row for row in _data(_open_interest, oi_body, "open-interest")},
+        {row.instId: row for row in _data(_mark, mark_body, "mark-price")},
+    )
+
+
+def snapshot_of(current: OpenInterest, mark: MarkPrice, funding: FundingRate, contract_value: float) -> Snapshot:
+    """Open interest = contracts × ctVal × mark price, stamped at its ``ts``; mark and funding."""
     mark_price = parse.number(VENUE, "mark-price", lambda: mark.markPx, "markPx")
     oi = parse.open_interest(VENUE, "open-interest", [current.ts], [current.oi * contract_value * mark_price])
     meta: dict[str, str | int | float] = {
@@ -229,17 +258,51 @@ def parse_instruments(body: bytes) -> dict[str, float]:
     return found
 
 
-def parse_liquidations(text: str | bytes, contract_values: dict[str, float]) -> list[tuple[str, LiquidationTuple]]:
-    """Events of one ``liquidation-orders`` push (size = contracts × ctVal); pongs and acks give none."""
+def parse_listing(instruments_body: bytes, tickers_body: bytes) -> dict[str, float]:
+    """Live USDT-margined linear swaps → 24h quote volume (``volCcy24h`` coins × ``last``)."""
+    live = {
+        symbol
+        for i in _data(_instruments, instruments_body, "instruments")
+        if i.state == "live" and i.settleCcy == "USDT" and i.ctType == "linear" and (symbol := from_okx_instrument(i.instId)) and symbol.endswith("USDT")
+    }
+    volumes = {from_okx_instrument(t.instId): t.volCcy24h * t.last for t in _data(_ticker_volumes, tickers_body, "tickers")}
+    return {symbol: volumes.get(symbol, 0.0) for symbol in live}
+
+
+def _push(decoder: msgspec.json.Decoder[StreamMessage[T]], text: str | bytes, channel: str) -> StreamMessage[T] | None:
+    """One push on ``channel``; None for pongs and acks, ``BadPayload`` for errors and anything else."""
     if text in ("pong", b"pong"):
-        return []
-    message = parse.decode(_stream, text, VENUE, "ws:liquidation-orders")
+        return None
+    message = parse.decode(decoder, text, VENUE, f"ws:{channel}")
     if message.event is not None:
         if message.event == "error":
-            raise BadPayload(VENUE, "ws:liquidation-orders", f"refused: {message.code} {message.msg}")
+            raise BadPayload(VENUE, f"ws:{channel}", f"refused: {message.code} {message.msg}")
+        return None
+    if message.arg is None or message.arg.channel != channel or message.data is None:
+        raise BadPayload(VENUE, f"ws:{channel}", "unexpected message")
+    return message
+
+
+def parse_candle_message(text: str | bytes) -> list[tuple[str, parse.CandleTuple]]:
+    """Confirmed bars (confirm ``1``) of one ``candle1m`` push; pongs and acks give none."""
+    message = _push(_candle_message, text, "candle1m")
+    if message is None or message.arg is None or message.data is None:
         return []
-    if message.arg is None or message.arg.channel != "liquidation-orders" or message.data is None:
-        raise BadPayload(VENUE, "ws:liquidation-orders", "unexpected message")
+    symbol = from_okx_instrument(message.arg.instId)
+    if symbol is None:
+        raise BadPayload(VENUE, "ws:candle1m", f"not a swap: {message.arg.instId!r}")
+    return [
+        (symbol, parse.candle(VENUE, "ws:candle1m", c.ts, c.open, c.high, c.low, c.close, c.volume_quote, None))
+        for c in message.data
+        if c.confirm == 1
+    ]
+
+
+def parse_liquidations(text: str | bytes, contract_values: dict[str, float]) -> list[tuple[str, LiquidationTuple]]:
+    """Events of one ``liquidation-orders`` push (size = contracts × ctVal); pongs and acks give none."""
+    message = _push(_stream, text, "liquidation-orders")
+    if message is None or message.data is None:
+        return []
     out: list[tuple[str, LiquidationTuple]] = []
     for item in message.data:
         symbol = from_okx_instrument(item.instId)
@@ -275,6 +338,15 @@ class OkxCollector(ExchangeCollector):
     rate_limit = (20.0, 10.0)
     # Pause after code 50011, seconds.
     rate_code_backoff_s = 2.0
+    # Two calls for every swap's open interest and mark price per round, shared by the markets,
+    # and each market's funding rate hourly: about 1/60 of a call per market and poll.
+    snapshot_weight = 0.05
+    # A market's state comes from the answers for every swap while they are younger than this.
+    swap_state_ms = 20_000
+    # A subscribe message may be 64 KB (~1,300 candle channels); 480 (un)subscribe messages per
+    # hour per connection: liqmap keeps 300 channels on one connection, in one message.
+    kline_limits = StreamLimits(topics_per_connection=300, topics_per_message=300, message_interval_s=0.1)
+    kline_ping = "ping"
 
     def __init__(self, settings: Settings, symbols: list[str] | None = None, *, clock: Clock = now_ms, sleep: Sleep = asyncio.sleep) -> None:
         super().__init__(settings, symbols, clock=clock, sleep=sleep)
@@ -282,6 +354,9 @@ class OkxCollector(ExchangeCollector):
         self.history_budget = self.budget(5, 2.5)
         self.contract_values: dict[str, float] = {}
         self._mark: dict[str, float] = {}
+        self._swaps: tuple[int, dict[str, OpenInterest], dict[str, MarkPrice]] | None = None
+        self._swap_lock = asyncio.Lock()
+        self._funding: dict[str, tuple[int, FundingRate]] = {}
 
     @staticmethod
     def rest_url(settings: Settings) -> str:
@@ -297,6 +372,29 @@ class OkxCollector(ExchangeCollector):
         if not self.contract_values:
             body = await self.http.get("/api/v5/public/instruments", {"instType": "SWAP"})
             self.contract_values = self._parsed("instruments", parse_instruments, body)
+
+    async def fetch_listing(self) -> dict[str, float]:
+        instruments = await self.http.get("/api/v5/public/instruments", {"instType": "SWAP"})
+        tickers = await self.http.get("/api/v5/market/tickers", {"instType": "SWAP"})
+        # The same answer carries the contract sizes of new listings.
+        self.contract_values = self._parsed("instruments", parse_instruments, instruments)
+        return self._parsed("tickers", parse_listing, instruments, tickers)
+
+    def kline_url(self) -> str:
+        return self.settings.okx_business_ws_url
+
+    def kline_topics(self, symbol: str) -> list[str]:
+        return [okx_instrument(symbol)]
+
+    def kline_frames(self, topics: list[str], subscribe: bool) -> list[str]:
+        op = "subscribe" if subscribe else "unsubscribe"
+        return [
+            json.dumps({"op": op, "args": [{"channel": "candle1m", "instId": inst} for inst in part]})
+            for part in chunked(topics, self.kline_limits.topics_per_message)
+        ]
+
+    def parse_kline_message(self, text: str) -> list[tuple[str, parse.CandleTuple]]:
+        return parse_candle_message(text)
 
     def _contract_value(self, symbol: str) -> float:
         try:
@@ -329,14 +427,29 @@ class OkxCollector(ExchangeCollector):
         return self._parsed("taker-volume-contract", parse_taker_volume, body)
 
     async def fetch_snapshot(self, symbol: str) -> Snapshot:
+        """From the open interest and mark price of every swap (two calls, shared by the markets
+        polled within ``swap_state_ms``) and the market's funding rate (its own call, hourly)."""
         await self.prepare()
         inst = okx_instrument(symbol)
-        oi_body = await self.http.get("/api/v5/public/open-interest", {"instType": "SWAP", "instId": inst})
-        mark_body = await self.http.get("/api/v5/public/mark-price", {"instType": "SWAP", "instId": inst})
-        funding_body = await self.http.get("/api/v5/public/funding-rate", {"instId": inst})
-        snapshot = self._parsed("open-interest", parse_snapshot, oi_body, mark_body, funding_body, self._contract_value(symbol))
+        open_interest, marks = await self._swap_state()
+        if inst not in open_interest or inst not in marks:
+            raise VenueRejected(VENUE, "open-interest", f"no open interest or mark price for {inst}")
+        funding = self._funding.get(inst)
+        if funding is None or self.clock() - funding[0] >= self.tiers_refresh_ms:
+            body = await self.http.get("/api/v5/public/funding-rate", {"instId": inst})
+            funding = (self.clock(), self._parsed("funding-rate", parse_funding, body))
+            self._funding[inst] = funding
+        snapshot = self._parsed("open-interest", snapshot_of, open_interest[inst], marks[inst], funding[1], self._contract_value(symbol))
         self._mark[symbol] = float(snapshot.meta["mark_price"])
         return snapshot
+
+    async def _swap_state(self) -> tuple[dict[str, OpenInterest], dict[str, MarkPrice]]:
+        async with self._swap_lock:
+            if self._swaps is None or self.clock() - self._swaps[0] >= self.swap_state_ms:
+                oi_body = await self.http.get("/api/v5/public/open-interest", {"instType": "SWAP"})
+                mark_body = await self.http.get("/api/v5/public/mark-price", {"instType": "SWAP"})
+                self._swaps = (self.clock(), *self._parsed("open-interest", parse_swap_state, oi_body, mark_body))
+            return self._swaps[1], self._swaps[2]
 
     async def fetch_tiers(self, symbol: str) -> dict[str, str | int | float]:
         mark = self._mark.get(symbol)

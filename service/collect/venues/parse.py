@@ -6,6 +6,7 @@ is written, so the store never holds half of a payload.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -59,6 +60,32 @@ def candles(
     if np.any(rows["ts_ms"] <= 0):
         raise BadPayload(venue, endpoint, "candle times must be positive epoch ms")
     return sorted_unique(rows)
+
+
+CandleTuple = tuple[int, float, float, float, float, float, float]  # the fields of CANDLE_DTYPE
+
+
+def candle(venue: str, endpoint: str, ts_ms: int, o: float, h: float, lo: float, c: float, volume_usd: float, taker_buy_usd: float | None) -> CandleTuple:
+    """One bar (a stream's) as a tuple, with the checks of :func:`candles`; rows are built in bulk later."""
+    taker = math.nan if taker_buy_usd is None else float(taker_buy_usd)
+    row = (int(ts_ms), float(o), float(h), float(lo), float(c), float(volume_usd), taker)
+    prices = row[1:5]
+    if not all(math.isfinite(p) and p > 0 for p in prices):
+        raise BadPayload(venue, endpoint, "candle prices must be finite and positive")
+    if row[2] < max(prices) or row[3] > min(prices):
+        raise BadPayload(venue, endpoint, "candle high/low do not bound open and close")
+    if not (math.isfinite(row[5]) and row[5] >= 0):
+        raise BadPayload(venue, endpoint, "candle volume must be finite and not negative")
+    if taker_buy_usd is not None and not (math.isfinite(taker) and 0 <= taker <= row[5] * (1 + 1e-9)):
+        raise BadPayload(venue, endpoint, "taker-buy volume must lie in [0, volume]")
+    if row[0] <= 0:
+        raise BadPayload(venue, endpoint, "candle times must be positive epoch ms")
+    return row
+
+
+def candle_rows(bars: Sequence[CandleTuple]) -> np.ndarray:
+    """Tuples from :func:`candle` as CANDLE_DTYPE rows, oldest first, one per open time."""
+    return sorted_unique(np.array(bars, dtype=CANDLE_DTYPE)) if bars else np.zeros(0, dtype=CANDLE_DTYPE)
 
 
 def open_interest(venue: str, endpoint: str, ts_ms: Sequence[int], usd: Sequence[float]) -> np.ndarray:

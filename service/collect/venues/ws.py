@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -64,7 +65,8 @@ class WsFeed:
     venue : str
     url : str
     subscribe : sequence of str
-        Text frames sent after every (re)connect.
+        Text frames sent after every (re)connect, at most one per ``send_interval_s``
+        (venues limit the messages a client sends: Binance 10 per second per connection).
     app_ping : str or None
         Text frame sent every ``policy.ping_interval_s`` (None: the venue pings us).
     on_message : callable
@@ -82,6 +84,7 @@ class WsFeed:
         on_message: Callable[[str], None],
         session: Callable[[], aiohttp.ClientSession],
         policy: WsPolicy,
+        send_interval_s: float = 0.0,
     ) -> None:
         self.venue = venue
         self.url = url
@@ -90,9 +93,28 @@ class WsFeed:
         self.on_message = on_message
         self.session = session
         self.policy = policy
+        self.send_interval_s = send_interval_s
         self.stats = WsStats()
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Frames waiting to go out on the live connection (None while there is none).
+        self._outbox: deque[str] | None = None
+
+    def update(self, subscribe: Sequence[str], now: Sequence[str] = ()) -> None:
+        """Subscribe with ``subscribe`` from the next (re)connect on; send ``now`` on the live connection.
+
+        ``now`` are the changes (subscribe/unsubscribe frames) that take the live connection
+        from the old subscription to the new one; without a live connection the next connect
+        sends ``subscribe`` whole.
+        """
+        self.subscribe = list(subscribe)
+        if self._outbox is not None and now:
+            self._outbox.extend(now)
+
+    @property
+    def pending(self) -> int:
+        """Frames not sent yet on the live connection."""
+        return len(self._outbox) if self._outbox is not None else len(self.subscribe)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -121,44 +143,59 @@ class WsFeed:
 
     async def _session_once(self) -> bool:
         """One connection's life; returns whether any data arrived on it."""
-        received = False
         async with self.session().ws_connect(
             self.url,
             heartbeat=self.policy.ping_interval_s,
             autoping=True,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
         ) as ws:
-            for frame in self.subscribe:
-                await ws.send_str(frame)
-            self.stats.connects += 1
-            self.connected.set()
-            log.info("%s websocket connected: %s", self.venue, self.url)
-            last_ping = last_data = time.monotonic()
-            while True:
-                now = time.monotonic()
-                if self.app_ping is not None and now - last_ping >= self.policy.ping_interval_s:
-                    await ws.send_str(self.app_ping)
-                    last_ping = now
-                wait = self.policy.ping_interval_s
-                if self.app_ping is not None:
-                    if now - last_data >= self.policy.idle_timeout_s:
-                        log.warning("%s websocket silent for %.0f s; reconnecting", self.venue, now - last_data)
-                        return received
-                    wait = min(self.policy.idle_timeout_s - (now - last_data), self.policy.ping_interval_s - (now - last_ping))
-                try:
-                    message = await ws.receive(timeout=max(wait, 0.01))
-                except TimeoutError:
-                    continue
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    last_data = time.monotonic()
-                    received = True
-                    self.stats.messages += 1
-                    try:
-                        self.on_message(message.data)
-                    except Exception:
-                        log.exception("%s websocket handler failed on a message", self.venue)
-                elif message.type == aiohttp.WSMsgType.BINARY:
-                    last_data = time.monotonic()
-                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                    log.warning("%s websocket closed by the venue (%s)", self.venue, message.type.name)
+            self._outbox = deque(self.subscribe)
+            try:
+                return await self._live(ws)
+            finally:
+                self._outbox = None
+
+    async def _live(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+        """Send what is due, hand over what arrives, until the connection ends; returns whether data came."""
+        received = False
+        self.stats.connects += 1
+        self.connected.set()
+        log.info("%s websocket connected: %s", self.venue, self.url)
+        last_ping = last_data = time.monotonic()
+        last_sent = -1e9
+        outbox = self._outbox
+        assert outbox is not None
+        while True:
+            now = time.monotonic()
+            if outbox and now - last_sent >= self.send_interval_s:
+                await ws.send_str(outbox.popleft())
+                last_sent = now
+                continue
+            if self.app_ping is not None and now - last_ping >= self.policy.ping_interval_s:
+                await ws.send_str(self.app_ping)
+                last_ping = now
+            wait = self.policy.ping_interval_s
+            if self.app_ping is not None:
+                if now - last_data >= self.policy.idle_timeout_s:
+                    log.warning("%s websocket silent for %.0f s; reconnecting", self.venue, now - last_data)
                     return received
+                wait = min(self.policy.idle_timeout_s - (now - last_data), self.policy.ping_interval_s - (now - last_ping))
+            # Frames queued meanwhile (a changed subscription) go out within a quarter second.
+            wait = min(wait, self.send_interval_s - (now - last_sent) if outbox else 0.25)
+            try:
+                message = await ws.receive(timeout=max(wait, 0.01))
+            except TimeoutError:
+                continue
+            if message.type == aiohttp.WSMsgType.TEXT:
+                last_data = time.monotonic()
+                received = True
+                self.stats.messages += 1
+                try:
+                    self.on_message(message.data)
+                except Exception:
+                    log.exception("%s websocket handler failed on a message", self.venue)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                last_data = time.monotonic()
+            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                log.warning("%s websocket closed by the venue (%s)", self.venue, message.type.name)
+                return received
