@@ -17,9 +17,9 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from service.api import examples
 from service.api.dependencies import FILTERED_FRAME_QUERY, FRAME_QUERY, MARKET, MARKET_OF_QUERY, FrameQuery, Market, filtered_frame_query
-from service.api.errors import BadRequest, FrameNoLongerAvailable, FrameNotReady, NotFound, Unavailable
+from service.api.errors import BadRequest, FrameNoLongerAvailable, FrameNotReady, NotFound, Unavailable, shown
 from service.api.newest import VARY, newest_frame, raw_header, stored_response
-from service.api.params import LeverageParam, ModelParam, RangeParam
+from service.api.params import LeverageParam, ModelParam, RangeParam, check_time_span, epoch_ms_param
 from service.compute.ondemand import FrameGone, FrameId, FrameService
 from service.wire.codec import FIELD_V1_JSON, FIELD_V1_MSGPACK
 from service.wire.schemas import FramePage, FrameSummary, LevelsOut
@@ -133,14 +133,13 @@ class HeatmapController(Controller):
         frame_query: NamedDependency[FrameQuery],
         market: NamedDependency[Market],
         model_version: Annotated[str | None, QueryParameter(description="Only frames of this model version, e.g. 1.0.0")] = None,
-        from_ms: Annotated[int | None, QueryParameter(name="from", description="Oldest data_until to include, epoch ms")] = None,
-        to_ms: Annotated[int | None, QueryParameter(name="to", description="Newest data_until to include, epoch ms")] = None,
+        from_ms: Annotated[int | None, epoch_ms_param("Oldest data_until to include, epoch ms", name="from")] = None,
+        to_ms: Annotated[int | None, epoch_ms_param("Newest data_until to include, epoch ms", name="to")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500, description="Frames per page, 1..500")] = 50,
         cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
     ) -> FramePage:
         """Stored frames of a market, newest first, by model version and time, cursor-paginated."""
-        if from_ms is not None and to_ms is not None and from_ms > to_ms:
-            raise BadRequest(f"from ({from_ms}) must not be later than to ({to_ms})")
+        check_time_span(from_ms, to_ms, ("from", "to"))
         newest, after_id = (to_ms, None)
         if cursor is not None:
             newest, after_id = _decode_cursor(cursor)
@@ -185,7 +184,7 @@ class HeatmapController(Controller):
         except FrameGone as exc:
             raise FrameNoLongerAvailable(market.exchange, market.symbol, frame_id, exc) from None
         if stored is None:
-            raise NotFound(f"no frame {frame_id!r} for {market.exchange}:{market.symbol}; it may be older than the history kept")
+            raise NotFound(f"no frame {shown(frame_id)} for {market.exchange}:{market.symbol}; it may be older than the history kept")
         return _frame_response(request, frame_id, stored, msgpack)
 
     @get("/stream", operation_id="streamHeatmapFrames", responses=examples.ERRORS)

@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 from service.api import examples
 from service.api.dependencies import FILTERED_FRAME_QUERY, FrameQuery
 from service.compute.ondemand import FrameGone
-from service.api.errors import FrameNoLongerAvailable, NotFound
+from service.api.errors import FrameNoLongerAvailable, NotFound, shown
 from service.api.newest import newest_frame
 from service.api.params import check_int_range, check_market
 from service.wire.codec import FIELD_V1_MSGPACK
@@ -115,7 +115,7 @@ async def _png_response(
     png = cache.get(key)
     if png is None:
         if stored is None:
-            raise NotFound(f"no frame {key[2]!r} for {key[0]}:{key[1]}; it may be older than the history kept")
+            raise NotFound(f"no frame {shown(key[2])} for {key[0]}:{key[1]}; it may be older than the history kept")
         png = await cache.render(key, stored)
         headers["X-Render-Cache"] = "miss"
     else:

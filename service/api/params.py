@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 
 from engine.models import MODELS
 from engine.ranges import RANGES
-from service.api.errors import BadRequest, NotFound
+from service.api.errors import BadRequest, NotFound, shown
 from service.compute.ondemand import check_leverage
 from service.markets import AGGREGATE_EXCHANGE, coin_of
 from service.wire.coinglass import exchange_name
@@ -59,7 +59,7 @@ def check_offered(name: str, value: str, known: Iterable[str], offered: Sequence
     Both messages list what is offered.
     """
     if value not in known:
-        raise BadRequest(f"{name} must be one of {', '.join(offered)}; got {value!r}", allowed=list(offered))
+        raise BadRequest(f"{name} must be one of {', '.join(offered)}; got {shown(value)}", allowed=list(offered))
     if value not in offered:
         raise NotFound(f"{name} {value} is not computed by this deployment; it computes {', '.join(offered)}", allowed=list(offered))
     return value
@@ -92,16 +92,16 @@ def market_in(markets: Markets, exchange: str, symbol: str) -> tuple[str, str]:
         return exchange, symbol
     exchanges = sorted({ex for ex, _ in markets})
     if exchange not in exchanges:
-        raise NotFound(f"unknown exchange {exchange!r}; known exchanges: {', '.join(exchanges) or 'none yet'}", allowed=exchanges)
+        raise NotFound(f"unknown exchange {shown(exchange)}; known exchanges: {', '.join(exchanges) or 'none yet'}", allowed=exchanges)
     symbols = sorted(sym for ex, sym in markets if ex == exchange)
-    raise NotFound(f"unknown symbol {symbol!r} on {exchange}; known symbols: {', '.join(symbols)}", allowed=symbols)
+    raise NotFound(f"unknown symbol {shown(symbol)} on {exchange}; known symbols: {', '.join(symbols)}", allowed=symbols)
 
 
 def check_choice(name: str, value: str, allowed: Iterable[str]) -> str:
     """``value`` if it is one of ``allowed``, else 400 listing them."""
     choices = list(allowed)
     if value not in choices:
-        raise BadRequest(f"{name} must be one of {', '.join(choices)}; got {value!r}", allowed=choices)
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}; got {shown(value)}", allowed=choices)
     return value
 
 
@@ -121,22 +121,35 @@ AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 def check_amount(name: str, value: str) -> float:
     """A USD amount written as :data:`AMOUNT_PATTERN` says, else 400."""
     if re.fullmatch(AMOUNT_PATTERN, value) is None:
-        raise BadRequest(f"{name} must be a USD amount >= 0 in digits, e.g. {name}=10000; got {value!r}")
+        raise BadRequest(f"{name} must be a USD amount >= 0 in digits, e.g. {name}=10000; got {shown(value)}")
     return float(value)
 
 
 # 2100-01-01T00:00Z: later "epoch milliseconds" are a unit mistake (micro- or nanoseconds).
 MAX_EPOCH_MS = 4_102_444_800_000
+EPOCH_MS_RANGE = f"epoch milliseconds, 0..{MAX_EPOCH_MS} (1970-01-01 to 2100-01-01 UTC)"
 
 
-def check_time_span(start_ms: int | None, end_ms: int | None) -> None:
-    """``start_time`` / ``end_time`` as epoch milliseconds (0..2100), else 400.
+def epoch_ms_param(description: str, *, name: str | None = None) -> QueryParameter:
+    """A time query parameter: the document states its bounds, :func:`check_epoch_ms` enforces them with a message naming them."""
+    return QueryParameter(name=name, description=description, schema_extra={"minimum": 0, "maximum": MAX_EPOCH_MS})
 
-    A start later than the end is no error: nothing lies between, and the answer is empty.
-    """
-    for name, value in (("start_time", start_ms), ("end_time", end_ms)):
-        if value is not None and not 0 <= value <= MAX_EPOCH_MS:
-            raise BadRequest(f"{name} must be epoch milliseconds, 0..{MAX_EPOCH_MS}; got {value}")
+
+def check_epoch_ms(name: str, value: int | None) -> int | None:
+    """``value`` if it is epoch milliseconds between 1970 and 2100 (or absent), else 400 naming the range."""
+    if value is not None and not 0 <= value <= MAX_EPOCH_MS:
+        raise BadRequest(f"{name} must be {EPOCH_MS_RANGE}; got {shown(str(value), quote=False)}")
+    return value
+
+
+def check_time_span(start_ms: int | None, end_ms: int | None, names: tuple[str, str] = ("start_time", "end_time"), *, strict: bool = False) -> None:
+    """Both ends as :func:`check_epoch_ms` wants them, the start not after the end (``strict``: before it), else 400."""
+    check_epoch_ms(names[0], start_ms)
+    check_epoch_ms(names[1], end_ms)
+    if start_ms is not None and end_ms is not None and (start_ms >= end_ms if strict else start_ms > end_ms):
+        relation = "earlier than" if strict else "later than"
+        verb = "must be" if strict else "must not be"
+        raise BadRequest(f"{names[0]} ({start_ms}) {verb} {relation} {names[1]} ({end_ms})")
 
 
 def exchanges_of(markets: Markets) -> list[str]:
@@ -150,7 +163,7 @@ def check_exchange(markets: Markets, exchange: str) -> str:
     known = exchanges_of(markets)
     if wanted not in known:
         names = [exchange_name(ex) for ex in known]
-        raise NotFound(f"unknown exchange {exchange.strip()!r}; known exchanges: {', '.join(names) or 'none yet'}", allowed=names)
+        raise NotFound(f"unknown exchange {shown(exchange.strip())}; known exchanges: {', '.join(names) or 'none yet'}", allowed=names)
     return wanted
 
 
@@ -168,7 +181,7 @@ def check_coin(markets: Markets, coin: str, exchanges: Sequence[str] | None = No
     coins = sorted({coin_of(sym) for ex, sym in markets if ex != AGGREGATE_EXCHANGE and (exchanges is None or ex in exchanges)})
     if wanted not in coins:
         where = f" on {', '.join(exchange_name(ex) for ex in exchanges)}" if exchanges is not None else ""
-        raise NotFound(f"no pairs of coin {coin.strip()!r}{where}; coins: {', '.join(coins) or 'none yet'}", allowed=coins)
+        raise NotFound(f"no pairs of coin {shown(coin.strip())}{where}; coins: {', '.join(coins) or 'none yet'}", allowed=coins)
     return wanted
 
 

@@ -128,7 +128,7 @@ async def _history(
     check_time_span(start_time, end_time)
     window = history_window(
         interval_ms,
-        end_ms=now if end_time is None else end_time,
+        end_ms=now if end_time is None else min(end_time, now),
         limit=count,
         start_ms=start_time,
         coverage_start_ms=await store.first_liquidation_ms(markets),
@@ -177,9 +177,11 @@ class CoinglassController(Controller):
         """Realized liquidations of one pair summed per interval: long and short USD as strings.
 
         Buckets are aligned to the interval in UTC (weeks start on Monday), the
-        last one holds ``end_time``; without ``start_time`` the newest ``limit``
-        are sent, with it the oldest ``limit`` from there. Empty buckets are
-        ``"0"``; buckets before the first stored event are left out (no data).
+        last one holds ``end_time`` (or now, when ``end_time`` is later: nothing
+        is known of the future); without ``start_time`` the newest ``limit``
+        are sent, with it the oldest ``limit`` from there (``start_time`` after
+        ``end_time``: 400). Empty buckets are ``"0"``; buckets before the first
+        stored event are left out (no data).
         """
         starts, long_usd, short_usd = await _history(store, [pair], interval, limit, start_time, end_time, clock())
         return _ok(
@@ -297,7 +299,7 @@ class CoinglassController(Controller):
         check_time_span(start_time, end_time)
         now = clock()
         start = max(now - ORDER_LOOKBACK_MS, start_time or 0)
-        end = now if end_time is None else end_time
+        end = now if end_time is None else min(end_time, now)
         pairs = pairs_of(markets, [exchange_id], coin)
         events, owner = stack(await store.read_liquidations_of(pairs, start, end + 1))
         chosen = newest_at_least(events, min_usd, ORDER_LIMIT)

@@ -13,9 +13,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
 from service.api.dependencies import FrameQuery, Market
-from service.api.errors import NotFound
+from service.api.errors import NotFound, shown
 from service.api.params import (
-    MAX_EPOCH_MS,
     MODEL_ENUM,
     RANGE_ENUM,
     Markets,
@@ -27,6 +26,7 @@ from service.api.params import (
     check_int_range,
     check_range,
     check_time_span,
+    epoch_ms_param,
     market_in,
     require,
 )
@@ -64,8 +64,8 @@ def interval_param(default: str) -> Any:
 
 UnitParam = Annotated[str | None, query_param("Unit of the values: usd (default) or coin", enum=list(UNITS))]
 LimitParam = Annotated[int | None, query_param(f"Buckets, 1..{HISTORY_LIMIT} (default {HISTORY_LIMIT})", minimum=1, maximum=HISTORY_LIMIT)]
-StartParam = Annotated[int | None, query_param("Start, epoch milliseconds", minimum=0, maximum=MAX_EPOCH_MS)]
-EndParam = Annotated[int | None, query_param("End, epoch milliseconds (default: now)", minimum=0, maximum=MAX_EPOCH_MS)]
+StartParam = Annotated[int | None, epoch_ms_param("Start, epoch milliseconds")]
+EndParam = Annotated[int | None, epoch_ms_param("End, epoch milliseconds (default: now; later is taken as now)")]
 HeatmapRangeParam = Annotated[str | None, query_param("12h, 24h, 3d, 7d, 30d, 90d, 180d or 1y", required=True, name="range", **RANGE_ENUM)]
 MapRangeParam = Annotated[str | None, query_param("1d, 7d or 30d", required=True, name="range", enum=list(MAP_RANGES))]
 ModelPath = Annotated[str, PathParameter(description="model1, model2, model3 or model4", schema_extra=MODEL_ENUM)]
@@ -96,7 +96,7 @@ def aggregate_of(markets: Markets, coin: str) -> Market:
     if (AGGREGATE_EXCHANGE, coin) in markets:
         return Market(AGGREGATE_EXCHANGE, coin)
     coins = sorted(symbol for exchange, symbol in markets if exchange == AGGREGATE_EXCHANGE)
-    raise NotFound(f"no aggregate over all exchanges for coin {coin!r}; coins with one: {', '.join(coins) or 'none yet'}", allowed=coins)
+    raise NotFound(f"no aggregate over all exchanges for coin {shown(coin)}; coins with one: {', '.join(coins) or 'none yet'}", allowed=coins)
 
 
 def pair_heatmap_query(settings: Settings, model: str, exchange: str | None, symbol: str | None, range_: str | None) -> FrameQuery:

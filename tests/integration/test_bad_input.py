@@ -1,0 +1,127 @@
+"""Bad input on every surface: a clear 4xx naming what is allowed, never a 5xx, never a huge echo."""
+
+from __future__ import annotations
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from service.api.params import MAX_EPOCH_MS
+from service.clock import Clock
+from tests.integration.conftest import NOW_MS
+
+pytestmark = pytest.mark.integration
+
+LIQUIDATIONS = "/v1/liquidations/synthetic/BTCUSDT"
+LATEST = "/v1/heatmaps/synthetic/BTCUSDT/latest"
+FRAMES = "/v1/heatmaps/synthetic/BTCUSDT/frames"
+CG = "/api/futures/liquidation"
+PAIR = {"exchange": "synthetic", "symbol": "BTCUSDT"}
+YEAR_2099_MS = MAX_EPOCH_MS - 365 * 86_400_000
+
+
+@pytest.fixture
+def api_clock() -> Clock:
+    return lambda: NOW_MS
+
+
+def _message(response) -> str:  # noqa: ANN001
+    body = response.json()
+    return body["msg"] if "msg" in body else body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "name"),
+    [
+        (LIQUIDATIONS, {"to": str(10**19)}, "to"),
+        (LIQUIDATIONS, {"to": str(10**30)}, "to"),
+        (LIQUIDATIONS, {"from": str(10**30)}, "from"),
+        (LIQUIDATIONS, {"from": "-1"}, "from"),
+        (FRAMES, {"to": str(10**30)}, "to"),
+        (FRAMES, {"from": "-5"}, "from"),
+        (f"{CG}/history", {**PAIR, "interval": "1h", "end_time": str(10**30)}, "end_time"),
+        (f"{CG}/history", {**PAIR, "interval": "1h", "start_time": "-1"}, "start_time"),
+        (f"{CG}/order", {"exchange": "synthetic", "symbol": "BTC", "min_liquidation_amount": "1", "start_time": str(10**19)}, "start_time"),
+    ],
+)
+async def test_time_parameters_out_of_range_are_400_naming_the_range(client: AsyncTestClient, path: str, params: dict, name: str) -> None:
+    response = await client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    assert _message(response).startswith(f"{name} must be epoch milliseconds, 0..{MAX_EPOCH_MS} (1970-01-01 to 2100-01-01 UTC)")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        (LIQUIDATIONS, {"from": NOW_MS, "to": NOW_MS - 1}, f"from ({NOW_MS}) must be earlier than to ({NOW_MS - 1})"),
+        (LIQUIDATIONS, {"from": NOW_MS, "to": NOW_MS}, "must be earlier than"),
+        (FRAMES, {"from": 5, "to": 4}, "from (5) must not be later than to (4)"),
+        (f"{CG}/history", {**PAIR, "interval": "1h", "start_time": 5, "end_time": 4}, "start_time (5) must not be later than end_time (4)"),
+        (f"{CG}/order", {"exchange": "synthetic", "symbol": "BTC", "min_liquidation_amount": "1", "start_time": 5, "end_time": 4}, "start_time (5)"),
+    ],
+)
+async def test_reversed_time_ranges_are_400(client: AsyncTestClient, path: str, params: dict, message: str) -> None:
+    response = await client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    assert message in _message(response)
+
+
+async def test_a_future_window_is_empty_not_hundreds_of_empty_buckets(client: AsyncTestClient) -> None:
+    for params in ({"from": YEAR_2099_MS, "to": MAX_EPOCH_MS}, {"to": MAX_EPOCH_MS}, {"from": YEAR_2099_MS}):
+        body = (await client.get(LIQUIDATIONS, params=params)).json()
+        assert body["totals"] == [] and body["events"] == [] and body["end"] == NOW_MS, params
+    # A window reaching past now ends at now: its buckets stop at the one holding now.
+    reaching = (await client.get(LIQUIDATIONS, params={"from": NOW_MS - 3_600_000, "to": MAX_EPOCH_MS, "interval": "5m"})).json()
+    first, last = (NOW_MS - 3_600_000) // 300_000, (NOW_MS - 1) // 300_000
+    assert reaching["end"] == NOW_MS and len(reaching["totals"]) == last - first + 1
+    assert reaching["totals"][-1]["time"] == (NOW_MS - 1) // 300_000 * 300_000
+    for params in ({"start_time": YEAR_2099_MS}, {"start_time": YEAR_2099_MS, "end_time": MAX_EPOCH_MS}):
+        response = await client.get(f"{CG}/history", params={**PAIR, "interval": "1m", **params})
+        assert response.status_code == 200 and response.json()["data"] == [], params
+    ending_in_2100 = (await client.get(f"{CG}/history", params={**PAIR, "interval": "1h", "end_time": MAX_EPOCH_MS})).json()["data"]
+    assert ending_in_2100 and ending_in_2100[-1]["time"] == NOW_MS // 3_600_000 * 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message", "allowed"),
+    [
+        (LATEST, {"format": "xml"}, "format must be one of json, msgpack; got 'xml'", ["json", "msgpack"]),
+        (FRAMES, {"from": "abc"}, "from must be an integer 0..4102444800000; got 'abc'", None),
+        (FRAMES, {"limit": "-1"}, "limit must be an integer 1..500; got '-1'", None),
+        (FRAMES, {"limit": str(10**30)}, "limit must be an integer 1..500; got '1000000000000000000000000000000'", None),
+        (LIQUIDATIONS, {"limit": "0"}, "limit must be an integer 1..1000; got '0'", None),
+        (LIQUIDATIONS, {"min_usd": "lots"}, "min_usd must be a number >= 0; got 'lots'", None),
+        (f"{CG}/history", {**PAIR, "interval": "1h", "limit": "-3"}, "limit must be 1..1000; got -3", None),
+        (f"{CG}/history", {**PAIR, "interval": "1h", "limit": "ten"}, "limit must be an integer 1..1000; got 'ten'", None),
+    ],
+)
+async def test_framework_checks_speak_of_public_names_and_what_is_allowed(
+    client: AsyncTestClient, path: str, params: dict, message: str, allowed: list[str] | None
+) -> None:
+    response = await client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    text = _message(response)
+    assert text == message
+    assert "Validation failed" not in text and "fmt" not in text and "from_ms" not in text and "/v1/" not in text
+    if not path.startswith("/api/"):
+        assert response.json()["error"]["allowed"] == allowed
+
+
+async def test_a_huge_value_is_not_echoed_back(client: AsyncTestClient) -> None:
+    huge = "x" * 50_000
+    for path, params in ((LATEST, {"format": huge}), (LATEST, {"range": huge}), (f"{CG}/history", {**PAIR, "interval": huge})):
+        response = await client.get(path, params=params)
+        assert response.status_code == 400, response.text
+        assert len(response.content) < 1_000 and "(50000 characters)" in _message(response)
+
+
+@pytest.mark.parametrize("symbol", ["S" * 10_000, "BTC\u00e9\u4e2d\U0001f680", "%00", "..%2F..%2Fetc"])
+async def test_unicode_and_10kb_symbols_are_404_with_a_short_message(client: AsyncTestClient, symbol: str) -> None:
+    for path, params in (
+        (f"/v1/heatmaps/synthetic/{symbol}/latest", {}),
+        (f"/v1/liquidations/synthetic/{symbol}", {}),
+        (f"{CG}/heatmap/model1", {"exchange": "synthetic", "symbol": symbol, "range": "12h"}),
+        (f"{CG}/history", {"exchange": "synthetic", "symbol": symbol, "interval": "1h"}),
+    ):
+        response = await client.get(path, params=params)
+        assert response.status_code == 404, (path, response.text[:200])
+        assert len(response.content) < 1_000
