@@ -39,8 +39,10 @@ COPY --from=builder /opt/liqmap /opt/liqmap
 USER 10001:10001
 WORKDIR /var/lib/liqmap
 EXPOSE 8000
-# The API's /health (its store answers). collect and worker have no API: docker-compose.yml
-# gives them their own check on LIQMAP_METRICS_PORT.
+# The API's /health: liveness, 200 while the process serves, also while the store is away (a
+# store outage is no reason to replace the container; /ready is the readiness probe for a load
+# balancer). collect and worker have no API: docker-compose.yml gives them their own check on
+# LIQMAP_METRICS_PORT.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('LIQMAP_PORT', '8000'), timeout=4)"]
 # Everything in one container, on an embedded store unless REDIS_URL is set.

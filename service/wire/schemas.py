@@ -470,9 +470,9 @@ class ErrorOut(Base):
 
 
 class Health(Base):
-    status: str
-    store: str
-    schema_version: int
+    status: str  # "ok" while the process serves
+    store: str  # "reachable" or "unreachable"
+    schema_version: int | None  # None while the store is unreachable
 
 
 class Readiness(Base):

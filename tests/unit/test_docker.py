@@ -306,7 +306,8 @@ def test_image_healthcheck_calls_the_api_health_route(runtime: Stage) -> None:
     options, _, command = checks[0].args.partition("CMD ")
     assert command, checks[0].args
     code = healthcheck_code(["CMD", *json.loads(command)])
-    assert "/health" in code and "LIQMAP_PORT" in code
+    # Liveness, not readiness: a store outage must not get healthy API containers replaced.
+    assert "/health'" in code and "/ready" not in code and "LIQMAP_PORT" in code
     assert "--interval=" in options and "--start-period=" in options
 
 
