@@ -22,13 +22,16 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.exceptions import RedisError
 
 from service.collect.source import MarketSource, StreamingSource
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("liqmap")
 
@@ -68,6 +71,18 @@ def fake_exchange_if(settings: Settings, enabled: bool) -> Iterator[Settings]:
         yield msgspec.structs.replace(settings, **urls)
 
 
+def api_server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How the API is served. uvicorn trusts no forwarded header (by default it takes
+    ``X-Forwarded-For`` from 127.0.0.1 as the client's address): the API reads it itself,
+    from the proxies of ``LIQMAP_TRUSTED_PROXIES`` alone.
+    """
+    import uvicorn
+
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": settings.log_level, "lifespan": "on"}
+    options |= {"proxy_headers": False, "forwarded_allow_ips": "", "server_header": False}
+    return uvicorn.Config(app, **(options | overrides))
+
+
 def run_api(settings: Settings) -> None:
     """The API on ``settings.host:port`` until Ctrl-C or SIGTERM."""
     import uvicorn
@@ -76,9 +91,8 @@ def run_api(settings: Settings) -> None:
 
     app = create_app(settings, warm_engine=True)
     log.info("liqmap %s on http://%s:%d (API docs at /docs)", settings.mode, settings.host, settings.port)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level, lifespan="on")
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(api_server_config(app, settings)).run()
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its own clean shutdown; nothing is left to do.
         pass

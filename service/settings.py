@@ -113,6 +113,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     anonymous_limit_per_min: int = 1200
     # Coinglass-compatible websocket (/ws-api) connections open at once per key (or anonymous address), over every replica.
     ws_connections_per_client: int = 10
+    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client,
+    # e.g. 10.0.0.0/8,192.168.1.5. Default none: every client is its connection's address, and
+    # a forwarded header is ignored (a client could write any address in it).
+    trusted_proxies: tuple[str, ...] = ()
     # Requests per minute of a key created without --limit.
     default_key_limit_per_min: int = 1200
     # /ready answers 503 when a market's frames are older than this, seconds.
@@ -185,7 +189,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             env_name = "REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()
             if env_name in environ:
                 value: object = environ[env_name]
-                if name in ("models", "ranges", "sources", "markets", "synthetic_venues"):
+                if name in ("models", "ranges", "sources", "markets", "synthetic_venues", "trusted_proxies"):
                     value = [part.strip() for part in str(value).split(",") if part.strip()]
                 elif name == "frame_history_by_range":
                     value = dict(part.strip().split("=", 1) for part in str(value).split(",") if "=" in part)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Sequence
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -17,10 +19,50 @@ log = logging.getLogger(__name__)
 
 KEY_HEADERS = (b"x-api-key", b"cg-api-key")
 GUARDED_PREFIXES = ("/v1/", COINGLASS_PREFIX)
+FORWARDED_FOR = b"x-forwarded-for"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def client_address(scope: Scope) -> str:
-    return (scope.get("client") or ("unknown", 0))[0]
+def trusted_networks(proxies: Sequence[str]) -> tuple[Network, ...]:
+    """``LIQMAP_TRUSTED_PROXIES`` as networks; a ValueError names an entry that is neither an address nor a network."""
+    networks = []
+    for entry in proxies:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"LIQMAP_TRUSTED_PROXIES: {entry!r} is not an IP address or network (CIDR), e.g. 10.0.0.0/8") from None
+    return tuple(networks)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def client_address(scope: Scope, trusted: Sequence[Network]) -> str:
+    """The address a request is counted under: its connection's peer, unless that peer is a trusted proxy.
+
+    Behind trusted proxies, ``X-Forwarded-For`` is read from the right (each proxy appends
+    the address it was connected from) and the first hop that is not a trusted proxy is the
+    client; hops further left were written by the client and prove nothing. Without trusted
+    proxies (the default) the header is never read, whatever its name's case or spacing.
+    """
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    address = _address(peer)
+    if not trusted or address is None or not any(address in net for net in trusted):
+        return peer
+    hops = [hop for name, value in scope["headers"] if name.lower() == FORWARDED_FOR for hop in value.decode("latin-1").split(",")]
+    for hop in reversed(hops):
+        hop_address = _address(hop)
+        if hop_address is None:
+            break  # not an address: what a client wrote, not a proxy
+        if not any(hop_address in net for net in trusted):
+            return str(hop_address)
+        peer = str(hop_address)
+    return peer
 
 
 async def _send_error(send: Send, path: str, exc: ApiError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -63,6 +105,7 @@ class AccessMiddleware(ASGIMiddleware):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.trusted = trusted_networks(settings.trusted_proxies)
         self.should_bypass_for_scope = lambda scope: not scope["path"].startswith(GUARDED_PREFIXES)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
@@ -70,7 +113,7 @@ class AccessMiddleware(ASGIMiddleware):
         access: Access = scope["litestar_app"].state.access
         presented = next((value.decode(errors="replace") for name, value in scope["headers"] if name in KEY_HEADERS), None)
         try:
-            client, limit, _ = await identify(access, self.settings, presented, client_address(scope))
+            client, limit, _ = await identify(access, self.settings, presented, client_address(scope, self.trusted))
             allowance = await access.count(client, limit)
         except Unauthorized as exc:
             await _send_error(send, path, exc)

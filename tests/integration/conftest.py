@@ -23,6 +23,7 @@ from service.api.app import create_app
 from service.clock import Clock, now_ms
 from service.collect.round import Collection
 from service.collect.synthetic import SyntheticMarket
+from service.roles import api_server_config
 from service.settings import Settings
 from service.store.writer import Store
 from tests.conftest import free_port
@@ -52,7 +53,7 @@ class _Server(uvicorn.Server):
 def served(settings: Settings, clock: Clock = now_ms) -> Iterator[str]:
     """The app behind uvicorn on a free loopback port, in a thread and event loop of its own; yields its base URL."""
     port = free_port()
-    server = _Server(uvicorn.Config(create_app(settings, clock=clock), host="127.0.0.1", port=port, log_level="warning"))
+    server = _Server(api_server_config(create_app(settings, clock=clock), settings, host="127.0.0.1", port=port, log_level="warning"))
 
     def run() -> None:
         try:

@@ -34,7 +34,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from redis.exceptions import RedisError
 
-from service.api.auth import KEY_HEADERS, client_address, identify
+from service.api.auth import KEY_HEADERS, client_address, identify, trusted_networks
 from service.api.errors import Unauthorized
 from service.api.feed import LiquidationFeed
 from service.settings import Settings
@@ -223,7 +223,7 @@ async def liquidation_stream(socket: WebSocket) -> None:
     await socket.accept()
     connection_id = secrets.token_hex(8)
     try:
-        client, limit, key = await identify(access, settings, presented, client_address(socket.scope))
+        client, limit, key = await identify(access, settings, presented, client_address(socket.scope, trusted_networks(settings.trusted_proxies)))
         allowance = await access.count(client, limit)
         if not allowance.allowed:
             await socket.close(TOO_MANY, f"rate limit of {limit} requests per minute exceeded; retry in {allowance.retry_after_s} s")
