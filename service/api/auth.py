@@ -78,6 +78,20 @@ async def _send_error(send: Send, path: str, exc: ApiError, headers: list[tuple[
     await send({"type": "http.response.body", "body": body})
 
 
+def anonymous_identity(address: str) -> str:
+    """What an anonymous client is counted as: its IPv4 address, or the /64 of its IPv6 one.
+
+    A host is given a whole IPv6 /64 and may use any address in it: counted per address, it
+    would have 2**64 limits. An IPv4 address written as IPv6 (``::ffff:192.0.2.1``) is the IPv4 one.
+    """
+    parsed = _address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address if parsed is None else str(parsed)
+
+
 async def identify(access: Access, settings: Settings, presented: str | None, address: str) -> tuple[str, int, ApiKey | None]:
     """Who is asking: ``(client, requests per minute, key)`` for a liqmap key, or anonymous by address.
 
@@ -94,7 +108,7 @@ async def identify(access: Access, settings: Settings, presented: str | None, ad
             raise Unauthorized("the API key is not valid or has been revoked")
         return record.id, record.limit_per_min, record
     if settings.anonymous_access:
-        return f"anon:{address}", settings.anonymous_limit_per_min, None
+        return f"anon:{anonymous_identity(address)}", settings.anonymous_limit_per_min, None
     raise Unauthorized("an API key is required: send it in the X-API-Key (or CG-API-KEY) header")
 
 

@@ -6,7 +6,7 @@ import httpx
 import msgspec
 import pytest
 
-from service.api.auth import client_address, trusted_networks
+from service.api.auth import anonymous_identity, client_address, trusted_networks
 from service.settings import Settings
 from tests.integration.conftest import served
 
@@ -36,6 +36,13 @@ def test_behind_trusted_proxies_the_first_untrusted_hop_from_the_right_is_the_cl
     # Without the header a trusted proxy is its own client; an untrusted peer is never rewritten.
     assert client_address(_scope("10.2.2.2"), trusted) == "10.2.2.2"
     assert client_address(_scope("192.0.2.1", ("x-forwarded-for", "1.2.3.4")), trusted) == "192.0.2.1"
+
+
+def test_ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() -> None:
+    assert anonymous_identity("2001:db8:1:2:aaaa::1") == anonymous_identity("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert anonymous_identity("2001:db8:1:3::1") != anonymous_identity("2001:db8:1:2::1")
+    assert anonymous_identity("::ffff:192.0.2.1") == anonymous_identity("192.0.2.1") == "192.0.2.1"
+    assert anonymous_identity("testclient") == "testclient"
 
 
 def test_a_trusted_proxies_entry_that_is_no_address_is_refused() -> None:
