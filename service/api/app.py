@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
             followers = [
                 asyncio.create_task(app.state.frames.listen(), name="frame-announcements"),
                 asyncio.create_task(app.state.liquidation_feed.follow(), name="liquidation-feed"),
+                asyncio.create_task(app.state.access.hear_changes(store.frame_announcements), name="api-key-changes"),
             ]
             try:
                 yield

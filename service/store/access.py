@@ -8,12 +8,17 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
+
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from service.store import keys
+from service.store.client import database_of
 from service.store.scripts import lua
 
 log = logging.getLogger(__name__)
@@ -23,9 +28,13 @@ WINDOW_MS = 60_000
 # Far from its limit a client's requests are counted in memory and added to the shared
 # counter at most this long after; close to it every request is counted in the store at once.
 FLUSH_INTERVAL_S = 0.05
-# A key record read from the store is trusted this long before it is read again,
-# so a revocation takes effect on every replica within this many seconds.
+# A key record read from the store is kept this long, and only by a process that hears key
+# changes (revocations are published): it is dropped the moment its key changes, so a
+# revocation takes effect on every replica at once. Not hearing them (store outage, CLI,
+# tests): nothing is kept, every check reads the store.
 RECORD_TTL_S = 5.0
+# At most this many key records (known or not) are kept; beyond, all are dropped and read again.
+MAX_RECORDS = 10_000
 
 
 class ApiKey(msgspec.Struct, kw_only=True, frozen=True):
@@ -86,7 +95,10 @@ class Access:
         self.redis = redis
         self._count = redis.register_script(lua("rate_limit.lua"))
         self._open_connection = redis.register_script(lua("open_connection.lua"))
+        self.db = database_of(redis)
         self._records: dict[str, tuple[float, ApiKey | None]] = {}
+        self._hearing = False  # subscribed to key changes: records may be kept
+        self._changes = 0  # key changes heard: a record read across one is not kept
         self._windows: dict[str, _Window] = {}
         self._flush_task: asyncio.Task[None] | None = None
 
@@ -98,6 +110,7 @@ class Access:
         secret = secrets.token_urlsafe(24)
         record = ApiKey(id=key_id, name=name, limit_per_min=limit_per_min, created_ms=int(time.time() * 1000), secret_sha256=_digest(secret))
         await self.redis.hset(keys.API_KEYS, key_id, msgspec.json.encode(record))
+        await self._announce(key_id)
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
 
     async def list(self) -> list[ApiKey]:
@@ -113,16 +126,66 @@ class Access:
             record = msgspec.structs.replace(record, revoked_ms=int(time.time() * 1000))
             await self.redis.hset(keys.API_KEYS, key_id, msgspec.json.encode(record))
         self._records.pop(key_id, None)
+        await self._announce(key_id)
         return True
+
+    async def _announce(self, key_id: str) -> None:
+        """Tell every replica that ``key_id`` changed: they drop what they keep of it."""
+        await self.redis.publish(keys.api_key_changes(self.db), key_id)
+
+    async def hear_changes(self, pubsub: Callable[[], PubSub]) -> None:
+        """Keep key records while subscribed to key changes, dropping each as it changes; until cancelled.
+
+        ``pubsub`` makes a pub/sub connection (``StoreReader.frame_announcements``: in a
+        cluster, a plain connection to one node, which hears what is published on any).
+        Records are kept only once the subscription is confirmed and forgotten when it breaks,
+        so no change can go unheard while a record is kept.
+        """
+        while True:
+            connection = pubsub()
+            try:
+                await connection.subscribe(keys.api_key_changes(self.db))
+                confirmed = await connection.get_message(timeout=5.0)
+                if confirmed is None or confirmed.get("type") != "subscribe":
+                    raise RedisError("no confirmation of the subscription to key changes")
+                self._hearing = True
+                while True:
+                    message = await connection.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                    if message is not None:
+                        data = message["data"]
+                        self._changes += 1
+                        self._records.pop(data.decode() if isinstance(data, bytes) else str(data), None)
+            except RedisError as exc:
+                log.warning("not hearing API key changes (%s); key records are read at every request until resubscribed", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                self._hearing = False
+                self._records.clear()
+                try:
+                    await connection.aclose()
+                except RedisError:
+                    pass
+
+    @property
+    def hearing_changes(self) -> bool:
+        return self._hearing
+
+    @property
+    def changes_heard(self) -> int:
+        return self._changes
 
     async def _record(self, key_id: str) -> ApiKey | None:
         now = time.monotonic()
         cached = self._records.get(key_id)
         if cached is not None and now - cached[0] < RECORD_TTL_S:
             return cached[1]
+        changes = self._changes
         raw = await self.redis.hget(keys.API_KEYS, key_id)
         record = msgspec.json.decode(raw, type=ApiKey) if raw is not None else None
-        self._records[key_id] = (now, record)
+        if self._hearing and self._changes == changes:
+            if len(self._records) >= MAX_RECORDS:
+                self._records.clear()  # made-up key ids must not grow this without bound
+            self._records[key_id] = (now, record)
         return record
 
     async def verify(self, presented: str) -> ApiKey | None:
@@ -141,7 +204,7 @@ class Access:
         return record
 
     async def key_active(self, key_id: str) -> bool:
-        """Whether a key still exists and is not revoked (as sure as :meth:`verify`, ``RECORD_TTL_S`` late at most)."""
+        """Whether a key still exists and is not revoked (as sure as :meth:`verify`)."""
         record = await self._record(key_id)
         return record is not None and record.revoked_ms is None
 

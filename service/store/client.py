@@ -93,3 +93,10 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
         finally:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
+
+
+def database_of(redis: Redis) -> int:
+    """The database number a client works in (a cluster has only 0): pub/sub channels name it."""
+    if isinstance(redis, RedisCluster):
+        return 0
+    return int(redis.connection_pool.connection_kwargs.get("db", 0) or 0)

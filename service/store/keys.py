@@ -110,6 +110,11 @@ def frame_channel(exchange: str, symbol: str, db: int) -> str:
     return f"{PREFIX}:db{db}:{{{exchange}:{symbol}}}:frames:events"
 
 
+def api_key_changes(db: int) -> str:
+    """Pub/sub channel naming each API key id as it is created or revoked (replicas drop what they cached)."""
+    return f"{PREFIX}:db{db}:api_keys:changed"
+
+
 def frame_channels(db: int) -> str:
     """Pattern matching every market's frame channel of one database."""
     return f"{PREFIX}:db{db}:{{*}}:frames:events"

@@ -16,6 +16,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 
 from service.store import keys
+from service.store.client import database_of
 from service.store.migrate import current_version
 from service.store import chunks
 from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, ChunkInfo, RowKind
@@ -55,7 +56,7 @@ class StoreReader:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self.cluster = isinstance(redis, RedisCluster)
-        self.db = 0 if self.cluster else int(redis.connection_pool.connection_kwargs.get("db", 0) or 0)
+        self.db = database_of(redis)
         self._announcements: Redis | None = None
 
     async def schema_version(self) -> int:

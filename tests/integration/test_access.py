@@ -71,7 +71,7 @@ async def test_wrong_and_revoked_keys_are_401(seeded: Settings, closed: AsyncTes
     assert (await closed.get(LATEST, headers={"X-API-Key": wrong})).status_code == 401
     assert (await closed.get(LATEST, headers={"X-API-Key": plain})).status_code == 200
     assert await access.revoke(record.id)
-    # A replica re-reads key records within seconds; one that has not seen the key yet refuses it at once.
+    # Every replica refuses it at once (test_revocation.py): one that never saw the key too.
     async with _app(seeded, anonymous_access=False) as other_replica:
         response = await other_replica.get(LATEST, headers={"X-API-Key": plain})
         assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
