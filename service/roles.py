@@ -78,8 +78,12 @@ def api_server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn
     """
     import uvicorn
 
+    from service.api.semantics import MAX_REQUEST_HEAD_BYTES
+
     options: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": settings.log_level, "lifespan": "on"}
     options |= {"proxy_headers": False, "forwarded_allow_ips": "", "server_header": False}
+    # Requests whose head is over the API's limits reach it, to be answered 414 / 431 in its error shape.
+    options["h11_max_incomplete_event_size"] = MAX_REQUEST_HEAD_BYTES
     return uvicorn.Config(app, **(options | overrides))
 
 

@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
     def provide_frame_service(state: State) -> FrameService:
         return state.ondemand
 
-    return Litestar(
+    return ApiApp(
         route_handlers=[HeatmapController, HeatmapImageController, LiquidationsController, OpenInterestController, CatalogController, CoinglassController, CoinglassMarketsController, CoinglassFuturesController, liquidation_stream, health, ready, MetricsController, *viewer_routes(), docs_assets_router()],
         middleware=[RequestMetricsMiddleware(), AccessMiddleware(settings)],
         lifespan=[lifespan],

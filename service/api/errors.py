@@ -7,7 +7,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 from litestar.typing import FieldDefinition
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -111,10 +111,20 @@ def error_body(path: str, status: int, error: str, message: str, allowed: list[s
     return msgspec.json.encode(ErrorOut(error=ErrorBody(status=status, error=error, message=message, allowed=allowed)))
 
 
-def _response(request: Request, status: int, error: str, message: str, allowed: list[str] | None = None, retry_after_s: int | None = None) -> Response:
-    headers = None if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+def _response(
+    request: Request,
+    status: int,
+    error: str,
+    message: str,
+    allowed: list[str] | None = None,
+    retry_after_s: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    headers = dict(headers or {})
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
     body = error_body(request.url.path, status, error, message, allowed)
-    return Response(content=body, status_code=status, media_type="application/json", headers=headers)
+    return Response(content=body, status_code=status, media_type="application/json", headers=headers or None)
 
 
 def error_response(request: Request, exc: ApiError) -> Response:
@@ -127,7 +137,24 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
         return _response(request, 400, "bad_request", message, allowed)
     if isinstance(exc, NotFoundException):
         return _response(request, 404, "not_found", f"no route {request.method} {shown(request.url.path, quote=False)}; see /docs for the API")
+    if isinstance(exc, MethodNotAllowedException):
+        allowed = _allowed_methods(exc)
+        message = f"method {shown(request.method, quote=False)} is not allowed here; allowed: {', '.join(allowed)}"
+        return _response(request, 405, "method_not_allowed", message, allowed, headers={"Allow": ", ".join(allowed)})
     return _response(request, exc.status_code, "http_error", exc.detail)
+
+
+def _allowed_methods(exc: MethodNotAllowedException) -> list[str]:
+    return with_head([m.strip() for m in (exc.headers or {}).get("allow", "GET").split(",") if m.strip()])
+
+
+_METHOD_ORDER = ("GET", "HEAD", "OPTIONS")
+
+
+def with_head(methods: list[str]) -> list[str]:
+    """A route's methods as the router lists them, with HEAD wherever GET is (it is answered before routing), GET first."""
+    chosen = set(methods) | ({"HEAD"} if "GET" in methods else set())
+    return sorted(chosen, key=lambda m: (_METHOD_ORDER.index(m) if m in _METHOD_ORDER else len(_METHOD_ORDER), m))
 
 
 def validation_message(request: Request, exc: ValidationException) -> tuple[str, list[str] | None]:

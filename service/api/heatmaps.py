@@ -19,6 +19,7 @@ from service.api import examples
 from service.api.dependencies import FILTERED_FRAME_QUERY, FRAME_QUERY, MARKET, MARKET_OF_QUERY, FrameQuery, Market, filtered_frame_query
 from service.api.errors import BadRequest, FrameNoLongerAvailable, FrameNotReady, NotFound, Unavailable, shown
 from service.api.newest import VARY, newest_frame, raw_header, stored_response
+from service.api.semantics import etag_matches
 from service.api.params import LeverageParam, ModelParam, RangeParam, check_time_span, epoch_ms_param
 from service.compute.ondemand import FrameGone, FrameId, FrameService
 from service.wire.codec import FIELD_V1_JSON, FIELD_V1_MSGPACK
@@ -49,7 +50,7 @@ def _etag(frame_id: str, msgpack: bool) -> str:
 def _frame_response(request: Request, frame_id: str, stored: bytes, msgpack: bool) -> ASGIResponse:
     etag = _etag(frame_id, msgpack)
     headers = [("etag", etag), ("cache-control", "no-cache")]
-    if raw_header(request, b"if-none-match") in (etag, f"W/{etag}", "*"):
+    if etag_matches(raw_header(request, b"if-none-match"), etag):
         return ASGIResponse(body=b"", status_code=HTTP_304_NOT_MODIFIED, headers=[*headers, VARY])
     field = FIELD_V1_MSGPACK if msgpack else FIELD_V1_JSON
     return stored_response(request, field, stored, MSGPACK if msgpack else "application/json", headers)

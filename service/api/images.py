@@ -18,7 +18,8 @@ from service.api import examples
 from service.api.dependencies import FILTERED_FRAME_QUERY, FrameQuery
 from service.compute.ondemand import FrameGone
 from service.api.errors import FrameNoLongerAvailable, NotFound, shown
-from service.api.newest import newest_frame
+from service.api.newest import newest_frame, raw_header
+from service.api.semantics import etag_matches
 from service.api.params import check_int_range, check_market
 from service.wire.codec import FIELD_V1_MSGPACK
 from service.wire.png import DEFAULT_HEIGHT, DEFAULT_WIDTH, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, render_png
@@ -110,7 +111,7 @@ async def _png_response(
     cache: RenderCache = request.app.state.renders
     etag = f'"{key[2]}.{key[3]}x{key[4]}.png"'
     headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Id": key[2], **(headers or {})}
-    if request.headers.get("if-none-match") in (etag, f"W/{etag}", "*"):
+    if etag_matches(raw_header(request, b"if-none-match"), etag):
         return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
     png = cache.get(key)
     if png is None:
