@@ -18,7 +18,7 @@ UV_COMPILE := $(TOOLS)/bin/uv pip compile --quiet --universal --python-version 3
 	--custom-compile-command 'make lock' $(LOCK_FLAGS)
 BUILD_REQUIRES := $(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'
 
-.PHONY: demo run test bench install lock clean
+.PHONY: demo run test fuzz bench install lock clean
 
 # Reinstall only when the locked set or the project's metadata changes. The project itself goes
 # in without dependencies and without build isolation: everything it needs comes from the lock.
@@ -50,6 +50,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Schemathesis over the whole served OpenAPI document (valid, invalid and known-market requests
+# on every route): `make test` sends a dozen per route and mode, this many (about 10 minutes).
+FUZZ_EXAMPLES ?= 250
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration/test_openapi_fuzz.py --fuzz-examples=$(FUZZ_EXAMPLES)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

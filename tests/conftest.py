@@ -125,3 +125,9 @@ async def latest_field(store, exchange: str, symbol: str, model: str, range_name
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--regenerate-goldens", action="store_true", help="rewrite the API's golden answers (tests/integration/golden/api) instead of checking them")
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=12,
+        help="requests schemathesis makes per route and mode (valid, invalid) in test_openapi_fuzz.py; `make fuzz` asks many more",
+    )

@@ -8,9 +8,11 @@ from importlib import resources
 from pathlib import Path
 
 from litestar.datastructures import CacheControlHeader
-from litestar.openapi.plugins import OpenAPIRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
+
+from service.api.openapi import JsonDocument, RedocDocument, SwaggerDocument
 
 ASSETS_PATH = "/docs/assets"
 ASSETS_DIR = Path(str(resources.files("drf_spectacular_sidecar") / "static" / "drf_spectacular_sidecar"))
@@ -28,7 +30,8 @@ CONTENT_SECURITY_POLICY = (
 
 
 def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
-    """Swagger UI at ``/docs`` (and ``/docs/swagger``), Redoc at ``/docs/redoc``, loading only local assets."""
+    """Swagger UI at ``/docs`` (and ``/docs/swagger``), Redoc at ``/docs/redoc``, loading only local assets;
+    the document itself at ``/docs/openapi.json``, all three finished by :func:`service.api.openapi.finish_document`."""
     swagger = f"{ASSETS_PATH}/swagger-ui-dist"
     # The plugins' one slot for tags in the page's head: the icon, and the policy above.
     favicon = (
@@ -36,14 +39,15 @@ def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
         f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
     )
     return [
-        SwaggerRenderPlugin(
+        SwaggerDocument(
             path=["/", "/swagger"],
             js_url=f"{swagger}/swagger-ui-bundle.js",
             css_url=f"{swagger}/swagger-ui.css",
             standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
             favicon=favicon,
         ),
-        RedocRenderPlugin(path="/redoc", js_url=f"{ASSETS_PATH}/redoc/bundles/redoc.standalone.js", google_fonts=False, favicon=favicon),
+        RedocDocument(path="/redoc", js_url=f"{ASSETS_PATH}/redoc/bundles/redoc.standalone.js", google_fonts=False, favicon=favicon),
+        JsonDocument(),
     ]
 
 

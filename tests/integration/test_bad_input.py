@@ -127,3 +127,19 @@ async def test_unicode_and_10kb_symbols_are_404_with_a_short_message(client: Asy
         # In the path: an unknown market (404); 10 KB in the query: over the query string's limit (414).
         assert response.status_code == (414 if len(symbol) > MAX_QUERY_BYTES and params else 404), (path, response.text[:200])
         assert len(response.content) < 1_000
+
+
+async def test_the_document_says_what_the_routes_do(client: AsyncTestClient) -> None:
+    document = (await client.get("/docs/openapi.json")).json()
+    for path in ("/v1/heatmaps/{exchange}/{symbol}/latest", "/v1/heatmaps/{exchange}/{symbol}/frames/{frame_id}"):
+        assert set(document["paths"][path]["get"]["responses"]["200"]["content"]) == {"application/json", "application/msgpack"}
+    # No query parameter is declared nullable: "?x=null" is text, and refused where text is checked.
+    for item in document["paths"].values():
+        for parameter in item["get"].get("parameters", []):
+            if parameter["in"] == "query":
+                assert "null" not in str(parameter["schema"].get("type")) and "oneOf" not in parameter["schema"], parameter
+                assert None not in parameter["schema"].get("enum", []), parameter
+    order = {p["name"]: p for p in document["paths"][f"{CG}/order"]["get"]["parameters"]}
+    assert order["min_liquidation_amount"]["schema"]["type"] == "string" and order["min_liquidation_amount"]["required"]
+    response = await client.get(f"{CG}/order", params={"exchange": "synthetic", "symbol": "BTC", "min_liquidation_amount": "null"})
+    assert response.status_code == 400 and "min_liquidation_amount must be a USD amount" in response.json()["msg"]
