@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 LIQUIDATIONS = "/v1/liquidations/synthetic/BTCUSDT"
 LATEST = "/v1/heatmaps/synthetic/BTCUSDT/latest"
 FRAMES = "/v1/heatmaps/synthetic/BTCUSDT/frames"
+V1_PNG = "/v1/heatmaps/synthetic/BTCUSDT/latest.png"
 CG = "/api/futures/liquidation"
 PAIR = {"exchange": "synthetic", "symbol": "BTCUSDT"}
 YEAR_2099_MS = MAX_EPOCH_MS - 365 * 86_400_000
@@ -90,8 +91,11 @@ async def test_a_future_window_is_empty_not_hundreds_of_empty_buckets(client: As
         (FRAMES, {"limit": "-1"}, "limit must be an integer 1..500; got '-1'", None),
         (FRAMES, {"limit": str(10**30)}, "limit must be an integer 1..500; got '1000000000000000000000000000000'", None),
         (LIQUIDATIONS, {"limit": "0"}, "limit must be an integer 1..1000; got '0'", None),
+        (LIQUIDATIONS, {"limit": str(-(10**30))}, f"limit must be an integer 1..1000; got '{-(10**30)}'", None),
+        (f"{V1_PNG}", {"width": str(10**30)}, f"width must be 320..4000; got {10**30}", None),
         (LIQUIDATIONS, {"min_usd": "lots"}, "min_usd must be a number >= 0; got 'lots'", None),
         (f"{CG}/history", {**PAIR, "interval": "1h", "limit": "-3"}, "limit must be 1..1000; got -3", None),
+        (f"{CG}/history", {**PAIR, "interval": "1h", "limit": str(10**30)}, f"limit must be 1..1000; got {10**30}", None),
         (f"{CG}/history", {**PAIR, "interval": "1h", "limit": "ten"}, "limit must be an integer 1..1000; got 'ten'", None),
     ],
 )
