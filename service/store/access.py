@@ -98,6 +98,7 @@ class Access:
         self.db = database_of(redis)
         self._records: dict[str, tuple[float, ApiKey | None]] = {}
         self._hearing = False  # subscribed to key changes: records may be kept
+        self._watchers: dict[str, set[asyncio.Event]] = {}  # long-lived connections per key id
         self._changes = 0  # key changes heard: a record read across one is not kept
         self._windows: dict[str, _Window] = {}
         self._flush_task: asyncio.Task[None] | None = None
@@ -153,8 +154,11 @@ class Access:
                     message = await connection.get_message(ignore_subscribe_messages=True, timeout=30.0)
                     if message is not None:
                         data = message["data"]
+                        key_id = data.decode() if isinstance(data, bytes) else str(data)
                         self._changes += 1
-                        self._records.pop(data.decode() if isinstance(data, bytes) else str(data), None)
+                        self._records.pop(key_id, None)
+                        for event in self._watchers.get(key_id, ()):
+                            event.set()
             except RedisError as exc:
                 log.warning("not hearing API key changes (%s); key records are read at every request until resubscribed", exc)
                 await asyncio.sleep(1.0)
@@ -165,6 +169,19 @@ class Access:
                     await connection.aclose()
                 except RedisError:
                     pass
+
+    def watch(self, key_id: str) -> asyncio.Event:
+        """An event set each time ``key_id`` is heard to change: a long-lived connection checks its key again at once."""
+        event = asyncio.Event()
+        self._watchers.setdefault(key_id, set()).add(event)
+        return event
+
+    def unwatch(self, key_id: str, event: asyncio.Event) -> None:
+        watchers = self._watchers.get(key_id)
+        if watchers is not None:
+            watchers.discard(event)
+            if not watchers:
+                del self._watchers[key_id]
 
     @property
     def hearing_changes(self) -> bool:

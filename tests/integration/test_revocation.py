@@ -8,11 +8,13 @@ import hmac
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import aiohttp
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from service.api.coinglass.stream import RENEW_S
 from service.collect.round import Collection
 from service.collect.synthetic import SyntheticMarket
 from service.settings import Settings
@@ -20,7 +22,7 @@ from service.store import access as access_module
 from service.store.access import Access
 from service.store.reader import StoreReader
 from service.store.writer import Store
-from tests.integration.conftest import NOW_MS, in_process
+from tests.integration.conftest import NOW_MS, in_process, served
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +123,16 @@ async def test_keys_are_stored_as_sha256_and_compared_in_constant_time(redis: Re
     assert await access.verify(unknown) is None
     assert len(compared) == 3 and all(len(a) == len(b) == 64 for a, b in compared)
     assert compared[0] == (hashlib.sha256(secret.encode()).hexdigest(), record.secret_sha256)
+
+
+async def test_an_open_websocket_of_a_revoked_key_is_closed_at_once(seeded: Settings, redis: Redis) -> None:
+    operator = Access(redis)
+    record, plain = await operator.create("socket bot", 100)
+    with served(seeded) as url:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url.replace("http", "ws", 1) + "/ws-api", params={"cg-api-key": plain}) as ws:
+            await ws.send_str("ping")
+            assert (await asyncio.wait_for(ws.receive(), 10)).data == "pong"
+            await operator.revoke(record.id)
+            # Closed when the revocation is heard: well before the connection's next renewal (every 20 s).
+            message = await asyncio.wait_for(ws.receive(), RENEW_S / 4)
+            assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4401 and "revoked" in message.extra

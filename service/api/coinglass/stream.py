@@ -110,6 +110,8 @@ class _Session:
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._send())]
+        if self.key is not None:
+            tasks.append(asyncio.create_task(self._watch_key(self.key.id)))
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -183,6 +185,20 @@ class _Session:
                 self._close(TOO_SLOW, f"too slow: {OUTBOX_SIZE} messages were waiting to be read")
                 return
             await self.socket.send_data(message, mode="text")
+
+    async def _watch_key(self, key_id: str) -> None:
+        """Return (and close) as soon as the key is heard revoked, not at the next renewal."""
+        changed = self.access.watch(key_id)
+        try:
+            while True:
+                await changed.wait()
+                changed.clear()
+                with contextlib.suppress(RedisError):
+                    if not await self.access.key_active(key_id):
+                        self._close(UNAUTHORIZED, "the API key has been revoked")
+                        return
+        finally:
+            self.access.unwatch(key_id, changed)
 
     async def _renew(self) -> bool:
         """Keep the connection counted; False (and the close to send) when its key was revoked meanwhile."""
