@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,6 +38,9 @@ from service.settings import Settings
 from service.store.reader import StoreReader
 
 log = logging.getLogger(__name__)
+
+# How long shutdown waits for the store followers (frame announcements, feed, key changes) to end, seconds.
+FOLLOWERS_STOP_S = 2.0
 
 
 API_DESCRIPTION = """Liquidation heatmaps for crypto perpetual futures.
@@ -90,11 +92,14 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
             try:
                 yield
             finally:
+                app.state.access.stop_hearing()
+                app.state.liquidation_feed.stop()
                 for follower in followers:
                     follower.cancel()
-                for follower in followers:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await follower
+                # Bounded: a store client can swallow a cancellation that lands while it reads.
+                _, stuck = await asyncio.wait(followers, timeout=FOLLOWERS_STOP_S)
+                for follower in stuck:
+                    log.warning("%s did not stop within %.0f s of shutdown; left behind", follower.get_name(), FOLLOWERS_STOP_S)
                 await asyncio.to_thread(pool.close)
 
     def provide_store(state: State) -> StoreReader:

@@ -38,6 +38,12 @@ class LiquidationFeed:
         self._subscribers: set[Subscriber] = set()
         # Set once the follower knows where the feed ends: every event stored after it is pushed.
         self.ready = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Make :meth:`follow` return after the read under way (at most ``BLOCK_MS``): the store client
+        can swallow a cancellation that lands while it reads, so shutdown does not rely on it alone."""
+        self._stopping = True
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.add(subscriber)
@@ -49,10 +55,10 @@ class LiquidationFeed:
         return subscriber in self._subscribers
 
     async def follow(self) -> None:
-        """Read the feed until cancelled; after a store outage, go on from the last entry read
+        """Read the feed until stopped (or cancelled); after a store outage, go on from the last entry read
         (entries trimmed meanwhile, beyond the feed's length, are missed)."""
         cursor: str | None = None
-        while True:
+        while not self._stopping:
             try:
                 if cursor is None:
                     cursor = await self.store.liquidation_feed_end()

@@ -33,6 +33,8 @@ FLUSH_INTERVAL_S = 0.05
 # revocation takes effect on every replica at once. Not hearing them (store outage, CLI,
 # tests): nothing is kept, every check reads the store.
 RECORD_TTL_S = 5.0
+# How long one wait for a key change lasts before the listener checks whether to stop, seconds.
+HEAR_POLL_S = 1.0
 # At most this many key records (known or not) are kept; beyond, all are dropped and read again.
 MAX_RECORDS = 10_000
 
@@ -98,6 +100,7 @@ class Access:
         self.db = database_of(redis)
         self._records: dict[str, tuple[float, ApiKey | None]] = {}
         self._hearing = False  # subscribed to key changes: records may be kept
+        self._stopping = False
         self._watchers: dict[str, set[asyncio.Event]] = {}  # long-lived connections per key id
         self._changes = 0  # key changes heard: a record read across one is not kept
         self._windows: dict[str, _Window] = {}
@@ -135,14 +138,14 @@ class Access:
         await self.redis.publish(keys.api_key_changes(self.db), key_id)
 
     async def hear_changes(self, pubsub: Callable[[], PubSub]) -> None:
-        """Keep key records while subscribed to key changes, dropping each as it changes; until cancelled.
+        """Keep key records while subscribed to key changes, dropping each as it changes; until :meth:`stop_hearing`.
 
         ``pubsub`` makes a pub/sub connection (``StoreReader.frame_announcements``: in a
         cluster, a plain connection to one node, which hears what is published on any).
         Records are kept only once the subscription is confirmed and forgotten when it breaks,
         so no change can go unheard while a record is kept.
         """
-        while True:
+        while not self._stopping:
             connection = pubsub()
             try:
                 await connection.subscribe(keys.api_key_changes(self.db))
@@ -150,8 +153,8 @@ class Access:
                 if confirmed is None or confirmed.get("type") != "subscribe":
                     raise RedisError("no confirmation of the subscription to key changes")
                 self._hearing = True
-                while True:
-                    message = await connection.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                while not self._stopping:
+                    message = await connection.get_message(ignore_subscribe_messages=True, timeout=HEAR_POLL_S)
                     if message is not None:
                         data = message["data"]
                         key_id = data.decode() if isinstance(data, bytes) else str(data)
@@ -169,6 +172,11 @@ class Access:
                     await connection.aclose()
                 except RedisError:
                     pass
+
+    def stop_hearing(self) -> None:
+        """Make :meth:`hear_changes` return within ``HEAR_POLL_S``: the pub/sub client can swallow a
+        cancellation that arrives while it reads, so a listener is not left to cancellation alone."""
+        self._stopping = True
 
     def watch(self, key_id: str) -> asyncio.Event:
         """An event set each time ``key_id`` is heard to change: a long-lived connection checks its key again at once."""
