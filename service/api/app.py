@@ -27,6 +27,7 @@ from service.api.heatmaps import HeatmapController
 from service.api.images import HeatmapImageController, RenderCache
 from service.api.liquidations import LiquidationsController
 from service.api.observe import RequestMetricsMiddleware
+from service.api.semantics import ApiApp
 from service.api.open_interest import OpenInterestController
 from service.api.viewer import viewer_routes
 from service.store.client import open_redis

@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 
+from service.api.semantics import etag_matches
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -17,6 +19,6 @@ def snapshot_response(request: Request, value: Any) -> Response[bytes]:
     body = _encoder.encode(value)
     etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") in (etag, f"W/{etag}", "*"):
+    if etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(content=b"", status_code=304, headers=headers)
     return Response(content=body, media_type="application/json", headers=headers)

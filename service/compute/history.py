@@ -62,7 +62,7 @@ async def window(store: StoreReader, kind: RowKind, markets: Markets, request: H
     firsts = [await store.first_row_times(one, list(markets)) for one in kinds]
     per_market = [[first for first in column if first is not None] for column in zip(*firsts)]
     coverage = None if not per_market or not all(per_market) else max(min(found) for found in per_market)
-    end = now if request.end_time is None else request.end_time
+    end = now if request.end_time is None else min(request.end_time, now)  # nothing is known of later times
     return history_window(request.interval_ms, end_ms=end, limit=request.limit, start_ms=request.start_time, coverage_start_ms=coverage)
 
 
