@@ -25,7 +25,9 @@ Markets = Sequence[tuple[str, str]]
 MODEL_ENUM = {"enum": sorted(MODELS)}
 # The groups; a comma-separated list of a model's own tiers ("25,50") is accepted too, but
 # which tiers exist depends on the model, so the document lists the groups only.
-LEVERAGE_ENUM = {"enum": ["all", "low", "mid", "high"]}
+LEVERAGE_GROUPS = ["all", "low", "mid", "high"]
+LEVERAGE_PATTERN = r"^(all|low|mid|high|[0-9]+(\.[0-9]+)?(,[0-9]+(\.[0-9]+)?)*)$"
+LEVERAGE_SCHEMA = {"pattern": LEVERAGE_PATTERN, "examples": ["high", "25,50"]}
 RANGE_ENUM = {"enum": list(RANGES)}
 
 ModelParam = Annotated[str, QueryParameter(description="Model name, e.g. model1 (see /v1/models)", schema_extra=MODEL_ENUM)]
@@ -34,7 +36,7 @@ LeverageParam = Annotated[
     str | None,
     QueryParameter(
         description="Leverage filter: all (default), low (≤10x), mid (between), high (≥50x), or a comma-separated list of the model's tiers such as 25,50 (see /v1/models)",
-        schema_extra=LEVERAGE_ENUM,
+        schema_extra=LEVERAGE_SCHEMA,
     ),
 ]
 
@@ -69,6 +71,11 @@ def check_leverage_filter(model: str, leverage: str | None) -> str | None:
     """The leverage filter as the engine takes it (None for every tier); 400 naming what is allowed."""
     if leverage is None or leverage == "all":
         return None
+    if re.fullmatch(LEVERAGE_PATTERN, leverage) is None:
+        raise BadRequest(
+            f"leverage: {shown(leverage)} is not a filter; allowed: all, low, mid, high, or a comma-separated list of the model's tiers such as 25,50 (see /v1/models)",
+            allowed=LEVERAGE_GROUPS,
+        )
     try:
         return check_leverage(model, leverage)
     except ValueError as exc:

@@ -7,10 +7,12 @@ is done here, in the application's entry point.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from litestar import Litestar
 from litestar.types import Message, Receive, Scope, Send
 
-from service.api.errors import error_body, with_head
+from service.api.errors import error_body, shown, with_head
 
 # A query string longer than this is refused (414): no route takes anything near it.
 MAX_QUERY_BYTES = 8 * 1024
@@ -32,9 +34,9 @@ class ApiApp(Litestar):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        too_big = _oversized(scope)
-        if too_big is not None:
-            await _refuse(scope, send, *too_big)
+        refused = _refused(scope)
+        if refused is not None:
+            await _refuse(scope, send, *refused)
             return
         if scope["method"] == "OPTIONS":
             await super().__call__(scope, receive, _allow_head(send))
@@ -76,14 +78,20 @@ def _allow_head(send: Send) -> Send:
     return send_allowing_head
 
 
-def _oversized(scope: Scope) -> tuple[int, str, str] | None:
-    """``(status, error, message)`` for a request over a size limit, else None. The message never echoes the input."""
-    query = len(scope.get("query_string", b""))
-    if query > MAX_QUERY_BYTES:
-        return 414, "uri_too_long", f"the query string is {query} bytes; at most {MAX_QUERY_BYTES} are accepted"
+def _refused(scope: Scope) -> tuple[int, str, str] | None:
+    """``(status, error, message)`` for a request refused whatever its route, else None. The message never echoes the input."""
+    query_string = scope.get("query_string", b"")
+    if len(query_string) > MAX_QUERY_BYTES:
+        return 414, "uri_too_long", f"the query string is {len(query_string)} bytes; at most {MAX_QUERY_BYTES} are accepted"
     headers = sum(len(name) + len(value) for name, value in scope["headers"])
     if headers > MAX_HEADER_BYTES:
         return 431, "headers_too_large", f"the request headers are {headers} bytes; at most {MAX_HEADER_BYTES} are accepted"
+    if b"null" in query_string:
+        # The framework reads "null" as "absent" for numbers but as text elsewhere: neither is what
+        # the document says (no query parameter is nullable), so it is refused everywhere alike.
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if value == "null":
+                return 400, "bad_request", f"{shown(name, quote=False)}=null: a query parameter cannot be null; leave it out to use its default"
     return None
 
 

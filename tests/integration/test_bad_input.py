@@ -147,3 +147,28 @@ async def test_the_document_says_what_the_routes_do(client: AsyncTestClient) -> 
     assert order["min_liquidation_amount"]["schema"]["type"] == "string" and order["min_liquidation_amount"]["required"]
     response = await client.get(f"{CG}/order", params={"exchange": "synthetic", "symbol": "BTC", "min_liquidation_amount": "null"})
     assert response.status_code == 400 and "min_liquidation_amount must be a USD amount" in response.json()["msg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        (f"{CG}/history", {**PAIR, "interval": "1h", "limit": "null"}),
+        (f"{CG}/history", {**PAIR, "interval": "1h", "end_time": "null"}),
+        (LIQUIDATIONS, {"to": "null"}),
+        (LATEST, {"format": "null"}),
+    ],
+)
+async def test_null_is_no_value_of_any_query_parameter(client: AsyncTestClient, path: str, params: dict) -> None:
+    # The framework read "null" as "absent" for numbers (200) and as text elsewhere: one rule now, as documented.
+    response = await client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    name = next(key for key, value in params.items() if value == "null")
+    assert _message(response) == f"{name}=null: a query parameter cannot be null; leave it out to use its default"
+
+
+@pytest.mark.parametrize("leverage", ["", "High", " high", "25;50", "x"])
+async def test_a_leverage_that_is_no_filter_is_400(client: AsyncTestClient, leverage: str) -> None:
+    for path in (LATEST, "/v1/heatmaps/synthetic/BTCUSDT/levels", V1_PNG):
+        response = await client.get(path, params={"range": "12h", "leverage": leverage})
+        assert response.status_code == 400, (path, leverage, response.status_code)
+        assert "allowed: all, low, mid, high" in _message(response)

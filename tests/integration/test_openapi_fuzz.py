@@ -104,8 +104,8 @@ def _known_market(operation: schemathesis.APIOperation) -> dict[str, dict[str, s
 
 @pytest.mark.parametrize(
     ("mode", "known_market"),
-    [(GenerationMode.POSITIVE, False), (GenerationMode.POSITIVE, True), (GenerationMode.NEGATIVE, False)],
-    ids=["valid", "valid-known-market", "invalid"],
+    [(GenerationMode.POSITIVE, False), (GenerationMode.POSITIVE, True), (GenerationMode.NEGATIVE, False), (GenerationMode.NEGATIVE, True)],
+    ids=["valid", "valid-known-market", "invalid", "invalid-known-market"],
 )
 def test_every_route_answers_as_documented(
     api_schema: schemathesis.BaseSchema, live_api: str, mode: GenerationMode, known_market: bool, request: pytest.FixtureRequest
