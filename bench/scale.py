@@ -317,7 +317,7 @@ def live_case(markets: int, redis_url: str, workers: int, live_minutes: float, c
 
     # Anonymous reads, with a limit the load cannot reach (rate limiting itself still runs).
     settings = Settings(
-        redis_url=redis_url, sources=("synthetic",), synthetic_markets=markets, backfill_days=1.0, collect_interval_s=2.0, workers=workers, anonymous_limit_per_min=1_000_000_000
+        redis_url=redis_url, sources=("synthetic",), synthetic_venues=(), aggregate=False, synthetic_markets=markets, backfill_days=1.0, collect_interval_s=2.0, workers=workers, anonymous_limit_per_min=1_000_000_000
     )
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_") and k != "REDIS_URL"}, **settings.to_env(), "PYTHONPATH": str(ROOT)}
     api_port = free_port()
