@@ -5,7 +5,8 @@
 - ``worker``: the engine, taking recompute jobs from the queue (any number).
 - ``serve`` / ``demo``: all of them from one command: the API in this process, the collector
   and ``settings.workers`` workers as child processes (engine work never shares the API's
-  process), an embedded store when ``REDIS_URL`` is unset. Children that die are restarted.
+  process), an embedded store when ``REDIS_URL`` is unset. Children that die are restarted;
+  children whose ``serve`` died (SIGKILL) stop by themselves.
 
 The CLI parses arguments and calls these.
 """
@@ -134,20 +135,33 @@ async def _health_server(settings: Settings, role: str, alive: Callable[[], bool
         await runner.cleanup()
 
 
-def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop``."""
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    """A role that ``serve`` started stops once ``serve`` is gone (killed before it could stop it)."""
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            log.warning("the process that started this one (pid %d) is gone; stopping", parent_pid)
+            stop.set()
+            return
+        await asyncio.sleep(0.5)
+
+
+def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]], parent_pid: int | None = None) -> None:
+    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop`` (or, with ``parent_pid``, that process is gone)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        watchdog = None if parent_pid is None else asyncio.create_task(_stop_when_orphaned(parent_pid, stop))
         await main(stop)
+        if watchdog is not None:
+            watchdog.cancel()
 
     asyncio.run(runner())
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
     """Take recompute jobs until stopped."""
     import socket
 
@@ -173,10 +187,10 @@ def run_worker(settings: Settings) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    _run_until_signalled(main)
+    _run_until_signalled(main, parent_pid)
 
 
-def run_collect(settings: Settings) -> None:
+def run_collect(settings: Settings, parent_pid: int | None = None) -> None:
     """Collect the markets of the shards this replica holds until stopped; new bars queue recompute jobs."""
     import socket
 
@@ -187,6 +201,7 @@ def run_collect(settings: Settings) -> None:
     from service.store.client import open_redis
     from service.store.leases import Leases
     from service.store.migrate import migrate
+    from service.store.outage import STORE
     from service.store.writer import Store
 
     owner = f"{socket.gethostname()}-{os.getpid()}"
@@ -199,16 +214,20 @@ def run_collect(settings: Settings) -> None:
             leases = Leases(redis, owner, shards=settings.collect_shards, ttl_ms=int(settings.lease_ttl_s * 1000))
 
             async def keep_leases() -> None:
+                said: set[int] = set()  # the shards last logged (an outage alone changes nothing to say)
                 while True:
                     try:
                         before = leases.held
                         held = await leases.heartbeat(now_ms())
                         LEASES_TAKEN.inc(len(held - before))
                         SHARDS_HELD.set(len(held))
-                        if held != before:
+                        if held != said:
                             log.info("collect %s holds %d of %d shards", owner, len(held), leases.shards)
-                    except RedisError:
+                            said = held
+                        STORE.up()
+                    except RedisError as exc:
                         leases.held = set()  # unknown while the store is away: collect nothing
+                        STORE.down(exc, "renewing collect leases")
                     await asyncio.sleep(settings.lease_ttl_s / 3)
 
             async def sink(exchange: str, symbol: str, rows: Any) -> int:
@@ -236,7 +255,7 @@ def run_collect(settings: Settings) -> None:
                 with contextlib.suppress(RedisError):
                     await leases.release_all()
 
-    _run_until_signalled(main)
+    _run_until_signalled(main, parent_pid)
 
 
 # --- serve / demo: every role from one command ------------------------------------------------
@@ -253,7 +272,8 @@ class Children:
         self._watcher = threading.Thread(target=self._watch, name="children", daemon=True)
 
     def _start(self, index: int) -> None:
-        self.processes[index] = subprocess.Popen([sys.executable, "-m", "service.cli", self.roles[index]], env=self.env)
+        command = [sys.executable, "-m", "service.cli", self.roles[index], "--parent-pid", str(os.getpid())]
+        self.processes[index] = subprocess.Popen(command, env=self.env)
         log.info("started %s (pid %d)", self.roles[index], self.processes[index].pid)  # type: ignore[union-attr]
 
     def start(self) -> None:
