@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.collect.source import MarketSource, StreamingSource
@@ -212,6 +213,7 @@ def run_collect(settings: Settings, parent_pid: int | None = None) -> None:
             await migrate(redis)
             store = Store(redis)
             leases = Leases(redis, owner, shards=settings.collect_shards, ttl_ms=int(settings.lease_ttl_s * 1000))
+            leases_known = asyncio.Event()  # cleared while the store is away
 
             async def keep_leases() -> None:
                 said: set[int] = set()  # the shards last logged (an outage alone changes nothing to say)
@@ -224,17 +226,23 @@ def run_collect(settings: Settings, parent_pid: int | None = None) -> None:
                         if held != said:
                             log.info("collect %s holds %d of %d shards", owner, len(held), leases.shards)
                             said = held
+                        leases_known.set()
                         STORE.up()
                     except RedisError as exc:
                         leases.held = set()  # unknown while the store is away: collect nothing
+                        leases_known.clear()
                         STORE.down(exc, "renewing collect leases")
                     await asyncio.sleep(settings.lease_ttl_s / 3)
 
             async def sink(exchange: str, symbol: str, rows: Any) -> int:
-                # Streams carry every market of a venue: keep this replica's.
+                # Streams carry every market of a venue: keep this replica's. While the store is
+                # away nobody knows whose a market is: the events wait in the collector's buffer.
+                if not leases_known.is_set():
+                    raise RedisConnectionError("collect leases unknown while the store is unreachable")
                 return await store.add_liquidations(exchange, symbol, rows) if leases.owns(exchange, symbol) else 0
 
             await leases.heartbeat(now_ms())
+            leases_known.set()
             heartbeat = asyncio.create_task(keep_leases())
             streaming = [source for source in sources if isinstance(source, StreamingSource)]
             for source in streaming:

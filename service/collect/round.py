@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from engine.ranges import DAY_MS
 from service.clock import Clock, now_ms
-from service.collect.source import Batch, MarketSource
+from service.collect.source import Batch, MarketSource, StreamingSource
 from service.collect.venues.errors import VenueError
 from service.compute.refresh import Refresher
 from service.markets import AGGREGATE_EXCHANGE, coin_of
@@ -153,9 +153,8 @@ class Collection:
                 continue
             lost.append(f"{market[0]}:{market[1]}")
             self._bootstrapped.discard(market)
-            resend = getattr(source, "resend_liquidations", None)
-            if resend is not None:
-                resend(market[1], 0 if newest is None else newest)
+            if isinstance(source, StreamingSource):
+                source.resend_liquidations(market[1], 0 if newest is None else newest)
         if lost:
             log.warning("the store lost the newest bars of %s; filling them again from the venue", ", ".join(lost))
 
@@ -168,6 +167,7 @@ class Collection:
                 # Another replica collects it; should it come back here, it is backfilled from its last bar.
                 self._bootstrapped.discard(market)
                 continue
+            batch = None
             try:
                 if market not in self._bootstrapped:
                     batch = await self.bootstrap(source, symbol, now)
@@ -194,6 +194,8 @@ class Collection:
                 # fetched may not have been stored (the store was down): the next round starts
                 # again from the last bar stored, and the venue fills the gap.
                 self._bootstrapped.discard(market)
+                if batch is not None and isinstance(source, StreamingSource):
+                    source.keep_liquidations(symbol, batch.liquidations)  # streamed: not to be had again
                 if is_store_error(exc):
                     STORE.down(exc, "collecting")  # one line per outage, not one per market and round
                 else:

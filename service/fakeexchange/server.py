@@ -25,10 +25,10 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -43,6 +43,7 @@ from service.collect.synthetic import MINUTE_MS, SyntheticMarket, demo_symbols
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VENUES = ("binance", "bybit", "okx")
 FaultKind = Literal["status", "html", "truncated", "wrong_types", "venue_code"]
@@ -899,9 +900,22 @@ def _base_price(symbol: str) -> float:
     return profile.base_price if profile is not None else 10.0
 
 
+class ThreadedFakeExchange:
+    """A live :class:`FakeExchange` on its own event loop in a thread (see :func:`fake_exchange_thread`)."""
+
+    def __init__(self, exchange: FakeExchange, loop: asyncio.AbstractEventLoop) -> None:
+        self.exchange = exchange
+        self.loop = loop
+        self.overrides = exchange.settings_overrides()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
+        """Run ``coroutine`` (a fault, a push, a stop) on the exchange's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+
 @contextmanager
-def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
-    """Run a live :class:`FakeExchange` on its own event loop in a thread; yields the Settings URL overrides."""
+def fake_exchange_thread(**options: object) -> Iterator[ThreadedFakeExchange]:
+    """Run a live :class:`FakeExchange` on its own event loop in a thread; yields it with the Settings overrides."""
     ready = threading.Event()
     state: dict[str, object] = {}
     loop = asyncio.new_event_loop()
@@ -910,7 +924,7 @@ def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
         exchange = FakeExchange(live=True, **options)  # type: ignore[arg-type]
         try:
             await exchange.start()
-            state["overrides"] = exchange.settings_overrides()
+            state["running"] = ThreadedFakeExchange(exchange, loop)
         except Exception as exc:
             state["error"] = exc
             ready.set()
@@ -927,11 +941,18 @@ def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
     if "error" in state:
         raise RuntimeError(f"the fake exchange did not start: {state['error']}")
     try:
-        yield state["overrides"]  # type: ignore[misc]
+        yield state["running"]  # type: ignore[misc]
     finally:
         stop_event = state["stop"]
         loop.call_soon_threadsafe(stop_event.set)  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+@contextmanager
+def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
+    """Run a live :class:`FakeExchange` on its own event loop in a thread; yields the Settings URL overrides."""
+    with fake_exchange_thread(**options) as running:
+        yield running.overrides
 
 
 def listing_options(settings: Settings) -> dict[str, object]:

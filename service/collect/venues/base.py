@@ -475,7 +475,8 @@ class ExchangeCollector(ABC):
             yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest, long_short=long_short, taker=taker))
 
     async def poll(self, symbol: str, now_ms: int) -> Batch:
-        """New closed bars since the last poll, open interest now, fresh tiers, buffered liquidations.
+        """New closed bars since the last poll, open interest now, fresh tiers, buffered liquidations
+        (those only without a sink: with one, they are written as they arrive).
 
         Each part is fetched on its own: a failing call is logged and counted, its part is
         left for the next poll (bars are fetched from the last one stored), the others go on.
@@ -505,7 +506,8 @@ class ExchangeCollector(ABC):
             batch.taker = await self._taker_between(symbol, since, started)
             if len(batch.taker):
                 self._taker_from[symbol] = int(batch.taker["ts_ms"][-1]) + 1
-        batch.liquidations = self.liquidations.drain(symbol)
+        if self._sink is None:  # else the stream's events are written as they arrive
+            batch.liquidations = self.liquidations.drain(symbol)
         return batch
 
     async def _new_candles(self, symbol: str, first: int, now_ms: int) -> np.ndarray:
@@ -582,6 +584,11 @@ class ExchangeCollector(ABC):
         async with self._flushed:
             self._flushed.notify_all()
         return new
+
+    def keep_liquidations(self, symbol: str, rows: np.ndarray) -> None:
+        """Take back events a poll handed over whose write failed: they go with the next write."""
+        if len(rows):
+            self.liquidations.requeue(symbol, rows)
 
     def resend_liquidations(self, symbol: str, since_ms: int) -> int:
         """Write again the streamed events of ``symbol`` from ``since_ms`` on that this collector
