@@ -97,11 +97,21 @@ def run_api(settings: Settings) -> None:
 
     app = create_app(settings, warm_engine=True)
     log.info("liqmap %s on http://%s:%d (API docs at /docs)", settings.mode, settings.host, settings.port)
+    # uvicorn re-raises the signal that stopped it once it has shut down cleanly. SIGTERM's
+    # default action would end the process there and then, before ``serve`` stops its roles and
+    # its embedded store: it ends it as an exit instead, through every ``finally``.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.Server(api_server_config(app, settings)).run()
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its own clean shutdown; nothing is left to do.
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 # --- roles without HTTP of their own: a loop, /health and /metrics --------------------------
@@ -136,6 +146,11 @@ async def _health_server(settings: Settings, role: str, alive: Callable[[], bool
         await runner.cleanup()
 
 
+# A role asked to stop that has not within this long exits anyway (a task that ignores its
+# cancellation would otherwise keep the process alive for good).
+STOP_DEADLINE_S = 15.0
+
+
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
     """A role that ``serve`` started stops once ``serve`` is gone (killed before it could stop it)."""
     while not stop.is_set():
@@ -146,18 +161,37 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
+def _exit_after(seconds: float) -> None:
+    """End this process in ``seconds`` unless it has ended by then."""
+
+    def exit_now() -> None:
+        log.error("still stopping after %.0f s; exiting", seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
+
+
 def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]], parent_pid: int | None = None) -> None:
-    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop`` (or, with ``parent_pid``, that process is gone)."""
+    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop`` (or, with ``parent_pid``, that process is
+    gone); once ``stop`` is set the process ends within ``STOP_DEADLINE_S``."""
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        watchdog = None if parent_pid is None else asyncio.create_task(_stop_when_orphaned(parent_pid, stop))
-        await main(stop)
-        if watchdog is not None:
-            watchdog.cancel()
+        tasks = [asyncio.create_task(main(stop))]
+        if parent_pid is not None:
+            tasks.append(asyncio.create_task(_stop_when_orphaned(parent_pid, stop)))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([tasks[0], stopped], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            _exit_after(STOP_DEADLINE_S)
+        for task in tasks[1:] + [stopped]:
+            task.cancel()
+        await tasks[0]
 
     asyncio.run(runner())
 
@@ -198,6 +232,7 @@ def run_collect(settings: Settings, parent_pid: int | None = None) -> None:
     from service.clock import now_ms
     from service.collect.round import Collection
     from service.collect.scheduler import create_scheduler
+    from service.collect.venues.ws import cancel
     from service.metrics import LEASES_TAKEN, SHARDS_HELD
     from service.store.client import open_redis
     from service.store.leases import Leases
@@ -257,7 +292,7 @@ def run_collect(settings: Settings, parent_pid: int | None = None) -> None:
                     await stop.wait()
             finally:
                 scheduler.shutdown(wait=False)
-                heartbeat.cancel()
+                await cancel(heartbeat)
                 for source in streaming:
                     await source.close()
                 with contextlib.suppress(RedisError):
