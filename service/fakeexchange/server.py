@@ -5,7 +5,8 @@ endpoints the collectors call, in the venue's exact format. Faults:
 
 * :meth:`FakeVenue.inject` — the next matching requests fail as asked: an HTTP
   status (429/418/403/5xx, with ``Retry-After``), an HTML error page, truncated
-  JSON, wrong types, or the venue's own rate-limit code in a 200 answer;
+  JSON, wrong types, the venue's own rate-limit code in a 200 answer, or an answer
+  slower than the client waits (:meth:`FakeVenue.clear_faults` forgets them);
 * :meth:`FakeVenue.stop` / :meth:`FakeVenue.start` — the venue is down (connection
   refused), then back on the same port;
 * :meth:`FakeVenue.drop_after` — the stream is cut after some messages;
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 VENUES = ("binance", "bybit", "okx")
-FaultKind = Literal["status", "html", "truncated", "wrong_types", "venue_code"]
+FaultKind = Literal["status", "html", "truncated", "wrong_types", "venue_code", "slow"]
 FIVE_MINUTES_MS = 5 * MINUTE_MS
 # The fake Bybit's and OKX's own maintenance-margin ladders, (cap USD, rate, max leverage):
 # not Binance's, so a test can tell whose tiers reached a frame.
@@ -70,6 +71,7 @@ class Fault:
     retry_after_s: float | None = 1.0
     path: str | None = None
     count: int = 1
+    delay_s: float = 0.0  # "slow": the answer comes this much later (past the client's timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +284,10 @@ class FakeVenue:
     def inject(self, fault: Fault) -> None:
         self._faults.append(fault)
 
+    def clear_faults(self) -> None:
+        """Forget the faults injected and not yet served: the venue behaves again."""
+        self._faults.clear()
+
     def drop_after(self, messages: int) -> None:
         """Cut every subscribed stream after ``messages`` more stream messages (once)."""
         self._drop_after = messages
@@ -306,6 +312,9 @@ class FakeVenue:
         if fault is None:
             return await handler(request)
         headers = {} if fault.retry_after_s is None else {"Retry-After": str(fault.retry_after_s)}
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay_s)
+            return await handler(request)
         if fault.kind == "status":
             return web.Response(status=fault.status, body=self._status_body(fault.status), headers=headers, content_type="application/json")
         if fault.kind == "html":

@@ -23,7 +23,7 @@ from service.store.chunks import CANDLES, LIQUIDATIONS, RowKind
 from service.store.client import make_client
 from service.store.rows import LIQUIDATION_DTYPE
 from service.store.writer import Store
-from tests.collect.conftest import MINUTE, VENUES, Clock, collector_settings, venue_collector
+from tests.collect.conftest import MINUTE, VENUES, Clock, assert_bars_complete, collector_settings, venue_collector
 from tests.processes import StoreProcess
 
 pytestmark = pytest.mark.integration
@@ -89,12 +89,8 @@ async def wait_for_events(store: Store, pushed: dict[tuple[str, str], np.ndarray
 async def assert_everything_stored_once(store: Store, fake: FakeExchange, now: int, pushed: dict[tuple[str, str], np.ndarray]) -> None:
     """Every closed bar from the first stored one on, as the venue has it, once; every streamed event once."""
     for venue in VENUES:
+        await assert_bars_complete(store, fake, venue, SYMBOLS, now)
         for symbol in SYMBOLS:
-            candles = await store.read_candles(venue, symbol)
-            expected = fake[venue].market.rows(symbol, int(candles["ts_ms"][0]), now).candles
-            expected = expected[expected["ts_ms"] + MINUTE <= now]
-            assert candles["ts_ms"].tolist() == expected["ts_ms"].tolist(), (venue, symbol)
-            np.testing.assert_allclose(candles["close"], expected["close"], rtol=1e-9)
             events = await store.read_liquidations(venue, symbol)
             assert sorted(events["ts_ms"].tolist()) == sorted(pushed[(venue, symbol)]["ts_ms"].tolist()), (venue, symbol)
             np.testing.assert_allclose(np.sort(events["usd"]), np.sort(pushed[(venue, symbol)]["usd"]), rtol=1e-9)

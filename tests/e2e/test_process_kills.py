@@ -28,7 +28,7 @@ from service.store.chunks import KINDS
 from service.store.records import decode_record, digest
 from service.wire.packed import unpack_frame
 from tests.conftest import free_port
-from tests.processes import Roles, StoreProcess, fake_deployment_settings, stored_rows, wait_until
+from tests.processes import Roles, StoreProcess, children_of, fake_deployment_settings, stored_rows, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,17 +37,6 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 VENUE_MARKETS = [(venue, symbol) for venue in ("binance", "bybit", "okx") for symbol in SYMBOLS]
 MINUTE = 60_000
 KILLS = 20
-
-
-def children(pid: int) -> list[int]:
-    """Every process ``pid`` started (from any of its threads), and theirs."""
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(child) for child in (task / "children").read_text().split()]
-    except FileNotFoundError:  # gone meanwhile
-        return found
-    return found + [grandchild for child in found for grandchild in children(child)]
 
 
 def gone(pids: list[int]) -> bool:
@@ -118,7 +107,7 @@ def test_serve_and_its_roles_killed_at_random_moments_leave_the_store_whole_and_
             observations = sum(len(stored_rows(client, "oi", *market)) for market in VENUE_MARKETS)
             for _ in range(KILLS):
                 time.sleep(rng.uniform(0.3, 2.5))
-                family = children(serve.pid)
+                family = children_of(serve.pid)
                 roles_of_serve = [pid for pid in family if b"service.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()]
                 target = rng.choice(["serve", "serve", *(["role"] * len(roles_of_serve))])
                 if target == "serve":
@@ -164,7 +153,7 @@ def test_serve_and_its_roles_killed_at_random_moments_leave_the_store_whole_and_
             print(f"{KILLS} kills: {', '.join(kills)}")
 
             # Stopped as an orchestrator stops it (SIGTERM): its roles stop with it, exit 0.
-            family = children(serve.pid)
+            family = children_of(serve.pid)
             serve.send_signal(signal.SIGTERM)
             assert serve.wait(30) == 0
             wait_until("serve's roles stopped with it", lambda: gone(family), 10, every_s=0.1)
