@@ -11,9 +11,10 @@ generator in this process (which then takes CPU of its own). ``Accept-Encoding: 
 reads under a limit the load cannot reach (the limiter itself still runs).
 
 Prints requests, requests per second, errors (non-2xx and socket errors) and their rate,
-latency p50 / p99 over all paths, the frames the worker announced meanwhile, and the API's
-memory (RSS of its process and its engine processes) and the store's (``used_memory`` and the
-server's RSS) at the start and the end of the load.
+latency p50 / p99 over all paths, each path's time alone before the load (median, slowest), how
+many newest frames the worker rebuilt meanwhile, and the API's memory (RSS of its process and
+its engine processes) and the store's (``used_memory`` and the server's RSS) sampled through the
+load: at its start, half-way and at its end.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import redis  # noqa: E402
 
 from service.fakeexchange.server import fake_exchange_in_thread  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -142,6 +143,12 @@ async def python_run(port: int, routes: list[str], connections: int, seconds: fl
     }
 
 
+def newest_frames(store: StoreProcess) -> dict[bytes, bytes]:
+    """The summary of every newest frame kept (it names when the frame was built)."""
+    with store.client() as client:
+        return {key: client.hget(key, "meta") or b"" for key in client.scan_iter(match=f"{keys.PREFIX}:*:latest:*")}
+
+
 def memory(api_pid: int, store: StoreProcess) -> dict[str, int]:
     with store.client() as client:
         info = client.info("memory")
@@ -191,18 +198,36 @@ def main() -> None:
 
                 wait_until("every route answering 200", all_answer, 600, every_s=2.0)
             ready_s = time.time() - started
-            listener = redis.Redis.from_url(store.url).pubsub()
-            listener.psubscribe(keys.frame_channels(0))
-            before = memory(api.pid, store)
-            if shutil.which("wrk"):
-                result = wrk_run(port, routes, args.connections, args.seconds)
-            else:
-                result = asyncio.run(python_run(port, routes, args.connections, args.seconds))
-            after = memory(api.pid, store)
-            frames = 0
-            while (message := listener.get_message(ignore_subscribe_messages=True, timeout=0.1)) is not None:
-                frames += message["type"] == "pmessage"
-            listener.close()
+            # Each path alone, before the load: the median of three answers.
+            with httpx.Client(timeout=30, headers={"Accept-Encoding": "gzip"}) as client:
+                alone = {}
+                for route in routes:
+                    times = []
+                    for _ in range(3):
+                        began = time.perf_counter()
+                        client.get(f"http://127.0.0.1:{port}{route}")
+                        times.append(1000 * (time.perf_counter() - began))
+                    alone[route] = sorted(times)[1]
+            newest_before = newest_frames(store)
+            outcome: dict[str, Any] = {}
+
+            def generate() -> None:
+                if shutil.which("wrk"):
+                    outcome.update(wrk_run(port, routes, args.connections, args.seconds))
+                else:
+                    outcome.update(asyncio.run(python_run(port, routes, args.connections, args.seconds)))
+
+            load_started = time.monotonic()
+            generator = threading.Thread(target=generate)
+            generator.start()
+            samples = []  # memory every few seconds of the load
+            while generator.is_alive():
+                samples.append((round(time.monotonic() - load_started), memory(api.pid, store)))
+                generator.join(args.seconds / 6)
+            samples.append((round(time.monotonic() - load_started), memory(api.pid, store)))
+            result = outcome
+            newest_after = newest_frames(store)
+            frames = sum(newest_after.get(key) != value for key, value in newest_before.items())
             roles.stop()
     finally:
         store.stop(signal.SIGTERM)
@@ -215,19 +240,26 @@ def main() -> None:
         **result,
         "rps": round(result["requests"] / args.seconds, 1),
         "error_rate": result["errors"] / max(1, result["requests"]),
-        "frames_announced_during_load": frames,
+        "newest_frames_rebuilt_during_load": frames,
+        "newest_frames": len(newest_before),
         "ready_s": round(ready_s, 1),
-        **{f"{name}_start": value for name, value in before.items()},
-        **{f"{name}_end": value for name, value in after.items()},
+        "alone_ms_slowest": {route: round(ms, 1) for route, ms in sorted(alone.items(), key=lambda item: -item[1])[:5]},
+        "alone_ms_median": round(sorted(alone.values())[len(alone) // 2], 1),
+        "memory": [{"s": at, **values} for at, values in samples],
     }
     if args.json:
         print(json.dumps(report))
         return
     mb = 1 / 2**20
     print(f"{report['requests']} requests in {args.seconds:.0f} s at {args.connections} connections over {len(routes)} paths ({result['generator']}): {report['rps']} req/s")
-    print(f"errors {result['errors']} ({100 * report['error_rate']:.2f} %), p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; {frames} frames announced meanwhile")
-    for name in before:
-        print(f"{name}: {before[name] * mb:.1f} MB -> {after[name] * mb:.1f} MB ({100 * (after[name] / before[name] - 1):+.1f} %)")
+    print(f"errors {result['errors']} ({100 * report['error_rate']:.2f} %), p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; {frames} of {len(newest_before)} newest frames rebuilt meanwhile")
+    print(f"each path alone: median {report['alone_ms_median']} ms; slowest: " + ", ".join(f"{route} {ms} ms" for route, ms in report["alone_ms_slowest"].items()))
+    first, half, last = samples[0][1], samples[len(samples) // 2][1], samples[-1][1]
+    for name in first:
+        print(
+            f"{name}: {first[name] * mb:.1f} MB at the start, {half[name] * mb:.1f} MB at {samples[len(samples) // 2][0]} s, {last[name] * mb:.1f} MB at the end "
+            f"({100 * (last[name] / first[name] - 1):+.1f} % over the run, {100 * (last[name] / half[name] - 1):+.1f} % over its second half)"
+        )
 
 
 if __name__ == "__main__":
