@@ -65,7 +65,6 @@ class LiquidationFeed:
                     cursor = await self.store.liquidation_feed_end()
                     self.ready.set()
                 cursor, entries = await self.store.read_liquidation_feed(cursor, block_ms=BLOCK_MS, count=READ_COUNT)
-                STORE.up()
             except RedisError as exc:
                 # Read on from the last entry once the store answers; said once per outage.
                 STORE.down(exc, "following the liquidation feed")

@@ -118,8 +118,11 @@ class LatestFrames:
                 self._listening = True
                 STORE.up()  # this loop retries every second: it is how the API sees the store return
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-                    STORE.up()
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0 if STORE.is_down else 30.0)
+                    if STORE.is_down:
+                        # Requests failed while this stayed subscribed: the store says when it is back.
+                        await self.store.redis.ping()
+                        STORE.up()
                     if message is None:
                         continue
                     try:
