@@ -12,8 +12,8 @@ reads under a limit the load cannot reach (the limiter itself still runs).
 
 Prints requests, requests per second, errors (non-2xx and socket errors) and their rate,
 latency p50 / p99 over all paths, each path's time alone before the load (median, slowest), how
-many newest frames the worker rebuilt meanwhile, and the API's memory (RSS of its process and
-its engine processes) and the store's (``used_memory`` and the server's RSS) sampled through the
+many newest frames the worker rebuilt meanwhile, and the API's memory (RSS of its process, and
+of its engine processes) and the store's (``used_memory`` and the server's RSS) sampled through the
 load: at its start, half-way and at its end.
 """
 
@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,8 @@ def memory(api_pid: int, store: StoreProcess) -> dict[str, int]:
     with store.client() as client:
         info = client.info("memory")
     return {
-        "api_rss": sum(rss_bytes(pid) for pid in [api_pid, *children_of(api_pid)]),
+        "api_rss": rss_bytes(api_pid),
+        "api_engine_rss": sum(rss_bytes(pid) for pid in children_of(api_pid)),
         "store_used_memory": int(info["used_memory"]),
         "store_rss": int(info["used_memory_rss"]),
     }
@@ -183,52 +185,61 @@ def main() -> None:
                 **fake,  # type: ignore[arg-type]
             )
             roles = Roles(settings, work / "logs")
-            port = free_port()
-            api = roles.start("api", "api", "--port", str(port))
-            roles.start("collect", "collect")
-            roles.start("worker", "worker")
-            started = time.time()
-            with httpx.Client(timeout=30) as client:
+            try:
+                port = free_port()
+                api = roles.start("api", "api", "--port", str(port))
+                roles.start("collect", "collect")
+                roles.start("worker", "worker")
+                started = time.time()
+                with httpx.Client(timeout=30) as client:
 
-                def all_answer() -> bool:
-                    try:
-                        return all(client.get(f"http://127.0.0.1:{port}{route}").status_code == 200 for route in routes)
-                    except httpx.TransportError:
-                        return False
+                    def all_answer() -> bool:
+                        try:
+                            return all(client.get(f"http://127.0.0.1:{port}{route}").status_code == 200 for route in routes)
+                        except httpx.TransportError:
+                            return False
 
-                wait_until("every route answering 200", all_answer, 600, every_s=2.0)
-            ready_s = time.time() - started
-            # Each path alone, before the load: the median of three answers.
-            with httpx.Client(timeout=30, headers={"Accept-Encoding": "gzip"}) as client:
-                alone = {}
-                for route in routes:
-                    times = []
-                    for _ in range(3):
-                        began = time.perf_counter()
-                        client.get(f"http://127.0.0.1:{port}{route}")
-                        times.append(1000 * (time.perf_counter() - began))
-                    alone[route] = sorted(times)[1]
-            newest_before = newest_frames(store)
-            outcome: dict[str, Any] = {}
+                    wait_until("every route answering 200", all_answer, 600, every_s=2.0)
+                ready_s = time.time() - started
+                # Each path alone, before the load: the median of three answers.
+                with httpx.Client(timeout=30, headers={"Accept-Encoding": "gzip"}) as client:
+                    alone = {}
+                    for route in routes:
+                        times = []
+                        for _ in range(3):
+                            began = time.perf_counter()
+                            client.get(f"http://127.0.0.1:{port}{route}")
+                            times.append(1000 * (time.perf_counter() - began))
+                        alone[route] = sorted(times)[1]
+                newest_before = newest_frames(store)
+                outcome: dict[str, Any] = {}
 
-            def generate() -> None:
-                if shutil.which("wrk"):
-                    outcome.update(wrk_run(port, routes, args.connections, args.seconds))
-                else:
-                    outcome.update(asyncio.run(python_run(port, routes, args.connections, args.seconds)))
+                def generate() -> None:
+                    if shutil.which("wrk"):
+                        outcome.update(wrk_run(port, routes, args.connections, args.seconds))
+                    else:
+                        outcome.update(asyncio.run(python_run(port, routes, args.connections, args.seconds)))
 
-            load_started = time.monotonic()
-            generator = threading.Thread(target=generate)
-            generator.start()
-            samples = []  # memory every few seconds of the load
-            while generator.is_alive():
+                log_offset = len(roles.log("api"))
+                load_started = time.monotonic()
+                generator = threading.Thread(target=generate)
+                generator.start()
+                samples = []  # memory every few seconds of the load
+                while generator.is_alive():
+                    samples.append((round(time.monotonic() - load_started), memory(api.pid, store)))
+                    generator.join(args.seconds / 6)
                 samples.append((round(time.monotonic() - load_started), memory(api.pid, store)))
-                generator.join(args.seconds / 6)
-            samples.append((round(time.monotonic() - load_started), memory(api.pid, store)))
-            result = outcome
-            newest_after = newest_frames(store)
-            frames = sum(newest_after.get(key) != value for key, value in newest_before.items())
-            roles.stop()
+                result = outcome
+                newest_after = newest_frames(store)
+                frames = sum(newest_after.get(key) != value for key, value in newest_before.items())
+                # What the non-2xx answers of the load were, from the API's access log.
+                failed = Counter(
+                    f"{match.group(2)} {match.group(1)}"
+                    for match in re.finditer(r'"GET (\S+) HTTP/1.1" (\d{3})', roles.log("api")[log_offset:])
+                    if not match.group(2).startswith("2")
+                )
+            finally:
+                roles.stop()
     finally:
         store.stop(signal.SIGTERM)
         shutil.rmtree(work, ignore_errors=True)
@@ -240,6 +251,7 @@ def main() -> None:
         **result,
         "rps": round(result["requests"] / args.seconds, 1),
         "error_rate": result["errors"] / max(1, result["requests"]),
+        "failed_answers": dict(failed.most_common(10)),
         "newest_frames_rebuilt_during_load": frames,
         "newest_frames": len(newest_before),
         "ready_s": round(ready_s, 1),
@@ -253,6 +265,8 @@ def main() -> None:
     mb = 1 / 2**20
     print(f"{report['requests']} requests in {args.seconds:.0f} s at {args.connections} connections over {len(routes)} paths ({result['generator']}): {report['rps']} req/s")
     print(f"errors {result['errors']} ({100 * report['error_rate']:.2f} %), p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; {frames} of {len(newest_before)} newest frames rebuilt meanwhile")
+    if failed:
+        print("non-2xx answers: " + ", ".join(f"{what} x{count}" for what, count in failed.most_common(10)))
     print(f"each path alone: median {report['alone_ms_median']} ms; slowest: " + ", ".join(f"{route} {ms} ms" for route, ms in report["alone_ms_slowest"].items()))
     first, half, last = samples[0][1], samples[len(samples) // 2][1], samples[-1][1]
     for name in first:
