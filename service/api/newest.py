@@ -116,13 +116,13 @@ class LatestFrames:
             try:
                 await pubsub.psubscribe(keys.frame_channels(self.store.db))
                 self._listening = True
-                STORE.up()  # this loop retries every second: it is how the API sees the store return
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0 if STORE.is_down else 30.0)
                     if STORE.is_down:
-                        # Requests failed while this stayed subscribed: the store says when it is back.
+                        # This loop retries every second: it is how the API sees the store return.
+                        # A subscription sent is no proof (it waits for no reply); an answer is.
                         await self.store.redis.ping()
                         STORE.up()
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0 if STORE.is_down else 30.0)
                     if message is None:
                         continue
                     try:

@@ -121,11 +121,12 @@ def check_rows(client, market: VenueMarket, exchange: str, symbol: str, before: 
     open_interest = stored_rows(client, "oi", exchange, symbol)
     assert len(np.unique(open_interest["ts_ms"])) == len(open_interest)
     # Every observation is the venue's open interest at the bar close it was read after, and they
-    # resume right after the outage (the venue keeps no history finer than its 5-minute step).
+    # resume within seconds of the outage's end: leases renewed, the market backfilled, then polled
+    # (the venue keeps no history finer than its 5-minute step to fill the outage itself with).
     observed_at = open_interest["ts_ms"] - open_interest["ts_ms"] % MINUTE
     np.testing.assert_allclose(open_interest["open_interest_usd"], market.open_interest_at(symbol, observed_at)["open_interest_usd"], rtol=1e-3)
     recent = open_interest["ts_ms"][open_interest["ts_ms"] >= window[0]]
-    assert np.diff(recent).max() < (down_s + 5) * 1000, (exchange, symbol, np.diff(recent).max())
+    assert np.diff(recent).max() < (down_s + 10) * 1000, (exchange, symbol, np.diff(recent).max())
 
     liquidations = stored_rows(client, "liq", exchange, symbol)
     expected = np.concatenate([market.liquidations(symbol, *window), pushed])
