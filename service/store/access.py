@@ -164,7 +164,8 @@ class Access:
                         for event in self._watchers.get(key_id, ()):
                             event.set()
             except RedisError as exc:
-                log.warning("not hearing API key changes (%s); key records are read at every request until resubscribed", exc)
+                # Key records are read at every request until resubscribed; said once per outage.
+                STORE.down(exc, "hearing API key changes")
                 await asyncio.sleep(1.0)
             finally:
                 self._hearing = False

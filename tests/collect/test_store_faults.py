@@ -110,10 +110,11 @@ async def test_rounds_while_the_store_is_down_lose_no_bar_and_no_streamed_event(
     assert all(source.request_counts() for source in sources)
 
     store_process.start()
-    changed = await pipeline.collect_once(clock.advance(MINUTE))
+    round_at = clock.advance(MINUTE)
+    changed = await pipeline.collect_once(round_at)
     assert len(changed) == len(VENUES) * len(SYMBOLS) + len(SYMBOLS)
     await wait_for_events(pipeline.store, pushed)
-    await assert_everything_stored_once(pipeline.store, fake, clock.now, pushed)
+    await assert_everything_stored_once(pipeline.store, fake, round_at, pushed)
 
 
 async def lose_newest(store: Store, kind: RowKind, exchange: str, symbol: str, from_ms: int) -> None:
@@ -148,6 +149,7 @@ async def test_bars_and_events_the_store_lost_are_collected_again(
     assert int((await store.read_candles("binance", "BTCUSDT"))["ts_ms"][-1]) == newest - 2 * MINUTE
     assert len(await store.read_liquidations("binance", "BTCUSDT")) < len(pushed[("binance", "BTCUSDT")])
 
-    await pipeline.collect_once(clock.advance(MINUTE))
+    round_at = clock.advance(MINUTE)
+    await pipeline.collect_once(round_at)
     await wait_for_events(store, pushed)
-    await assert_everything_stored_once(store, fake, clock.now, pushed)
+    await assert_everything_stored_once(store, fake, round_at, pushed)
