@@ -74,8 +74,9 @@ async def _configured_markets(settings: Settings) -> list[tuple[str, str]]:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per job run every few seconds drowns what matters.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # One line per job run every few seconds drowns what matters; so does a warning for each
+    # round skipped while the previous one still runs (by design: rounds never overlap).
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.getLogger().level))
 
 
 def _migrate(settings: Settings) -> None:
@@ -157,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
         cmd.add_argument("--port", type=int, default=None, help="port to listen on (default 8000; collect and worker: LIQMAP_METRICS_PORT)")
         cmd.add_argument("--data-dir", default=None, help="folder of the embedded store when REDIS_URL is unset")
+        if name in ("collect", "worker"):
+            # Set by serve/demo for the roles they start: stop when that process is gone.
+            cmd.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
         if name == "demo":
             cmd.add_argument("--markets", type=int, default=None, help="synthetic symbols on each venue (BTCUSDT, ETHUSDT, SOLUSDT first; default 3)")
             cmd.add_argument(
@@ -266,9 +270,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "api":
         run_api(settings)
     elif args.command == "collect":
-        run_collect(settings)
+        run_collect(settings, args.parent_pid)
     elif args.command == "worker":
-        run_worker(settings)
+        run_worker(settings, args.parent_pid)
     else:
         run_all(settings, fake_exchange=getattr(args, "fake_exchange", False))
 

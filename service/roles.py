@@ -5,7 +5,8 @@
 - ``worker``: the engine, taking recompute jobs from the queue (any number).
 - ``serve`` / ``demo``: all of them from one command: the API in this process, the collector
   and ``settings.workers`` workers as child processes (engine work never shares the API's
-  process), an embedded store when ``REDIS_URL`` is unset. Children that die are restarted.
+  process), an embedded store when ``REDIS_URL`` is unset. Children that die are restarted;
+  children whose ``serve`` died (SIGKILL) stop by themselves.
 
 The CLI parses arguments and calls these.
 """
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.collect.source import MarketSource, StreamingSource
@@ -95,11 +97,21 @@ def run_api(settings: Settings) -> None:
 
     app = create_app(settings, warm_engine=True)
     log.info("liqmap %s on http://%s:%d (API docs at /docs)", settings.mode, settings.host, settings.port)
+    # uvicorn re-raises the signal that stopped it once it has shut down cleanly. SIGTERM's
+    # default action would end the process there and then, before ``serve`` stops its roles and
+    # its embedded store: it ends it as an exit instead, through every ``finally``.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.Server(api_server_config(app, settings)).run()
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its own clean shutdown; nothing is left to do.
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 # --- roles without HTTP of their own: a loop, /health and /metrics --------------------------
@@ -134,20 +146,57 @@ async def _health_server(settings: Settings, role: str, alive: Callable[[], bool
         await runner.cleanup()
 
 
-def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop``."""
+# A role asked to stop that has not within this long exits anyway (a task that ignores its
+# cancellation would otherwise keep the process alive for good).
+STOP_DEADLINE_S = 15.0
+
+
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    """A role that ``serve`` started stops once ``serve`` is gone (killed before it could stop it)."""
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            log.warning("the process that started this one (pid %d) is gone; stopping", parent_pid)
+            stop.set()
+            return
+        await asyncio.sleep(0.5)
+
+
+def _exit_after(seconds: float) -> None:
+    """End this process in ``seconds`` unless it has ended by then."""
+
+    def exit_now() -> None:
+        log.error("still stopping after %.0f s; exiting", seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
+
+
+def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]], parent_pid: int | None = None) -> None:
+    """Run ``main(stop)`` until SIGINT or SIGTERM sets ``stop`` (or, with ``parent_pid``, that process is
+    gone); once ``stop`` is set the process ends within ``STOP_DEADLINE_S``."""
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await main(stop)
+        tasks = [asyncio.create_task(main(stop))]
+        if parent_pid is not None:
+            tasks.append(asyncio.create_task(_stop_when_orphaned(parent_pid, stop)))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([tasks[0], stopped], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            _exit_after(STOP_DEADLINE_S)
+        for task in tasks[1:] + [stopped]:
+            task.cancel()
+        await tasks[0]
 
     asyncio.run(runner())
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, parent_pid: int | None = None) -> None:
     """Take recompute jobs until stopped."""
     import socket
 
@@ -173,20 +222,22 @@ def run_worker(settings: Settings) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    _run_until_signalled(main)
+    _run_until_signalled(main, parent_pid)
 
 
-def run_collect(settings: Settings) -> None:
+def run_collect(settings: Settings, parent_pid: int | None = None) -> None:
     """Collect the markets of the shards this replica holds until stopped; new bars queue recompute jobs."""
     import socket
 
     from service.clock import now_ms
     from service.collect.round import Collection
     from service.collect.scheduler import create_scheduler
+    from service.collect.venues.ws import cancel
     from service.metrics import LEASES_TAKEN, SHARDS_HELD
     from service.store.client import open_redis
     from service.store.leases import Leases
     from service.store.migrate import migrate
+    from service.store.outage import STORE
     from service.store.writer import Store
 
     owner = f"{socket.gethostname()}-{os.getpid()}"
@@ -197,25 +248,36 @@ def run_collect(settings: Settings) -> None:
             await migrate(redis)
             store = Store(redis)
             leases = Leases(redis, owner, shards=settings.collect_shards, ttl_ms=int(settings.lease_ttl_s * 1000))
+            leases_known = asyncio.Event()  # cleared while the store is away
 
             async def keep_leases() -> None:
+                said: set[int] = set()  # the shards last logged (an outage alone changes nothing to say)
                 while True:
                     try:
                         before = leases.held
                         held = await leases.heartbeat(now_ms())
                         LEASES_TAKEN.inc(len(held - before))
                         SHARDS_HELD.set(len(held))
-                        if held != before:
+                        if held != said:
                             log.info("collect %s holds %d of %d shards", owner, len(held), leases.shards)
-                    except RedisError:
+                            said = held
+                        leases_known.set()
+                        STORE.up()
+                    except RedisError as exc:
                         leases.held = set()  # unknown while the store is away: collect nothing
+                        leases_known.clear()
+                        STORE.down(exc, "renewing collect leases")
                     await asyncio.sleep(settings.lease_ttl_s / 3)
 
             async def sink(exchange: str, symbol: str, rows: Any) -> int:
-                # Streams carry every market of a venue: keep this replica's.
+                # Streams carry every market of a venue: keep this replica's. While the store is
+                # away nobody knows whose a market is: the events wait in the collector's buffer.
+                if not leases_known.is_set():
+                    raise RedisConnectionError("collect leases unknown while the store is unreachable")
                 return await store.add_liquidations(exchange, symbol, rows) if leases.owns(exchange, symbol) else 0
 
             await leases.heartbeat(now_ms())
+            leases_known.set()
             heartbeat = asyncio.create_task(keep_leases())
             streaming = [source for source in sources if isinstance(source, StreamingSource)]
             for source in streaming:
@@ -230,13 +292,13 @@ def run_collect(settings: Settings) -> None:
                     await stop.wait()
             finally:
                 scheduler.shutdown(wait=False)
-                heartbeat.cancel()
+                await cancel(heartbeat)
                 for source in streaming:
                     await source.close()
                 with contextlib.suppress(RedisError):
                     await leases.release_all()
 
-    _run_until_signalled(main)
+    _run_until_signalled(main, parent_pid)
 
 
 # --- serve / demo: every role from one command ------------------------------------------------
@@ -253,7 +315,8 @@ class Children:
         self._watcher = threading.Thread(target=self._watch, name="children", daemon=True)
 
     def _start(self, index: int) -> None:
-        self.processes[index] = subprocess.Popen([sys.executable, "-m", "service.cli", self.roles[index]], env=self.env)
+        command = [sys.executable, "-m", "service.cli", self.roles[index], "--parent-pid", str(os.getpid())]
+        self.processes[index] = subprocess.Popen(command, env=self.env)
         log.info("started %s (pid %d)", self.roles[index], self.processes[index].pid)  # type: ignore[union-attr]
 
     def start(self) -> None:

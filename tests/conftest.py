@@ -131,3 +131,4 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=12,
         help="requests schemathesis makes per route and mode (valid, invalid) in test_openapi_fuzz.py; `make fuzz` asks many more",
     )
+    parser.addoption("--store-down-s", type=float, default=6.0, help="how long tests/e2e/test_store_outage.py keeps the store down, seconds (at least 4)")

@@ -12,6 +12,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from service.store.access import Access, ApiKey, parse_key
+from service.store.outage import STORE
 from service.api.errors import COINGLASS_PREFIX, ApiError, RateLimited, StoreUnreachable, Unauthorized, error_body
 from service.settings import Settings
 
@@ -133,7 +134,7 @@ class AccessMiddleware(ASGIMiddleware):
             await _send_error(send, path, exc)
             return
         except RedisError as exc:
-            log.warning("store unreachable while checking access: %s", exc)
+            STORE.down(exc, "checking access")
             await _send_error(send, path, StoreUnreachable())
             return
 

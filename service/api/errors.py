@@ -12,6 +12,7 @@ from litestar.typing import FieldDefinition
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service.store.outage import STORE
 from service.wire.schemas import Envelope, ErrorBody, ErrorOut
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ def _has_type(annotation: Any, type_: type) -> bool:
 
 
 def handle_store_down(request: Request, exc: Exception) -> Response:
-    log.warning("store unreachable: %s", exc)
+    STORE.down(exc, "serving requests")  # one line per outage, not one per request
     return error_response(request, StoreUnreachable())
 
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from service.store.outage import STORE
 from service.store.reader import StoreReader
 from service.wire.coinglass import liquidation_push
 
@@ -65,7 +66,8 @@ class LiquidationFeed:
                     self.ready.set()
                 cursor, entries = await self.store.read_liquidation_feed(cursor, block_ms=BLOCK_MS, count=READ_COUNT)
             except RedisError as exc:
-                log.warning("liquidation feed interrupted (%s); reading on from the last entry once the store answers", exc)
+                # Read on from the last entry once the store answers; said once per outage.
+                STORE.down(exc, "following the liquidation feed")
                 await asyncio.sleep(1.0)
                 continue
             if entries and self._subscribers:

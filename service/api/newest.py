@@ -14,6 +14,7 @@ from litestar.response.base import ASGIResponse
 from redis.exceptions import RedisError
 
 from service.store import keys
+from service.store.outage import STORE
 from service.api.dependencies import FrameQuery
 from service.api.errors import FrameNotReady, InputsNotReady
 from service.api.params import check_market
@@ -116,7 +117,12 @@ class LatestFrames:
                 await pubsub.psubscribe(keys.frame_channels(self.store.db))
                 self._listening = True
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                    if STORE.is_down:
+                        # This loop retries every second: it is how the API sees the store return.
+                        # A subscription sent is no proof (it waits for no reply); an answer is.
+                        await self.store.redis.ping()
+                        STORE.up()
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0 if STORE.is_down else 30.0)
                     if message is None:
                         continue
                     try:
@@ -126,7 +132,8 @@ class LatestFrames:
                         continue
                     self._forget(summary.exchange, summary.symbol, summary.model, summary.range)
             except RedisError as exc:
-                log.warning("frame announcements interrupted (%s); not caching until resubscribed", exc)
+                # Not caching until resubscribed; said once per outage.
+                STORE.down(exc, "following frame announcements")
                 await asyncio.sleep(1.0)
             finally:
                 self._listening = False

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from redis.exceptions import RedisError
+
 from engine.ranges import DAY_MS
 from service.clock import Clock, now_ms
-from service.collect.source import Batch, MarketSource
+from service.collect.source import Batch, MarketSource, StreamingSource
 from service.collect.venues.errors import VenueError
 from service.compute.refresh import Refresher
 from service.markets import AGGREGATE_EXCHANGE, coin_of
@@ -19,6 +21,7 @@ from service.settings import Settings
 from service.store.chunks import CANDLES, OPEN_INTEREST
 from service.store.jobs import JobQueue, QueuedRefresh
 from service.store.leases import Leases
+from service.store.outage import STORE, is_store_error
 from service.store.writer import Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ class Collection:
     # With several collect replicas: the shards of markets this one holds (None: every market).
     leases: Leases | None = None
     _bootstrapped: set[tuple[str, str]] = field(default_factory=set)
+    # Per market, the open time of the newest bar this process has stored.
+    _stored_until: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def create(cls, store: Store, settings: Settings, sources: Sequence[MarketSource], clock: Clock = now_ms) -> Collection:
@@ -98,8 +103,11 @@ class Collection:
                 try:
                     if await self.refresher.refresh(AGGREGATE_EXCHANGE, coin, now):
                         changed.append((AGGREGATE_EXCHANGE, coin))
-                except Exception:
-                    log.exception("aggregating %s failed", coin)
+                except Exception as exc:
+                    if is_store_error(exc):
+                        STORE.down(exc, "collecting")
+                    else:
+                        log.exception("aggregating %s failed", coin)
         return changed
 
     def _venues(self) -> dict[str, MarketSource]:
@@ -124,14 +132,42 @@ class Collection:
             self._bootstrapped.discard(market)  # delisted: should it come back, backfilled from its last bar
         return symbols
 
+    async def _check_stored(self, source: MarketSource) -> None:
+        """Markets whose newest stored bar is older than the newest this process stored: the store
+        lost its last writes (a restart without them, a failover to a replica that lagged, a restore).
+        They are backfilled again from the store's newest bar, and their streamed liquidations
+        since then written again."""
+        markets = [(source.exchange, symbol) for symbol in source.symbols() if (source.exchange, symbol) in self._stored_until]
+        markets = [market for market in markets if market in self._bootstrapped]
+        if not markets:
+            return
+        try:
+            indexes = await self.store.chunk_indexes(CANDLES, markets)
+        except RedisError as exc:
+            STORE.down(exc, "collecting")  # the writes fail too, and those markets are backfilled
+            return
+        lost = []
+        for market, index in zip(markets, indexes):
+            newest = max((info.last_ms for info in index.values()), default=None)
+            if newest is not None and newest >= self._stored_until[market]:
+                continue
+            lost.append(f"{market[0]}:{market[1]}")
+            self._bootstrapped.discard(market)
+            if isinstance(source, StreamingSource):
+                source.resend_liquidations(market[1], 0 if newest is None else newest)
+        if lost:
+            log.warning("the store lost the newest bars of %s; filling them again from the venue", ", ".join(lost))
+
     async def _collect_source(self, source: MarketSource, now: int) -> list[tuple[str, str]]:
         changed: list[tuple[str, str]] = []
+        await self._check_stored(source)
         for symbol in await self.follow_markets(source, now):
             market = (source.exchange, symbol)
             if self.leases is not None and not self.leases.owns(*market):
                 # Another replica collects it; should it come back here, it is backfilled from its last bar.
                 self._bootstrapped.discard(market)
                 continue
+            batch = None
             try:
                 if market not in self._bootstrapped:
                     batch = await self.bootstrap(source, symbol, now)
@@ -142,6 +178,9 @@ class Collection:
                     continue  # the lease went meanwhile: its new holder writes the market
                 fresh = market not in self._bootstrapped
                 await self.store_batch(source.exchange, symbol, batch, announce=not fresh)
+                STORE.up()
+                if len(batch.candles):
+                    self._stored_until[market] = max(self._stored_until.get(market, 0), int(batch.candles["ts_ms"][-1]))
                 self._bootstrapped.add(market)
                 if batch.candles.size or fresh:
                     await self.refresher.refresh(source.exchange, symbol, now)
@@ -150,11 +189,16 @@ class Collection:
                 # The venue is down, limiting us or sent garbage: expected, said in one line.
                 log.warning("collecting %s:%s failed: %s", source.exchange, symbol, exc)
                 COLLECT_ERRORS.labels(source.exchange).inc()
-            except Exception:
+            except Exception as exc:
                 # One market's failure must not stop the others or the scheduler. What was
                 # fetched may not have been stored (the store was down): the next round starts
                 # again from the last bar stored, and the venue fills the gap.
                 self._bootstrapped.discard(market)
-                log.exception("collecting %s:%s failed", source.exchange, symbol)
+                if batch is not None and isinstance(source, StreamingSource):
+                    source.keep_liquidations(symbol, batch.liquidations)  # streamed: not to be had again
+                if is_store_error(exc):
+                    STORE.down(exc, "collecting")  # one line per outage, not one per market and round
+                else:
+                    log.exception("collecting %s:%s failed", source.exchange, symbol)
                 COLLECT_ERRORS.labels(source.exchange).inc()
         return changed

@@ -29,6 +29,8 @@ def create_scheduler(collection: Collection, interval_s: float, job_timeout_s: f
                 await collection.collect_once()
         except TimeoutError:
             log.error("collect round exceeded %.0f s and was cancelled", job_timeout_s)
+        except asyncio.CancelledError:
+            log.info("collect round cancelled: stopping")  # the scheduler shuts down; nothing to report
         except Exception:
             log.exception("collect round failed")
 

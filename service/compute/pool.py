@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,7 +33,7 @@ class EnginePool:
             if self.processes > 0:
                 # spawn: a fork of a process with an event loop and sockets open is not safe.
                 self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority, initargs=(self.nice,)
+                    self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_engine_process, initargs=(self.nice, os.getpid())
                 )
             else:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
@@ -52,6 +54,19 @@ class EnginePool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+def _engine_process(nice: int, parent_pid: int) -> None:
+    """Start-up of an engine process: lower its priority; exit when its parent is gone (killed
+    before it could stop the pool, a pool process would otherwise live on)."""
+    lower_priority(nice)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _load_engine() -> None:

@@ -17,6 +17,7 @@ from service.compute.refresh import Refresher
 from service.metrics import JOB_QUEUE_LAG, JOBS_DONE, JOBS_FAILED, JOBS_PARKED, JOBS_PARKED_NOW, JOBS_RECLAIMED
 from service.settings import Settings
 from service.store.jobs import Job, JobQueue
+from service.store.outage import STORE, is_store_error
 from service.store.writer import Store
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ class Worker:
         self.queue = JobQueue(store.redis)
         self.refresher = Refresher(store, settings)
         self.last_tick = time.monotonic()
-        self._store_down = False
 
     async def run_job(self, job: Job) -> None:
         """Refresh the job's market; acknowledged only once its frames are stored.
@@ -63,11 +63,14 @@ class Worker:
             await self.run_job(job)
         except Exception as exc:  # a timeout too: one job's failure must not stop the worker
             JOBS_FAILED.inc()
-            log.warning("job for %s:%s failed (delivery %d): %r", job.exchange, job.symbol, job.deliveries, exc)
+            if is_store_error(exc):
+                STORE.down(exc, f"refreshing {job.exchange}:{job.symbol}")
+            else:
+                log.warning("job for %s:%s failed (delivery %d): %r", job.exchange, job.symbol, job.deliveries, exc)
             try:
                 await self.queue.failed(job, repr(exc))
-            except RedisError:
-                pass  # it stays pending; it will be claimed again
+            except RedisError as store_exc:
+                STORE.down(store_exc, "recording a failed job")  # it stays pending; it will be claimed again
 
     async def step(self, reclaim: bool) -> int:
         """One turn: jobs left behind (when ``reclaim``), else new ones; returns how many were run."""
@@ -97,11 +100,7 @@ class Worker:
                 if reclaim:
                     next_reclaim = time.monotonic() + RECLAIM_EVERY_S
                 await self.step(reclaim)
-                if self._store_down:
-                    log.info("store reachable again; worker %s resumes", self.consumer)
-                    self._store_down = False
+                STORE.up()
             except RedisError as exc:
-                if not self._store_down:
-                    log.warning("store unreachable (%s); worker %s retries every second", exc, self.consumer)
-                    self._store_down = True
+                STORE.down(exc, f"taking jobs (worker {self.consumer})")
                 await asyncio.sleep(1.0)

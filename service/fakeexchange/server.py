@@ -5,7 +5,8 @@ endpoints the collectors call, in the venue's exact format. Faults:
 
 * :meth:`FakeVenue.inject` — the next matching requests fail as asked: an HTTP
   status (429/418/403/5xx, with ``Retry-After``), an HTML error page, truncated
-  JSON, wrong types, or the venue's own rate-limit code in a 200 answer;
+  JSON, wrong types, the venue's own rate-limit code in a 200 answer, or an answer
+  slower than the client waits (:meth:`FakeVenue.clear_faults` forgets them);
 * :meth:`FakeVenue.stop` / :meth:`FakeVenue.start` — the venue is down (connection
   refused), then back on the same port;
 * :meth:`FakeVenue.drop_after` — the stream is cut after some messages;
@@ -25,10 +26,10 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -43,9 +44,10 @@ from service.collect.synthetic import MINUTE_MS, SyntheticMarket, demo_symbols
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VENUES = ("binance", "bybit", "okx")
-FaultKind = Literal["status", "html", "truncated", "wrong_types", "venue_code"]
+FaultKind = Literal["status", "html", "truncated", "wrong_types", "venue_code", "slow"]
 FIVE_MINUTES_MS = 5 * MINUTE_MS
 # The fake Bybit's and OKX's own maintenance-margin ladders, (cap USD, rate, max leverage):
 # not Binance's, so a test can tell whose tiers reached a frame.
@@ -69,6 +71,7 @@ class Fault:
     retry_after_s: float | None = 1.0
     path: str | None = None
     count: int = 1
+    delay_s: float = 0.0  # "slow": the answer comes this much later (past the client's timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +284,10 @@ class FakeVenue:
     def inject(self, fault: Fault) -> None:
         self._faults.append(fault)
 
+    def clear_faults(self) -> None:
+        """Forget the faults injected and not yet served: the venue behaves again."""
+        self._faults.clear()
+
     def drop_after(self, messages: int) -> None:
         """Cut every subscribed stream after ``messages`` more stream messages (once)."""
         self._drop_after = messages
@@ -305,6 +312,9 @@ class FakeVenue:
         if fault is None:
             return await handler(request)
         headers = {} if fault.retry_after_s is None else {"Retry-After": str(fault.retry_after_s)}
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay_s)
+            return await handler(request)
         if fault.kind == "status":
             return web.Response(status=fault.status, body=self._status_body(fault.status), headers=headers, content_type="application/json")
         if fault.kind == "html":
@@ -899,9 +909,22 @@ def _base_price(symbol: str) -> float:
     return profile.base_price if profile is not None else 10.0
 
 
+class ThreadedFakeExchange:
+    """A live :class:`FakeExchange` on its own event loop in a thread (see :func:`fake_exchange_thread`)."""
+
+    def __init__(self, exchange: FakeExchange, loop: asyncio.AbstractEventLoop) -> None:
+        self.exchange = exchange
+        self.loop = loop
+        self.overrides = exchange.settings_overrides()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
+        """Run ``coroutine`` (a fault, a push, a stop) on the exchange's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+
 @contextmanager
-def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
-    """Run a live :class:`FakeExchange` on its own event loop in a thread; yields the Settings URL overrides."""
+def fake_exchange_thread(**options: object) -> Iterator[ThreadedFakeExchange]:
+    """Run a live :class:`FakeExchange` on its own event loop in a thread; yields it with the Settings overrides."""
     ready = threading.Event()
     state: dict[str, object] = {}
     loop = asyncio.new_event_loop()
@@ -910,7 +933,7 @@ def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
         exchange = FakeExchange(live=True, **options)  # type: ignore[arg-type]
         try:
             await exchange.start()
-            state["overrides"] = exchange.settings_overrides()
+            state["running"] = ThreadedFakeExchange(exchange, loop)
         except Exception as exc:
             state["error"] = exc
             ready.set()
@@ -927,11 +950,18 @@ def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
     if "error" in state:
         raise RuntimeError(f"the fake exchange did not start: {state['error']}")
     try:
-        yield state["overrides"]  # type: ignore[misc]
+        yield state["running"]  # type: ignore[misc]
     finally:
         stop_event = state["stop"]
         loop.call_soon_threadsafe(stop_event.set)  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+@contextmanager
+def fake_exchange_in_thread(**options: object) -> Iterator[dict[str, str]]:
+    """Run a live :class:`FakeExchange` on its own event loop in a thread; yields the Settings URL overrides."""
+    with fake_exchange_thread(**options) as running:
+        yield running.overrides
 
 
 def listing_options(settings: Settings) -> dict[str, object]:

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from service.store import keys
 from service.store.client import database_of
+from service.store.outage import STORE, is_store_error
 from service.store.scripts import lua
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,8 @@ class Access:
                         for event in self._watchers.get(key_id, ()):
                             event.set()
             except RedisError as exc:
-                log.warning("not hearing API key changes (%s); key records are read at every request until resubscribed", exc)
+                # Key records are read at every request until resubscribed; said once per outage.
+                STORE.down(exc, "hearing API key changes")
                 await asyncio.sleep(1.0)
             finally:
                 self._hearing = False
@@ -302,7 +304,10 @@ class Access:
                     used = await self._add(client, window.start_ms, add)
                 except Exception as exc:  # the store is down: keep the count for the next flush
                     window.pending += add
-                    log.warning("could not add request counts to the store: %s", exc)
+                    if is_store_error(exc):
+                        STORE.down(exc, "adding request counts")
+                    else:
+                        log.warning("could not add request counts to the store: %s", exc)
                     return
                 window.known = max(window.known, used)
             if window.start_ms < now_window and not window.pending:

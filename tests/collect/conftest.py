@@ -13,6 +13,7 @@ from service.collect.venues.base import ExchangeCollector
 from service.collect.venues.registry import build_collector
 from service.fakeexchange import FakeExchange
 from service.settings import Settings
+from service.store.writer import Store
 
 MINUTE = 60_000
 # Half a minute into a bar, so that "the bar in progress" is always in play.
@@ -95,3 +96,14 @@ def assert_candles_exact(stored: np.ndarray, expected: np.ndarray, venue: str) -
         np.testing.assert_array_equal(stored["taker_buy_usd"], expected["taker_buy_usd"])
     else:
         assert np.isnan(stored["taker_buy_usd"]).all()
+
+
+async def assert_bars_complete(store: Store, fake: FakeExchange, venue: str, symbols: tuple[str, ...], now: int) -> None:
+    """Every bar closed by ``now`` from the market's first stored one on, as the venue has it, once
+    (bars closed later are not looked at)."""
+    for symbol in symbols:
+        stored = await store.read_candles(venue, symbol)
+        stored = stored[stored["ts_ms"] + MINUTE <= now]
+        expected = truth(fake, venue, symbol, int(stored["ts_ms"][0]), now)
+        assert stored["ts_ms"].tolist() == expected["ts_ms"].tolist(), (venue, symbol)
+        np.testing.assert_allclose(stored["close"], expected["close"], rtol=1e-9)

@@ -8,9 +8,6 @@ collector killed leaves its markets to the other within the lease, and the candl
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -27,10 +24,11 @@ import redis
 from service.fakeexchange.server import fake_exchange_in_thread
 from service.settings import Settings
 from service.store import keys
-from service.store.chunks import CANDLES, decode
 from service.store.jobs import GROUP
 from tests.cluster import local_cluster
 from tests.conftest import free_port
+from tests.processes import Roles as RoleProcesses
+from tests.processes import fake_deployment_settings, stored_rows, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,28 +39,12 @@ MINUTE = 60_000
 LEASE_TTL_S = 2.0
 
 
-def wait_until(what: str, condition: Callable[[], object], timeout_s: float) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-
-
-class Roles:
+class Roles(RoleProcesses):
     """The six role processes of one deployment."""
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("LIQMAP_")}, **settings.to_env()}
-        self.log_dir = log_dir
+        super().__init__(settings, log_dir)
         self.api_ports = [free_port(), free_port()]
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> None:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen([sys.executable, "-m", "service.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def start_all(self) -> None:
         for index, port in enumerate(self.api_ports):
@@ -72,43 +54,13 @@ class Roles:
         for name in ("worker0", "worker1"):
             self.start(name, "worker")
 
-    def kill(self, name: str) -> None:
-        self.processes[name].send_signal(signal.SIGKILL)
-        self.processes[name].wait()
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
     def consumer(self, name: str) -> str:
         return f"{os.uname().nodename}-{self.processes[name].pid}"
 
 
 @contextmanager
 def deployment(redis_url: str, cluster: bool, fake: dict[str, str], log_dir: Path) -> Iterator[tuple[Roles, redis.Redis]]:
-    settings = Settings(
-        redis_url=redis_url,
-        redis_cluster=cluster,
-        sources=VENUES,
-        markets=tuple(SYMBOLS),
-        models=("model1",),
-        ranges=("12h",),
-        frame_rows=40,
-        backfill_days=0.05,
-        collect_interval_s=1.0,
-        lease_ttl_s=LEASE_TTL_S,
-        collect_shards=8,
-        job_timeout_s=2.0,
-        http_timeout_s=2.0,
-        **fake,  # type: ignore[arg-type]
-    )
+    settings = fake_deployment_settings(redis_url, fake, SYMBOLS, redis_cluster=cluster, lease_ttl_s=LEASE_TTL_S, collect_shards=8, job_timeout_s=2.0)
     client = redis.RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
     roles = Roles(settings, log_dir)
     try:
@@ -117,12 +69,6 @@ def deployment(redis_url: str, cluster: bool, fake: dict[str, str], log_dir: Pat
     finally:
         roles.stop()
         client.close()
-
-
-def candles(client: redis.Redis, exchange: str, symbol: str) -> np.ndarray:
-    index = client.hgetall(keys.chunk_index("candles", exchange, symbol))
-    parts = [decode(client.get(keys.chunk("candles", exchange, symbol, int(start))), CANDLES.dtype) for start in sorted(int(s) for s in index)]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=CANDLES.dtype)
 
 
 def frames_everywhere(roles: Roles, after_ms: int = 0) -> bool:
@@ -180,7 +126,7 @@ def flow(redis_url: str, cluster: bool, fake: dict[str, str], log_dir: Path) -> 
         stop.set()
         listener.join()
         for exchange, symbol in MARKETS[: len(VENUES) * len(SYMBOLS)]:
-            rows = candles(client, exchange, symbol)
+            rows = stored_rows(client, "candles", exchange, symbol)
             assert len(rows) > 20
             steps = np.diff(rows["ts_ms"])
             assert steps.min() == MINUTE and steps.max() == MINUTE, (exchange, symbol)  # none twice, none missing

@@ -34,6 +34,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from redis.exceptions import RedisError
 
+from service.store.outage import STORE
 from service.api.auth import KEY_HEADERS, client_address, identify, trusted_networks
 from service.api.errors import Unauthorized
 from service.api.feed import LiquidationFeed
@@ -208,7 +209,7 @@ class _Session:
                 return False
             await self.access.renew_connection(self.client, self.connection_id, LAPSE_MS)
         except RedisError as exc:
-            log.warning("could not renew websocket connection %s of %s: %s", self.connection_id, self.client, exc)
+            STORE.down(exc, "renewing websocket connections")  # the connection goes on; said once per outage
         return True
 
 
@@ -252,7 +253,7 @@ async def liquidation_stream(socket: WebSocket) -> None:
         await socket.close(UNAUTHORIZED, reason)
         return
     except RedisError as exc:
-        log.warning("store unreachable while opening a websocket: %s", exc)
+        STORE.down(exc, "opening a websocket")
         await socket.close(STORE_DOWN, "the data store is unreachable; retry shortly")
         return
     try:

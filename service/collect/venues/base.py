@@ -30,6 +30,7 @@ from service.collect.venues.streams import SymbolStreams, StreamLimits
 from service.collect.venues.ws import WsFeed, WsPolicy, cancel
 from service.metrics import KLINE_CONNECTIONS, MARKETS_FOLLOWED, STATE_POLL_SECONDS, STREAMED_BARS
 from service.settings import Settings
+from service.store.outage import STORE, is_store_error
 from service.collect.source import Batch
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,16 @@ class LiquidationBuffer:
 
     def symbols(self) -> list[str]:
         return [symbol for symbol, events in self._pending.items() if events]
+
+    def resend(self, symbol: str, since_ms: int) -> int:
+        """Queue again the remembered events of ``symbol`` from ``since_ms`` on (the store lost them);
+        the store keeps one of identical events, so those it still has are not added twice."""
+        seen = self._recent.get(symbol)
+        events = [event for event in seen[1] if event[0] >= since_ms] if seen else []
+        if events:
+            self._pending[symbol] = events + self._pending.get(symbol, [])
+            self._changed.set()
+        return len(events)
 
     def requeue(self, symbol: str, rows: np.ndarray) -> None:
         """Put rows back after a failed write (they go first; order does not matter)."""
@@ -464,7 +475,8 @@ class ExchangeCollector(ABC):
             yield BackfillChunk(chunk_start, chunk_end, Batch(candles=candles, open_interest=open_interest, long_short=long_short, taker=taker))
 
     async def poll(self, symbol: str, now_ms: int) -> Batch:
-        """New closed bars since the last poll, open interest now, fresh tiers, buffered liquidations.
+        """New closed bars since the last poll, open interest now, fresh tiers, buffered liquidations
+        (those only without a sink: with one, they are written as they arrive).
 
         Each part is fetched on its own: a failing call is logged and counted, its part is
         left for the next poll (bars are fetched from the last one stored), the others go on.
@@ -494,7 +506,8 @@ class ExchangeCollector(ABC):
             batch.taker = await self._taker_between(symbol, since, started)
             if len(batch.taker):
                 self._taker_from[symbol] = int(batch.taker["ts_ms"][-1]) + 1
-        batch.liquidations = self.liquidations.drain(symbol)
+        if self._sink is None:  # else the stream's events are written as they arrive
+            batch.liquidations = self.liquidations.drain(symbol)
         return batch
 
     async def _new_candles(self, symbol: str, first: int, now_ms: int) -> np.ndarray:
@@ -559,13 +572,28 @@ class ExchangeCollector(ABC):
             try:
                 async with asyncio.timeout(self.settings.job_timeout_s):
                     new += await self._sink(self.exchange, symbol, rows)
-            except Exception:
-                log.exception("%s: storing %d liquidations of %s failed; kept for the next try", self.exchange, len(rows), symbol)
+            except Exception as exc:
+                if is_store_error(exc):
+                    STORE.down(exc, f"storing {self.exchange} liquidations")  # said once per outage
+                else:
+                    log.exception("%s: storing %d liquidations of %s failed; kept for the next try", self.exchange, len(rows), symbol)
                 self.liquidations.requeue(symbol, rows)
+            else:
+                STORE.up()
         self.liquidations.stats.stored += new
         async with self._flushed:
             self._flushed.notify_all()
         return new
+
+    def keep_liquidations(self, symbol: str, rows: np.ndarray) -> None:
+        """Take back events a poll handed over whose write failed: they go with the next write."""
+        if len(rows):
+            self.liquidations.requeue(symbol, rows)
+
+    def resend_liquidations(self, symbol: str, since_ms: int) -> int:
+        """Write again the streamed events of ``symbol`` from ``since_ms`` on that this collector
+        still remembers (the store lost its newest writes); returns how many were queued."""
+        return self.liquidations.resend(symbol, since_ms)
 
     async def wait_stored(self, count: int) -> None:
         """Wait until the sink has taken ``count`` new events in all (for tests and tools)."""

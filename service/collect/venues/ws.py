@@ -16,14 +16,18 @@ log = logging.getLogger(__name__)
 
 
 async def cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel a background task and wait until it has ended."""
+    """Cancel a background task and wait until it has ended.
+
+    Cancelled again every second until it has: a cancellation that arrives just as a timeout
+    fires inside library code (connecting, say) can be swallowed, and the task would go on.
+    """
     if task is None:
         return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=1.0)
+    if not task.cancelled():
+        task.result()  # its own failure, if any, as before
 
 
 @dataclass(frozen=True, slots=True)
