@@ -88,44 +88,59 @@ def candle_rows(bars: Sequence[CandleTuple]) -> np.ndarray:
     return sorted_unique(np.array(bars, dtype=CANDLE_DTYPE)) if bars else np.zeros(0, dtype=CANDLE_DTYPE)
 
 
+def _timed_rows(
+    venue: str,
+    endpoint: str,
+    dtype: np.dtype,
+    ts_ms: Sequence[int],
+    columns: dict[str, Sequence[float]],
+    valid: Callable[[np.ndarray], bool],
+    problem: str,
+    what: str,
+) -> np.ndarray:
+    """Rows of ``dtype`` from a time column and float ``columns``, sorted and one per time.
+
+    ``valid(values)`` judges every value of the columns at once (``problem`` says why not);
+    times must be positive epoch ms (``what`` names the series in the message).
+    """
+    rows = np.empty(len(ts_ms), dtype=dtype)
+    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
+    for name, values in columns.items():
+        rows[name] = np.asarray(values, dtype=np.float64)
+    values = np.concatenate([rows[name] for name in columns])
+    if len(rows) and not valid(values):
+        raise BadPayload(venue, endpoint, problem)
+    if np.any(rows["ts_ms"] <= 0):
+        raise BadPayload(venue, endpoint, f"{what} times must be positive epoch ms")
+    return sorted_unique(rows)
+
+
+def _finite_not_negative(values: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(values)) and not np.any(values < 0))
+
+
 def open_interest(venue: str, endpoint: str, ts_ms: Sequence[int], usd: Sequence[float]) -> np.ndarray:
     """Open-interest rows (USD notional of one side) sorted by observation time."""
-    rows = np.empty(len(ts_ms), dtype=OPEN_INTEREST_DTYPE)
-    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
-    rows["open_interest_usd"] = np.asarray(usd, dtype=np.float64)
-    if len(rows) and (not np.all(np.isfinite(rows["open_interest_usd"])) or np.any(rows["open_interest_usd"] < 0)):
-        raise BadPayload(venue, endpoint, "open interest must be finite and not negative")
-    if np.any(rows["ts_ms"] <= 0):
-        raise BadPayload(venue, endpoint, "open-interest times must be positive epoch ms")
-    return sorted_unique(rows)
+    return _timed_rows(
+        venue, endpoint, OPEN_INTEREST_DTYPE, ts_ms, {"open_interest_usd": usd},
+        _finite_not_negative, "open interest must be finite and not negative", "open-interest",
+    )
 
 
 def long_short(venue: str, endpoint: str, ts_ms: Sequence[int], long_account: Sequence[float], short_account: Sequence[float]) -> np.ndarray:
     """Account-ratio rows (shares of accounts net long / net short, 0..1) sorted by period end."""
-    rows = np.empty(len(ts_ms), dtype=LONG_SHORT_DTYPE)
-    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
-    rows["long_account"] = np.asarray(long_account, dtype=np.float64)
-    rows["short_account"] = np.asarray(short_account, dtype=np.float64)
-    shares = np.concatenate((rows["long_account"], rows["short_account"]))
-    if len(rows) and (not np.all(np.isfinite(shares)) or np.any(shares < 0) or np.any(shares > 1)):
-        raise BadPayload(venue, endpoint, "account shares must lie in [0, 1]")
-    if np.any(rows["ts_ms"] <= 0):
-        raise BadPayload(venue, endpoint, "account-ratio times must be positive epoch ms")
-    return sorted_unique(rows)
+    return _timed_rows(
+        venue, endpoint, LONG_SHORT_DTYPE, ts_ms, {"long_account": long_account, "short_account": short_account},
+        lambda shares: _finite_not_negative(shares) and not np.any(shares > 1), "account shares must lie in [0, 1]", "account-ratio",
+    )
 
 
 def taker(venue: str, endpoint: str, ts_ms: Sequence[int], buy_usd: Sequence[float], sell_usd: Sequence[float]) -> np.ndarray:
     """Taker-volume rows (USD bought and sold by takers per period) sorted by period start."""
-    rows = np.empty(len(ts_ms), dtype=TAKER_DTYPE)
-    rows["ts_ms"] = np.asarray(ts_ms, dtype=np.int64)
-    rows["buy_usd"] = np.asarray(buy_usd, dtype=np.float64)
-    rows["sell_usd"] = np.asarray(sell_usd, dtype=np.float64)
-    volumes = np.concatenate((rows["buy_usd"], rows["sell_usd"]))
-    if len(rows) and (not np.all(np.isfinite(volumes)) or np.any(volumes < 0)):
-        raise BadPayload(venue, endpoint, "taker volumes must be finite and not negative")
-    if np.any(rows["ts_ms"] <= 0):
-        raise BadPayload(venue, endpoint, "taker-volume times must be positive epoch ms")
-    return sorted_unique(rows)
+    return _timed_rows(
+        venue, endpoint, TAKER_DTYPE, ts_ms, {"buy_usd": buy_usd, "sell_usd": sell_usd},
+        _finite_not_negative, "taker volumes must be finite and not negative", "taker-volume",
+    )
 
 
 def shares_of_ratio(ratio: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
