@@ -22,6 +22,7 @@ from service.store import chunks
 from service.store.chunks import CANDLES, LIQUIDATIONS, OPEN_INTEREST, ChunkInfo, RowKind
 from service.store.records import FrameRecord, decode_record
 from service.store.rows import LIQUIDATION_DTYPE
+from service.store.scripts import lua
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class StoreReader:
         self.cluster = isinstance(redis, RedisCluster)
         self.db = database_of(redis)
         self._announcements: Redis | None = None
+        self._newest_record = redis.register_script(lua("newest_record.lua"))
 
     async def schema_version(self) -> int:
         return await current_version(self.redis)
@@ -218,9 +220,10 @@ class StoreReader:
         return frame_id.decode(), packed
 
     async def newest_record(self, exchange: str, symbol: str, model: str, range_name: str) -> FrameRecord | None:
-        """The record of the newest frame in history (any range), or None."""
-        newest = await self.redis.zrange(keys.frame_history(exchange, symbol, model, range_name), 0, 0, desc=True)
-        return (await self.records(exchange, symbol, model, range_name, [newest[0].decode()]))[0] if newest else None
+        """The record of the newest frame in history (any range), or None; one atomic read, so
+        never None while a newer frame replaces the newest."""
+        raw = await self._newest_record(keys=[keys.frame_history(exchange, symbol, model, range_name), keys.frame_records(exchange, symbol, model, range_name)])
+        return None if raw is None else decode_record(raw)
 
     async def records(self, exchange: str, symbol: str, model: str, range_name: str, frame_ids: list[str]) -> list[FrameRecord | None]:
         """The records of frames in history, in the order asked (None where an id is not listed)."""

@@ -277,3 +277,29 @@ async def test_frame_announcements_stay_within_their_database(redis: Redis, redi
         keys.frame_latest("binance", "BTCUSDT", "model1", "24h"),
     )
     await other_db.aclose()
+
+
+async def test_the_newest_record_is_never_missing_while_frames_replace_each_other(redis: Redis) -> None:
+    """A newer frame of the same column replaces the newest one (entry and record) while readers
+    ask for the newest record: each read names a frame that is there, never none."""
+    store = Store(redis)  # its client holds a pool: each reader and the writer on their own connection
+    await store.put_frame(record("f0", 60_000), packed=b"x", event=b"e", keep=10, column_ms=300_000)
+    writes = 400
+
+    async def write() -> None:
+        for i in range(1, writes):
+            await store.put_frame(record(f"f{i}", 60_000 + i), packed=b"x", event=b"e", keep=10, column_ms=300_000)
+
+    async def read() -> list[str | None]:
+        seen = []
+        while not writer.done():
+            newest = await store.newest_record("binance", "BTCUSDT", "model1", "24h")
+            seen.append(None if newest is None else newest.id)
+        return seen
+
+    writer = asyncio.create_task(write())
+    seen = (await asyncio.gather(*(read() for _ in range(4))))[0]
+    await writer
+    assert len(seen) > 50  # the readers overlapped the writes
+    assert None not in seen
+    assert (await store.newest_record("binance", "BTCUSDT", "model1", "24h")).id == f"f{writes - 1}"
