@@ -131,6 +131,7 @@ class LatestFrames:
                         log.warning("ignoring a malformed frame announcement on %s", message.get("channel"))
                         continue
                     self._forget(summary.exchange, summary.symbol, summary.model, summary.range)
+                    self.frames.superseded(summary.exchange, summary.symbol, summary.model, summary.range, summary.id)
             except RedisError as exc:
                 # Not caching until resubscribed; said once per outage.
                 STORE.down(exc, "following frame announcements")

@@ -124,6 +124,14 @@ class _Memo:
                 self._done.popitem(last=False)
         return value
 
+    def drop(self, keep: Callable[[tuple[Any, ...]], bool]) -> None:
+        """Forget the results whose key ``keep`` refuses."""
+        for key in [key for key in self._done if not keep(key)]:
+            del self._done[key]
+
+    def __len__(self) -> int:
+        return len(self._done)
+
 
 class FrameService:
     """Every frame a client may ask for, as served bytes, from the store (kept whole) or the engine pool (built again)."""
@@ -135,6 +143,10 @@ class FrameService:
         self._frames = _Memo(max_entries)
         self._fields = _Memo(max_entries * 2)
         self._levels = _Memo(max_entries)
+        # The newest frame of each market, model and range served from its latest copy: its
+        # results are dropped once a newer frame is announced (clients move on to that one), so
+        # the memos hold one generation of newest frames, not two across each bar's close.
+        self._newest: dict[tuple[str, str, str, str], str] = {}
 
     async def newest_record(self, exchange: str, symbol: str, model: str, range_name: str) -> FrameRecord | None:
         return await self.store.newest_record(exchange, symbol, model, range_name)
@@ -151,6 +163,7 @@ class FrameService:
             if self.settings.is_live(parsed.range) and parsed.range in self.settings.ranges:
                 latest = await self.store.latest_packed(exchange, symbol, parsed.model, parsed.range)
                 if latest is not None and latest[0] == frame_id:
+                    self._newest[(exchange, symbol, parsed.model, parsed.range)] = frame_id
                     return await asyncio.to_thread(unpack_frame, latest[1])
             record = (await self.store.records(exchange, symbol, parsed.model, parsed.range, [frame_id]))[0]
             if record is None:
@@ -161,6 +174,24 @@ class FrameService:
             return await asyncio.to_thread(unpack_frame, packed)
 
         return await self._frames.get((exchange, symbol, frame_id), make)
+
+    def superseded(self, exchange: str, symbol: str, model: str, range_name: str, frame_id: str) -> None:
+        """A newer frame ``frame_id`` was announced: forget what was kept of the newest before it
+        (its forms, leverage variants and levels). Frames asked for by id stay kept as they were."""
+        previous = self._newest.get((exchange, symbol, model, range_name))
+        if previous is None or previous == frame_id:
+            return
+        del self._newest[(exchange, symbol, model, range_name)]
+
+        def keep(key: tuple[Any, ...]) -> bool:
+            return key[:2] != (exchange, symbol) or (key[2] != previous and not key[2].startswith(previous + "-"))
+
+        for memo in (self._frames, self._fields, self._levels):
+            memo.drop(keep)
+
+    def kept(self) -> int:
+        """How many results the memos hold."""
+        return len(self._frames) + len(self._fields) + len(self._levels)
 
     async def _rebuilt(self, record: FrameRecord, leverage: str | None) -> bytes:
         if find_version(record.model, record.params_hash) is None:
@@ -199,6 +230,7 @@ class FrameService:
         if leverage is None and self.settings.is_live(range_name):
             latest = await self.store.latest_packed(exchange, symbol, model, range_name)
             if latest is not None:
+                self._newest[(exchange, symbol, model, range_name)] = latest[0]
                 return latest[0]
         record = await self.store.newest_record(exchange, symbol, model, range_name)
         if record is None:
@@ -216,6 +248,7 @@ class FrameService:
         record = await self.store.newest_record(exchange, symbol, model, range_name)
         if record is None:
             return None
+        self._newest[(exchange, symbol, model, range_name)] = record.id
 
         async def make() -> LevelsOut:
             inputs = await load_inputs(self.store, exchange, symbol, [range_name], record.data_until, sources=record.sources, margin_table=record.margin_table)
