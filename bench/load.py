@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from service.allocator import return_freed_memory  # noqa: E402
 from service.fakeexchange.server import fake_exchange_in_thread  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.store import keys  # noqa: E402
@@ -153,7 +154,9 @@ def newest_frames(store: StoreProcess) -> dict[bytes, bytes]:
 def memory(api_pid: int, store: StoreProcess) -> dict[str, int]:
     with store.client() as client:
         info = client.info("memory")
+        clients = int(client.info("clients")["connected_clients"])
     return {
+        "store_clients": clients,
         "api_rss": rss_bytes(api_pid),
         "api_engine_rss": sum(rss_bytes(pid) for pid in children_of(api_pid)),
         "store_used_memory": int(info["used_memory"]),
@@ -168,6 +171,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
+    # The store starts as liqmap starts its embedded one: with glibc's malloc set to return what
+    # is freed (service.allocator; the roles set it themselves).
+    return_freed_memory()
     work = Path(tempfile.mkdtemp(prefix="liqmap-load-"))
     store = StoreProcess(work / "store")
     store.start()
@@ -269,7 +275,10 @@ def main() -> None:
         print("non-2xx answers: " + ", ".join(f"{what} x{count}" for what, count in failed.most_common(10)))
     print(f"each path alone: median {report['alone_ms_median']} ms; slowest: " + ", ".join(f"{route} {ms} ms" for route, ms in report["alone_ms_slowest"].items()))
     first, half, last = samples[0][1], samples[len(samples) // 2][1], samples[-1][1]
+    print(f"store connections: {first['store_clients']} at the start, {last['store_clients']} at the end")
     for name in first:
+        if name == "store_clients":
+            continue
         print(
             f"{name}: {first[name] * mb:.1f} MB at the start, {half[name] * mb:.1f} MB at {samples[len(samples) // 2][0]} s, {last[name] * mb:.1f} MB at the end "
             f"({100 * (last[name] / first[name] - 1):+.1f} % over the run, {100 * (last[name] / half[name] - 1):+.1f} % over its second half)"

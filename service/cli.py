@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from service.allocator import return_freed_memory
 from service.roles import fake_exchange_if, run_all, run_api, run_collect, run_worker
 from service.settings import Settings
 
@@ -248,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if getattr(args, "fake_exchange", False) and args.data_dir is None:
         # Fake market data never mixes with a real one in the embedded store.
         overrides["data_dir"] = ".liqmap/fake"
+    if args.command in ("demo", "serve", "api", "collect", "worker"):
+        return_freed_memory()
     try:
         settings = Settings.from_env(defaults=defaults, **overrides)
     except ValueError as exc:

@@ -135,15 +135,18 @@ def test_serve_and_its_roles_killed_at_random_moments_leave_the_store_whole_and_
 
             wait_until("every bar up to the last closed one", caught_up, 60)
             with httpx.Client(timeout=5) as http:
-                wait_until(
-                    "frames of the last closed bar",
-                    lambda: all(
-                        (r := http.get(f"http://127.0.0.1:{port}/v1/heatmaps/{m[0]}/{m[1]}/latest", params={"range": "12h"})).status_code == 200
-                        and r.json()["data_until"] > last_closed
-                        for m in VENUE_MARKETS
-                    ),
-                    60,
-                )
+
+                def fresh_frames() -> bool:
+                    try:
+                        return all(
+                            (r := http.get(f"http://127.0.0.1:{port}/v1/heatmaps/{m[0]}/{m[1]}/latest", params={"range": "12h"})).status_code == 200
+                            and r.json()["data_until"] > last_closed
+                            for m in VENUE_MARKETS
+                        )
+                    except httpx.TransportError:  # the restarted serve's API is not listening yet
+                        return False
+
+                wait_until("frames of the last closed bar", fresh_frames, 60)
             truth = FakeExchange(SEED, SYMBOLS)
             for venue, symbol in VENUE_MARKETS:
                 rows = stored_rows(client, "candles", venue, symbol)
@@ -154,6 +157,9 @@ def test_serve_and_its_roles_killed_at_random_moments_leave_the_store_whole_and_
 
             # Stopped as an orchestrator stops it (SIGTERM): its roles stop with it, exit 0.
             family = children_of(serve.pid)
+            # The roles serve started return freed memory to the system (serve set glibc's malloc so; service.allocator).
+            started = [pid for pid in family if b"service.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert started and all(b"MALLOC_ARENA_MAX=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in started)
             serve.send_signal(signal.SIGTERM)
             assert serve.wait(30) == 0
             wait_until("serve's roles stopped with it", lambda: gone(family), 10, every_s=0.1)
