@@ -158,6 +158,14 @@ class Collection:
         if lost:
             log.warning("the store lost the newest bars of %s; filling them again from the venue", ", ".join(lost))
 
+    def _not_stored(self, source: MarketSource, symbol: str, batch: Batch | None) -> None:
+        """What a poll fetched may not all be stored: the next round starts again from the
+        market's last stored bar (the venue fills the gap); streamed liquidations, not to be had
+        again, are kept for it."""
+        self._bootstrapped.discard((source.exchange, symbol))
+        if batch is not None and isinstance(source, StreamingSource):
+            source.keep_liquidations(symbol, batch.liquidations)
+
     async def _collect_source(self, source: MarketSource, now: int) -> list[tuple[str, str]]:
         changed: list[tuple[str, str]] = []
         await self._check_stored(source)
@@ -185,17 +193,19 @@ class Collection:
                 if batch.candles.size or fresh:
                     await self.refresher.refresh(source.exchange, symbol, now)
                     changed.append(market)
+            except asyncio.CancelledError:
+                # The round ran past its time, or the process stops, maybe between fetching
+                # bars and storing them.
+                self._not_stored(source, symbol, batch)
+                raise
             except VenueError as exc:
                 # The venue is down, limiting us or sent garbage: expected, said in one line.
                 log.warning("collecting %s:%s failed: %s", source.exchange, symbol, exc)
                 COLLECT_ERRORS.labels(source.exchange).inc()
             except Exception as exc:
                 # One market's failure must not stop the others or the scheduler. What was
-                # fetched may not have been stored (the store was down): the next round starts
-                # again from the last bar stored, and the venue fills the gap.
-                self._bootstrapped.discard(market)
-                if batch is not None and isinstance(source, StreamingSource):
-                    source.keep_liquidations(symbol, batch.liquidations)  # streamed: not to be had again
+                # fetched may not have been stored (the store was down).
+                self._not_stored(source, symbol, batch)
                 if is_store_error(exc):
                     STORE.down(exc, "collecting")  # one line per outage, not one per market and round
                 else:

@@ -153,3 +153,37 @@ async def test_bars_and_events_the_store_lost_are_collected_again(
     await pipeline.collect_once(round_at)
     await wait_for_events(store, pushed)
     await assert_everything_stored_once(store, fake, round_at, pushed)
+
+
+async def test_a_round_cancelled_between_fetching_and_storing_loses_no_bar(
+    running: tuple[Collection, list[ExchangeCollector]], fake: FakeExchange, clock: Clock
+) -> None:
+    """A round that runs past its time is cancelled (so is one whose process stops), possibly
+    after a market's new bars were fetched and before they were written: the next round fetches
+    them again rather than going on from the bars it never stored."""
+    pipeline, _ = running
+    store = pipeline.store
+    await pipeline.collect_once(clock.now)
+    write_candles = store.upsert_candles
+    writing = asyncio.Event()
+
+    async def stuck(exchange: str, symbol: str, rows: np.ndarray) -> int:
+        if (exchange, symbol) == ("binance", "ETHUSDT") and len(rows):
+            writing.set()
+            await asyncio.Event().wait()  # a write that does not come back before the round's time is up
+        return await write_candles(exchange, symbol, rows)
+
+    store.upsert_candles = stuck  # type: ignore[method-assign]
+    for _ in range(2):
+        clock.advance(MINUTE)
+    running_round = asyncio.create_task(pipeline.collect_once(clock.now))
+    await asyncio.wait_for(writing.wait(), 15)
+    running_round.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running_round
+    del store.upsert_candles
+
+    round_at = clock.advance(MINUTE)
+    await pipeline.collect_once(round_at)
+    for venue in VENUES:
+        await assert_bars_complete(store, fake, venue, SYMBOLS, round_at - MINUTE)
