@@ -48,8 +48,10 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(BIN)/liqmap serve --port $(PORT)
 
+# Two test processes (pytest-xdist; the e2e deployments one after another in one of them); TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # Schemathesis over the whole served OpenAPI document (valid, invalid and known-market requests
 # on every route): `make test` sends a dozen per route and mode, this many (about 10 minutes).

@@ -33,7 +33,8 @@ def _machine_redis_answers() -> bool:
 
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"), appendonly="yes")
+    # A free port: parallel test processes (pytest-xdist workers, other runs) each start their own.
+    server = ValkeyServer(port=free_port(), data_dir=tmp_path_factory.mktemp("valkey"), appendonly="yes")
     server.start()
     yield server
     server.stop()
@@ -132,3 +133,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="requests schemathesis makes per route and mode (valid, invalid) in test_openapi_fuzz.py; `make fuzz` asks many more",
     )
     parser.addoption("--store-down-s", type=float, default=6.0, help="how long tests/e2e/test_store_outage.py keeps the store down, seconds (at least 4)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``), the tests that start whole deployments of liqmap
+    processes run one after another in one worker, beside the rest rather than beside each
+    other (two of them at once overload a 2-core machine past the deadlines they test)."""
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("deployments"))
