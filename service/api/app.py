@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
                 for follower in stuck:
                     log.warning("%s did not stop within %.0f s of shutdown; left behind", follower.get_name(), FOLLOWERS_STOP_S)
                 await asyncio.to_thread(pool.close)
+                await store.close_listeners()
 
     def provide_store(state: State) -> StoreReader:
         return state.store

