@@ -31,13 +31,9 @@ from litestar import Litestar, Response, get
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from service.store.client import free_loopback_port as free_port  # noqa: E402
+
 ROUTE = "/v1/heatmaps/synthetic/BTCUSDT/latest?range=24h"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- servers (run in child processes) -----------------------------------------------------

