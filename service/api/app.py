@@ -94,6 +94,7 @@ def create_app(settings: Settings, *, warm_engine: bool = False, clock: Clock = 
                 yield
             finally:
                 app.state.access.stop_hearing()
+                app.state.frames.stop()
                 app.state.liquidation_feed.stop()
                 for follower in followers:
                     follower.cancel()

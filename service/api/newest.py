@@ -77,6 +77,7 @@ class LatestFrames:
         self.max_age_s = max_age_s
         self._entries: dict[CacheKey, tuple[float, str, bytes]] = {}
         self._listening = False
+        self._stopping = False
         # Bumped by every announcement: a read that overlapped one is not cached (it may be older).
         self._epoch = 0
 
@@ -109,20 +110,25 @@ class LatestFrames:
         for key in [k for k in self._entries if k[:4] == (exchange, symbol, model, range_name)]:
             del self._entries[key]
 
+    def stop(self) -> None:
+        """Make :meth:`listen` return within a second: the pub/sub client can swallow a
+        cancellation that arrives while it reads, so the listener is not left to cancellation alone."""
+        self._stopping = True
+
     async def listen(self) -> None:
-        """Follow frame announcements until cancelled; resubscribe after store outages."""
-        while True:
+        """Follow frame announcements until stopped (or cancelled); resubscribe after store outages."""
+        while not self._stopping:
             pubsub = self.store.frame_announcements()
             try:
                 await pubsub.psubscribe(keys.frame_channels(self.store.db))
                 self._listening = True
-                while True:
+                while not self._stopping:
                     if STORE.is_down:
                         # This loop retries every second: it is how the API sees the store return.
                         # A subscription sent is no proof (it waits for no reply); an answer is.
                         await self.store.redis.ping()
                         STORE.up()
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0 if STORE.is_down else 30.0)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None:
                         continue
                     try:

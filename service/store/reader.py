@@ -14,6 +14,7 @@ import numpy as np
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from service.store import keys
 from service.store.client import database_of
@@ -60,6 +61,7 @@ class StoreReader:
         self.db = database_of(redis)
         self._announcements: Redis | None = None
         self._newest_record = redis.register_script(lua("newest_record.lua"))
+        self._listeners_closed = False
 
     async def schema_version(self) -> int:
         return await current_version(self.redis)
@@ -73,6 +75,8 @@ class StoreReader:
         connection to one node hears them all (patterns included, which a cluster client's
         pub/sub does not route).
         """
+        if self._listeners_closed:
+            raise RedisError("the store reader's listeners are closed (the process is stopping)")
         if self._announcements is None:
             if self.cluster:
                 node = self.redis.get_default_node()  # type: ignore[attr-defined]
@@ -84,7 +88,8 @@ class StoreReader:
         return self._announcements.pubsub()
 
     async def close_listeners(self) -> None:
-        """Close the listeners' connections (the commands' client is closed by its owner)."""
+        """Close the listeners' connections, for good (the commands' client is closed by its owner)."""
+        self._listeners_closed = True
         if self._announcements is not None:
             await self._announcements.aclose()
             self._announcements = None
