@@ -60,7 +60,7 @@ class Roles(RoleProcesses):
 
 @contextmanager
 def deployment(redis_url: str, cluster: bool, fake: dict[str, str], log_dir: Path) -> Iterator[tuple[Roles, redis.Redis]]:
-    settings = fake_deployment_settings(redis_url, fake, SYMBOLS, redis_cluster=cluster, lease_ttl_s=LEASE_TTL_S, collect_shards=8, job_timeout_s=2.0)
+    settings = fake_deployment_settings(redis_url, fake, SYMBOLS, redis_cluster=cluster, lease_ttl_s=LEASE_TTL_S, collect_shards=8, job_timeout_s=5.0)
     client = redis.RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
     roles = Roles(settings, log_dir)
     try:
